@@ -1,0 +1,288 @@
+"""Typed run configuration: every default lives here, in one place.
+
+A run is described by :class:`RunConfig`, a tree of dataclasses. It is built from defaults, then a
+YAML file (``yaml.safe_load``), then dotted overrides such as ``optim.lr=0.1``. Every field is
+type-checked and range-checked; a bad field raises :class:`~siamlab.errors.ConfigError` with one
+sentence naming the field, the value and what is allowed.
+
+Method-specific knobs (``method.tau``, ``method.momentum`` ...) are declared by each method as its
+own ``Params`` dataclass (see :mod:`siamlab.methods.base`); they are stored in
+``MethodConfig.params`` and validated against that dataclass when the method is built.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from .errors import ConfigError, bad_value
+
+
+@dataclass
+class DataConfig:
+    name: str = "fashion_mnist"  # see `siamlab datasets`
+    root: Optional[str] = None  # folder or archive; None = the dataset's standard location
+    augment: str = "auto"  # preset name (see siamlab.data.augment.PRESETS); auto = by dataset
+    image_size: int = 0  # 0 = the dataset's native size
+    train_subset: int = 0  # 0 = all training samples; N = the first N (a fixed, seeded subset)
+    test_subset: int = 0  # 0 = all test samples
+    views: int = 2  # augmented views per image
+    on_device: bool = True  # hold the uint8 dataset on the training device
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "convnet"  # resnet18 | resnet50 | convnet | mlp
+    stem: str = "auto"  # cifar | imagenet | auto (cifar for images <= 64 px)
+    width: int = 64  # base width of convnet / mlp hidden size
+    zero_init_residual: bool = True
+    proj_hidden: int = 2048
+    proj_out: int = 2048
+    proj_layers: int = 3  # SimSiam projector: FC-BN-ReLU-FC-BN-ReLU-FC-BN
+    pred_hidden: int = 512  # bottleneck of the MLP predictor
+    sync_bn: bool = True  # convert BN to SyncBatchNorm under torchrun
+
+
+@dataclass
+class MethodConfig:
+    name: str = "simsiam"
+    params: dict = field(default_factory=dict)  # validated against the method's Params dataclass
+
+
+@dataclass
+class OptimConfig:
+    name: str = "sgd"  # sgd | lars | adamw
+    epochs: int = 20
+    batch_size: int = 256
+    lr: float = 0.05  # base lr; the effective lr is lr * batch_size / 256
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    warmup_epochs: float = 0.0
+    schedule: str = "cosine"  # cosine | constant
+    fix_predictor_lr: bool = True  # SimSiam: the predictor keeps the base lr (no cosine decay)
+    lars_eta: float = 0.02
+    grad_clip: float = 0.0  # 0 = off
+
+
+@dataclass
+class EvalConfig:
+    knn_k: int = 200
+    knn_t: float = 0.1
+    every_epochs: int = 1  # kNN every N epochs (0 = only at the end)
+    online_probe: bool = True
+    probe_lr: float = 0.1
+    random_init: bool = True  # evaluate the untrained network too
+
+
+@dataclass
+class DiagConfig:
+    every_steps: int = 50  # 0 = off
+    gradients: bool = True  # gradient decomposition (ZHANG §3.2) when logging
+
+
+@dataclass
+class EngineConfig:
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    out: str = "runs"
+    run_name: str = ""  # empty = <method>-<dataset>-<timestamp>
+    bf16: bool = False
+    channels_last: bool = False
+    compile: bool = False
+    checkpoint_every_epochs: int = 1
+    progress: bool = True
+    threads: int = 0  # torch.set_num_threads; 0 = leave as is
+
+
+@dataclass
+class RunConfig:
+    method: MethodConfig = field(default_factory=MethodConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    diag: DiagConfig = field(default_factory=DiagConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    phases: list = field(default_factory=list)  # [{"epoch": E, "method": {...}}] loss switches (ZHANG Fig. 5b)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# Range checks: field -> (predicate, description of what is allowed)
+_RULES = {
+    "data.image_size": (lambda v: v >= 0, "an integer >= 0 (0 = native size)"),
+    "data.train_subset": (lambda v: v >= 0, "an integer >= 0 (0 = all)"),
+    "data.test_subset": (lambda v: v >= 0, "an integer >= 0 (0 = all)"),
+    "data.views": (lambda v: v >= 2, "an integer >= 2"),
+    "model.backbone": (lambda v: v in ("resnet18", "resnet50", "convnet", "mlp"), "one of resnet18, resnet50, convnet, mlp"),
+    "model.stem": (lambda v: v in ("auto", "cifar", "imagenet"), "one of auto, cifar, imagenet"),
+    "model.width": (lambda v: v >= 1, "an integer >= 1"),
+    "model.proj_hidden": (lambda v: v >= 1, "an integer >= 1"),
+    "model.proj_out": (lambda v: v >= 1, "an integer >= 1"),
+    "model.proj_layers": (lambda v: v in (1, 2, 3), "1, 2 or 3"),
+    "model.pred_hidden": (lambda v: v >= 1, "an integer >= 1"),
+    "optim.name": (lambda v: v in ("sgd", "lars", "adamw"), "one of sgd, lars, adamw"),
+    "optim.epochs": (lambda v: v >= 1, "an integer >= 1"),
+    "optim.batch_size": (lambda v: v >= 2, "an integer >= 2"),
+    "optim.lr": (lambda v: v > 0, "a number > 0"),
+    "optim.weight_decay": (lambda v: v >= 0, "a number >= 0"),
+    "optim.momentum": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "optim.warmup_epochs": (lambda v: v >= 0, "a number >= 0"),
+    "optim.schedule": (lambda v: v in ("cosine", "constant"), "cosine or constant"),
+    "optim.grad_clip": (lambda v: v >= 0, "a number >= 0 (0 = off)"),
+    "eval.knn_k": (lambda v: v >= 1, "an integer >= 1"),
+    "eval.knn_t": (lambda v: v > 0, "a number > 0"),
+    "eval.every_epochs": (lambda v: v >= 0, "an integer >= 0"),
+    "diag.every_steps": (lambda v: v >= 0, "an integer >= 0 (0 = off)"),
+    "engine.checkpoint_every_epochs": (lambda v: v >= 1, "an integer >= 1"),
+    "engine.threads": (lambda v: v >= 0, "an integer >= 0"),
+}
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def coerce(field_name: str, value: Any, tp) -> Any:
+    """Convert ``value`` (from YAML or a ``--set`` string) to the annotated type, or raise ConfigError."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Union:  # Optional[X]
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
+            return None
+        return coerce(field_name, value, args[0])
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1"):
+            return True
+        if isinstance(value, str) and value.lower() in ("false", "no", "off", "0"):
+            return False
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise bad_value(field_name, value, "true or false")
+    if tp is int:
+        if isinstance(value, bool):
+            raise bad_value(field_name, value, "an integer")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        raise bad_value(field_name, value, "an integer")
+    if tp is float:
+        if isinstance(value, bool):
+            raise bad_value(field_name, value, "a number")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise bad_value(field_name, value, "a number")
+    if tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise bad_value(field_name, value, "a string")
+    if tp in (list, dict) or origin in (list, dict, tuple):
+        want = origin or tp
+        if isinstance(value, str):
+            value = yaml.safe_load(value)
+        if want is tuple and isinstance(value, list):
+            value = tuple(value)
+        if not isinstance(value, want):
+            raise bad_value(field_name, value, f"a {_type_name(want)}")
+        return value
+    return value
+
+
+def _fields(obj) -> dict:
+    hints = typing.get_type_hints(type(obj))
+    return {f.name: hints[f.name] for f in dataclasses.fields(obj)}
+
+
+def set_field(cfg: RunConfig, dotted: str, value: Any) -> None:
+    """Set ``cfg.<dotted>`` to ``value`` with type coercion and validation."""
+    parts = dotted.split(".")
+    if parts[0] == "method" and len(parts) == 2 and parts[1] not in ("name", "params"):
+        cfg.method.params[parts[1]] = value  # validated when the method is built
+        return
+    if parts[0] == "phases":
+        cfg.phases = coerce("phases", value, list)
+        return
+    obj = cfg
+    for i, key in enumerate(parts):
+        fields = _fields(obj) if dataclasses.is_dataclass(obj) else {}
+        if key not in fields:
+            where = ".".join(parts[:i]) or "config"
+            raise ConfigError(
+                f"unknown config key {dotted!r}: {where} has fields {', '.join(sorted(fields))}."
+            )
+        if i == len(parts) - 1:
+            v = coerce(dotted, value, fields[key])
+            rule = _RULES.get(dotted)
+            if rule and not rule[0](v):
+                raise bad_value(dotted, v, rule[1])
+            setattr(obj, key, v)
+        else:
+            obj = getattr(obj, key)
+
+
+def _flatten(d: dict) -> list[tuple[str, Any]]:
+    """Sections of a config mapping as (dotted key, value) pairs; ``method`` params are flattened."""
+    out = []
+    for section, body in d.items():
+        if section == "phases" or not isinstance(body, dict):
+            out.append((section, body))
+            continue
+        for key, value in body.items():
+            if section == "method" and key == "params":
+                out += [(f"method.{k}", v) for k, v in (value or {}).items()]
+            else:
+                out.append((f"{section}.{key}", value))
+    return out
+
+
+def from_dict(d: dict, base: Optional[RunConfig] = None) -> RunConfig:
+    cfg = base if base is not None else RunConfig()
+    if not isinstance(d, dict):
+        raise ConfigError(f"a config must be a mapping of sections (method, data, optim ...), got {type(d).__name__}.")
+    for key, value in _flatten(d):
+        set_field(cfg, key, value)
+    return cfg
+
+
+def load(path: Optional[str] = None, overrides: Optional[list[str]] = None) -> RunConfig:
+    """Defaults, then the YAML file at ``path``, then ``key=value`` overrides."""
+    cfg = RunConfig()
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {str(p)!r} does not exist; pass the path of a YAML file (see configs/).")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            line = getattr(getattr(e, "problem_mark", None), "line", None)
+            where = f" at line {line + 1}" if line is not None else ""
+            raise ConfigError(f"config file {str(p)!r} is not valid YAML{where}; fix the syntax.") from None
+        from_dict(data, cfg)
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value (e.g. optim.lr=0.1).")
+        key, value = item.split("=", 1)
+        set_field(cfg, key.strip(), yaml.safe_load(value) if value.strip() else value)
+    return cfg
+
+
+def dump(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

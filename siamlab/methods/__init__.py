@@ -1,0 +1,44 @@
+"""Method registry: ``@register`` a :class:`~siamlab.methods.base.Method` subclass under its name."""
+from __future__ import annotations
+
+import importlib
+
+from ..errors import unknown_name
+from .base import Forward, GradFrame, LossOut, Method, build_params
+
+METHODS: dict[str, type] = {}
+
+# Modules that define methods; imported lazily so that `import siamlab` stays fast.
+_MODULES = ["simsiam"]
+
+
+def register(cls: type) -> type:
+    METHODS[cls.name] = cls
+    return cls
+
+
+def _load_all() -> None:
+    for m in _MODULES:
+        importlib.import_module(f"{__name__}.{m}")
+
+
+def available() -> dict[str, type]:
+    _load_all()
+    return dict(sorted(METHODS.items()))
+
+
+def get(name: str) -> type:
+    _load_all()
+    if name not in METHODS:
+        raise unknown_name("method", name, METHODS)
+    return METHODS[name]
+
+
+def build_method(method_cfg, encoder, model_cfg):
+    """Instantiate the configured method around ``encoder`` (validating its parameters)."""
+    cls = get(method_cfg.name)
+    params = build_params(cls.Params, method_cfg.params, method_cfg.name)
+    return cls(encoder, params, model_cfg)
+
+
+__all__ = ["Forward", "GradFrame", "LossOut", "Method", "METHODS", "register", "available", "get", "build_method"]
