@@ -98,7 +98,14 @@ class Method(nn.Module):
 
     @torch.no_grad()
     def after_step(self, step: int, total_steps: int) -> None:
-        """Called after every optimizer step (EMA updates, weight clamps, ...)."""
+        """Called after every optimizer step (EMA updates, weight clamps, ...).
+
+        The default calls ``post_step()`` on every submodule that defines it (e.g. the Tanh(FC)
+        predictor re-applies tanh to its weight, ZHANG §5). Overrides should call ``super()``.
+        """
+        for m in self.modules():
+            if m is not self and hasattr(m, "post_step"):
+                m.post_step()
 
     def on_epoch_start(self, epoch: int) -> None:
         """Called before each epoch (schedules that change per epoch)."""
