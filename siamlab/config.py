@@ -50,6 +50,7 @@ class ModelConfig:
 @dataclass
 class MethodConfig:
     name: str = "simsiam"
+    decor_weight: float = 0.0  # adds decor_weight × ZHANG A.6 de-correlation loss to any method
     params: dict = field(default_factory=dict)  # validated against the method's Params dataclass
 
 
@@ -119,6 +120,7 @@ _RULES = {
     "data.train_subset": (lambda v: v >= 0, "an integer >= 0 (0 = all)"),
     "data.test_subset": (lambda v: v >= 0, "an integer >= 0 (0 = all)"),
     "data.views": (lambda v: v >= 2, "an integer >= 2"),
+    "method.decor_weight": (lambda v: v >= 0, "a number >= 0"),
     "model.backbone": (lambda v: v in ("resnet18", "resnet50", "convnet", "mlp"), "one of resnet18, resnet50, convnet, mlp"),
     "model.stem": (lambda v: v in ("auto", "cifar", "imagenet"), "one of auto, cifar, imagenet"),
     "model.width": (lambda v: v >= 1, "an integer >= 1"),
@@ -214,7 +216,7 @@ def _fields(obj) -> dict:
 def set_field(cfg: RunConfig, dotted: str, value: Any) -> None:
     """Set ``cfg.<dotted>`` to ``value`` with type coercion and validation."""
     parts = dotted.split(".")
-    if parts[0] == "method" and len(parts) == 2 and parts[1] not in ("name", "params"):
+    if parts[0] == "method" and len(parts) == 2 and parts[1] not in ("name", "params", "decor_weight"):
         cfg.method.params[parts[1]] = value  # validated when the method is built
         return
     if parts[0] == "phases":

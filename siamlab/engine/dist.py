@@ -64,3 +64,37 @@ def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
         dist.all_reduce(x)
         x /= dist.get_world_size()
     return x
+
+
+def init_from_env() -> None:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1); gloo on CPU, NCCL on GPU."""
+    import os
+
+    if is_dist() or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend=backend)
+
+
+def cleanup() -> None:
+    if is_dist():
+        dist.destroy_process_group()
+
+
+def broadcast_object(obj):
+    """``obj`` as rank 0 has it."""
+    if not is_dist():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def wrap_ddp(method, cfg, device):
+    """SyncBatchNorm (when ``model.sync_bn``) and DistributedDataParallel around ``method``."""
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    if cfg.model.sync_bn:
+        method = torch.nn.SyncBatchNorm.convert_sync_batchnorm(method)
+    ids = [device.index] if device.type == "cuda" else None
+    return DDP(method, device_ids=ids, find_unused_parameters=bool(cfg.phases))

@@ -38,7 +38,9 @@ def build_method(method_cfg, encoder, model_cfg):
     """Instantiate the configured method around ``encoder`` (validating its parameters)."""
     cls = get(method_cfg.name)
     params = build_params(cls.Params, method_cfg.params, method_cfg.name)
-    return cls(encoder, params, model_cfg)
+    method = cls(encoder, params, model_cfg)
+    method.decor_weight = float(method_cfg.decor_weight)
+    return method
 
 
 __all__ = ["Forward", "GradFrame", "LossOut", "Method", "METHODS", "register", "available", "get", "build_method"]

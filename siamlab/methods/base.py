@@ -107,6 +107,23 @@ class Method(nn.Module):
             if m is not self and hasattr(m, "post_step"):
                 m.post_step()
 
+    def bind_dataset(self, num_samples: int) -> None:
+        """Called once before training with the training-set size (per-sample memories, ZHANG A.3)."""
+
+    def total_loss(self, out: Forward) -> LossOut:
+        """``loss(out)`` plus ``decor_weight`` × the de-correlation regularizer of ZHANG A.6 on each view's z.
+
+        The trainer and the diagnostics call this, so the regularizer can be added to any method.
+        """
+        lo = self.loss(out)
+        w = getattr(self, "decor_weight", 0.0)
+        if not w:
+            return lo
+        from ..losses.decorrelation import decorrelation_loss
+
+        reg = sum(decorrelation_loss(z) for z in out.z) / len(out.z)
+        return LossOut(lo.loss + w * reg, {**lo.terms, "decor": reg.detach()})
+
     def on_epoch_start(self, epoch: int) -> None:
         """Called before each epoch (schedules that change per epoch)."""
 

@@ -1,0 +1,173 @@
+"""Command line: a thin layer over the Python API. Errors print one sentence, never a traceback."""
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+
+from .errors import SiamlabError
+
+EXAMPLES = """\
+examples:
+  siamlab train                                   # SimSiam on Fashion-MNIST with the defaults
+  siamlab train configs/simsiam_digits.yaml --set optim.epochs=5 --set method.predictor=linear
+  siamlab train --set method.name=byol --set method.momentum=0.99 --set data.name=digits
+  siamlab train --resume runs/simsiam-fashion_mnist-20261123-101500
+  siamlab eval runs/simsiam-fashion_mnist-20261123-101500 --linear
+  siamlab analyze runs/simsiam-fashion_mnist-20261123-101500
+  siamlab methods | siamlab datasets
+  siamlab reproduce --list | siamlab reproduce zhang-t2 --scale smoke
+"""
+
+
+def _fmt_table(rows: list[list], header: list[str]) -> str:
+    cols = [header] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cols) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cols]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _result_table(trained: dict, random_init: dict) -> str:
+    keys = [k for k in trained if isinstance(trained.get(k), (int, float))]
+    rows = [["random init"] + [f"{random_init.get(k, float('nan')):.2f}" for k in keys], ["trained"] + [f"{trained[k]:.2f}" for k in keys]]
+    return _fmt_table(rows, ["network"] + keys)
+
+
+def cmd_train(args) -> int:
+    from . import config
+    from .engine.trainer import load_run_config, train
+
+    if args.resume:
+        cfg = load_run_config(args.resume)
+        for item in args.set or []:
+            key = item.split("=", 1)[0]
+            if not key.startswith(("engine.progress", "engine.threads", "engine.device")):
+                raise SiamlabError(f"--set {key} cannot change a run being resumed; only engine.progress, engine.threads and engine.device can.")
+        for item in args.set or []:
+            k, v = item.split("=", 1)
+            config.set_field(cfg, k, v)
+        res = train(cfg, run_dir=args.resume, resume=True)
+    else:
+        cfg = config.load(args.config, args.set)
+        res = train(cfg)
+    s = res.summary
+    print(f"\nstatus: {s['status']}" + (f" ({s['message']})" if s.get("message") else ""))
+    if s.get("final"):
+        print(_result_table(s["final"], s.get("random_init") or {}))
+    v = s.get("verdict") or {}
+    if v:
+        print("verdict: " + ", ".join(f"{k}={val}" for k, val in v.items() if not isinstance(val, (dict, list))))
+    print(f"run directory: {res.run_dir}")
+    return 0 if s["status"] in ("completed", "interrupted") else 3
+
+
+def cmd_eval(args) -> int:
+    from .engine.evaluate_run import evaluate_run
+
+    out = evaluate_run(args.run, checkpoint=args.checkpoint, linear=args.linear, linear_epochs=args.linear_epochs)
+    print(_result_table(out["trained"], out["random_init"]))
+    return 0
+
+
+def cmd_methods(args) -> int:
+    from .methods import available
+
+    rows = [[name, cls.description, cls.reference] for name, cls in available().items()]
+    print(_fmt_table(rows, ["method", "description", "reference"]))
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    from .data import dataset_status
+
+    rows = [[d["name"], "yes" if d["available"] else "no", d["where"], "" if d["available"] else d["how"]] for d in dataset_status()]
+    print(_fmt_table(rows, ["dataset", "available", "where", "how to get it"]))
+    return 0
+
+
+def cmd_analyze(args) -> int:
+    from .analysis.report import analyze
+
+    analyze(args.run, out_dir=args.out)
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    from .experiments.cli import reproduce
+
+    return reproduce(args)
+
+
+def cmd_report(args) -> int:
+    from .report.html import build_report
+
+    path = build_report(args.dir)
+    print(f"report: {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="siamlab",
+        description="Joint-embedding self-supervised learning that explains collapse.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a method (config file + dotted overrides)", epilog=EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("config", nargs="?", help="YAML config (optional; defaults live in siamlab/config.py)")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field, e.g. optim.lr=0.1 (repeatable)")
+    t.add_argument("--resume", metavar="RUN", help="continue the run in this directory from its last checkpoint")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="evaluate a run (kNN, optional offline linear probe) next to random init")
+    e.add_argument("run")
+    e.add_argument("--checkpoint", default="last", choices=["last", "best"])
+    e.add_argument("--linear", action="store_true", help="also train an offline linear probe")
+    e.add_argument("--linear-epochs", type=int, default=50)
+    e.set_defaults(func=cmd_eval)
+
+    sub.add_parser("methods", help="list methods with a one-line description and reference").set_defaults(func=cmd_methods)
+    sub.add_parser("datasets", help="which datasets are available, which are missing and how to get them").set_defaults(func=cmd_datasets)
+
+    a = sub.add_parser("analyze", help="verdicts, final metrics and diagnostic plots of a run")
+    a.add_argument("run")
+    a.add_argument("--out", help="folder for the plots (default RUN/analysis)")
+    a.set_defaults(func=cmd_analyze)
+
+    r = sub.add_parser("reproduce", help="run an experiment of the paper catalogue")
+    r.add_argument("id", nargs="?")
+    r.add_argument("--list", action="store_true")
+    r.add_argument("--scale", default="smoke", choices=["tiny", "smoke", "paper"])
+    r.add_argument("--seeds", type=int, default=None)
+    r.add_argument("--out", default=None)
+    r.set_defaults(func=cmd_reproduce)
+
+    rp = sub.add_parser("report", help="rebuild the HTML report of an experiment folder")
+    rp.add_argument("dir")
+    rp.set_defaults(func=cmd_report)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return args.func(args)
+    except SiamlabError as err:
+        msg = textwrap.shorten(str(err), width=2000, placeholder="...")
+        print(f"siamlab: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("siamlab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

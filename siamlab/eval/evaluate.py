@@ -1,0 +1,38 @@
+"""One call that evaluates a method's clean features (SPEC §3): weighted kNN, GEN's NCM and its bound.
+
+The engine calls it on the trained method and on a randomly initialized copy (the random-init row
+every results table shows).
+"""
+from __future__ import annotations
+
+from .features import extract_features, module_device
+from .knn import knn_accuracy
+from .ncm import gen_bound, ncm_accuracy
+
+
+def evaluate(method, train_ds, test_ds, augment, eval_cfg, batch_size: int = 512) -> dict:
+    """Metrics of every feature ``method.embed`` returns (``backbone``, ``projector``, ...).
+
+    For each feature name ``<f>``:
+      knn_<f>        weighted kNN top-1 accuracy, percent (k = eval_cfg.knn_k, T = eval_cfg.knn_t)
+      ncm_<f>        nearest-class-mean top-1 accuracy, percent (GEN eq. 4; means of the train split)
+      gen_bound_<f>  GEN Theorem 3 upper bound on the NCM error, percent (>= 100 is vacuous)
+      l_bound_<f>    GEN eq. 11;  l_cor_<f>: GEN eq. 8;  gen_eps_<f>: ε of GEN eq. 6
+    The bound quantities are measured on the test split, the one whose error they bound.
+    """
+    device = module_device(method)
+    train = extract_features(method, train_ds, augment, batch_size, device)
+    test = extract_features(method, test_ds, augment, batch_size, device)
+    k = train_ds.num_classes
+    out = {}
+    for name in train:
+        out[f"knn_{name}"] = knn_accuracy(
+            train[name], train_ds.y, test[name], test_ds.y, k, eval_cfg.knn_k, eval_cfg.knn_t, device=device
+        )
+        out[f"ncm_{name}"] = ncm_accuracy(train[name], train_ds.y.cpu(), test[name], test_ds.y.cpu(), k)
+        bound = gen_bound(test[name].to(device), test_ds.y.to(device), k)
+        out[f"gen_bound_{name}"] = 100.0 * bound["theorem3"]
+        out[f"l_bound_{name}"] = bound["l_bound"]
+        out[f"l_cor_{name}"] = bound["l_cor"]
+        out[f"gen_eps_{name}"] = bound["eps"]
+    return out

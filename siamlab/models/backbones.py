@@ -1,0 +1,49 @@
+"""``build_backbone``: pick the backbone named by ``model.backbone`` for the data's input shape."""
+from __future__ import annotations
+
+from torch import nn
+
+from ..errors import DataError, bad_value, unknown_name
+from .resnet import resnet18, resnet50
+from .small import ConvNet, MLPBackbone
+
+IMAGE_BACKBONES = ("resnet18", "resnet50", "convnet")
+VECTOR_BACKBONES = ("mlp",)
+AUTO_CIFAR_MAX_PX = 64  # stem "auto": the cifar stem for images up to this size
+
+
+def resolve_stem(stem: str, in_shape: tuple) -> str:
+    """``auto`` becomes ``cifar`` for images of at most 64 px on the longer side, else ``imagenet``."""
+    if stem == "auto":
+        return "cifar" if max(in_shape[1:]) <= AUTO_CIFAR_MAX_PX else "imagenet"
+    if stem not in ("cifar", "imagenet"):
+        raise bad_value("model.stem", stem, "one of auto, cifar, imagenet")
+    return stem
+
+
+def _check_kind(name: str, in_shape: tuple) -> None:
+    if name not in IMAGE_BACKBONES + VECTOR_BACKBONES:
+        raise unknown_name("model.backbone", name, IMAGE_BACKBONES + VECTOR_BACKBONES)
+    if len(in_shape) == 1 and name not in VECTOR_BACKBONES:
+        raise bad_value("model.backbone", name, f"mlp for vector data of shape {tuple(in_shape)}")
+    if len(in_shape) == 3 and name not in IMAGE_BACKBONES:
+        raise bad_value("model.backbone", name, f"one of {', '.join(IMAGE_BACKBONES)} for image data of shape {tuple(in_shape)}")
+
+
+def build_backbone(model_cfg, in_shape: tuple) -> nn.Module:
+    """Backbone for inputs of shape (C, H, W) or (D,); it returns pooled features and has ``out_dim``.
+
+    ResNets keep torchvision's widths (``model.width`` applies to convnet and mlp only).
+    """
+    in_shape = tuple(int(s) for s in in_shape)
+    if len(in_shape) not in (1, 3) or min(in_shape) < 1:
+        raise DataError(f"input shape {in_shape} is not supported: expected (C, H, W) images or (D,) vectors.")
+    name = model_cfg.backbone
+    _check_kind(name, in_shape)
+    if name == "mlp":
+        return MLPBackbone(in_shape[0], model_cfg.width)
+    stem = resolve_stem(model_cfg.stem, in_shape)
+    if name == "convnet":
+        return ConvNet(in_shape[0], model_cfg.width, stem)
+    make = resnet18 if name == "resnet18" else resnet50
+    return make(in_channels=in_shape[0], stem=stem, zero_init_residual=model_cfg.zero_init_residual)
