@@ -28,8 +28,12 @@ def _fmt_table(rows: list[list], header: list[str]) -> str:
     return "\n".join(lines)
 
 
+HEADLINE = ("knn_backbone", "knn_projector", "ncm_backbone", "linear_top1")
+
+
 def _result_table(trained: dict, random_init: dict) -> str:
-    keys = [k for k in trained if isinstance(trained.get(k), (int, float))]
+    """Headline accuracies (percent), random init beside trained."""
+    keys = [k for k in HEADLINE if isinstance(trained.get(k), (int, float))]
     rows = [["random init"] + [f"{random_init.get(k, float('nan')):.2f}" for k in keys], ["trained"] + [f"{trained[k]:.2f}" for k in keys]]
     return _fmt_table(rows, ["network"] + keys)
 
@@ -56,8 +60,8 @@ def cmd_train(args) -> int:
     if s.get("final"):
         print(_result_table(s["final"], s.get("random_init") or {}))
     v = s.get("verdict") or {}
-    if v:
-        print("verdict: " + ", ".join(f"{k}={val}" for k, val in v.items() if not isinstance(val, (dict, list))))
+    if v.get("verdict"):
+        print(f"verdict: {v['verdict']}" + (f"  ({v['rule']})" if v.get("rule") else ""))
     print(f"run directory: {res.run_dir}")
     return 0 if s["status"] in ("completed", "interrupted") else 3
 

@@ -152,10 +152,13 @@ def test_ncm_hand_example_euclidean_vs_cosine():
 
 def test_ncm_never_predicts_a_class_absent_from_training():
     train_f, train_y = torch.tensor([unit(0), unit(90)]), torch.tensor([0, 1])
-    test_f = torch.tensor([unit(180), unit(-90)])  # class 2's mean would be undefined (NaN)
-    assert ncm_accuracy(train_f, train_y, test_f, torch.tensor([0, 1]), 3) == 100.0
+    # Class 2 has no mean; were it taken as the origin it would be the nearest one (distance r).
+    test_f = torch.tensor([unit(180), unit(-90)])
+    assert ncm_accuracy(train_f, train_y, test_f, torch.tensor([1, 0]), 3) == 100.0
+    # Cosine at 200°: cos(f, μ0) = cos 200° = −0.94, cos(f, μ1) = sin 200° = −0.34; an origin mean would score 0.
+    assert ncm_accuracy(train_f, train_y, torch.tensor([unit(200)]), torch.tensor([1]), 3, metric="cosine") == 100.0
     with pytest.raises(ConfigError, match="metric"):
-        ncm_accuracy(train_f, train_y, test_f, torch.tensor([0, 1]), 3, metric="manhattan")
+        ncm_accuracy(train_f, train_y, test_f, torch.tensor([1, 0]), 3, metric="manhattan")
 
 
 @pytest.mark.parametrize(
@@ -191,8 +194,10 @@ def test_gen_bound_formulas_on_hand_values():
     collapsed = gen_bound(torch.tensor([[2.0, 0.0], [1.0, 0.0]]), torch.tensor([0, 1]), 2, eps=0.0)
     assert collapsed["l_bound"] == pytest.approx(2 / 4 * 2.0)  # Λ = diag(2, 0), K = d
     assert collapsed["theorem3"] == pytest.approx(1.0 / 0.5)
-    singular = gen_bound(feats, torch.tensor([0, 1]), 2, eps=2 - math.sqrt(3))  # 1 − 4ε + ε² = 0
-    assert singular["theorem3"] == math.inf
+    near_singular = gen_bound(feats, torch.tensor([0, 1]), 2, eps=2 - math.sqrt(3))  # 1 − 4ε + ε² ≈ 0
+    assert near_singular["theorem3"] > 1e20
+    one_class = gen_bound(feats, torch.tensor([1, 1]), 2, eps=0.0)  # 1 − Σ p_i² = 0
+    assert one_class["class_mass"] == 0.0 and one_class["theorem3"] == math.inf
 
 
 def test_eps_is_the_largest_same_class_distance_on_the_unit_sphere():
@@ -200,7 +205,8 @@ def test_eps_is_the_largest_same_class_distance_on_the_unit_sphere():
     assert class_diameter_eps(feats, torch.tensor([0, 0, 1, 1])) == pytest.approx(math.sqrt(2.0))
     g = torch.Generator().manual_seed(0)
     z, y = torch.randn(40, 6, generator=g), torch.randint(0, 3, (40,), generator=g)
-    zn = (z / z.norm(dim=1, keepdim=True)).numpy()
+    zn = z.double().numpy()
+    zn = zn / np.linalg.norm(zn, axis=1, keepdims=True)
     brute = max(
         float(np.linalg.norm(zn[a] - zn[b])) for a in range(40) for b in range(40) if y[a] == y[b]
     )

@@ -1,0 +1,10 @@
+"""Datasets held in memory as tensors and batched augmentation on the device (SPEC §5).
+
+``load_dataset(data_cfg, split) -> ArrayDataset``; ``build_augment(data_cfg, dataset) -> Augment``
+with ``views(x, index, n)`` and ``clean(x)``; ``dataset_status()`` for ``siamlab datasets``.
+"""
+from .augment import PRESETS, Augment, build_augment
+from .dataset import ArrayDataset
+from .registry import DATASETS, dataset_status, load_dataset
+
+__all__ = ["ArrayDataset", "Augment", "DATASETS", "PRESETS", "build_augment", "dataset_status", "load_dataset"]

@@ -37,7 +37,7 @@ def evaluate_run(run_dir: str, checkpoint: str = "last", linear: bool = False, l
         train_ds, test_ds, augment, method = build_run(cfg, device)
         if which == "trained":
             _load_weights(method, Path(run_dir) / "checkpoints" / f"{checkpoint}.pt", device)
-        res = evaluate(method, train_ds, test_ds, augment, cfg.eval, batch_size=512, device=device)
+        res = evaluate(method, train_ds, test_ds, augment, cfg.eval, batch_size=512)
         if linear:
             ftr = extract_features(method, train_ds, augment, device=device)["backbone"]
             fte = extract_features(method, test_ds, augment, device=device)["backbone"]

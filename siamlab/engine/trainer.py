@@ -205,6 +205,7 @@ class Trainer:
             "method": self.method.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "probe": self.probe.state_dict() if self.probe is not None else None,
+            "probe_optimizer": self.probe.optimizer.state_dict() if self.probe is not None else None,
             "step": self.step,
             "epoch": self.epoch,
             "step_in_epoch": self.step_in_epoch,
@@ -229,6 +230,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.probe is not None and state.get("probe") is not None:
             self.probe.load_state_dict(state["probe"])
+            self.probe.optimizer.load_state_dict(state["probe_optimizer"])
         self.step, self.epoch, self.step_in_epoch = state["step"], state["epoch"], state["step_in_epoch"]
         self.best_knn, self.random_init = state["best_knn"], state["random_init"]
         _set_rng_state(state["rng"], self.augment)
@@ -240,7 +242,7 @@ class Trainer:
         from ..eval.evaluate import evaluate
 
         m = method if method is not None else self.method
-        res = evaluate(m, self.train_ds, self.test_ds, self.augment, self.cfg.eval, batch_size=512, device=self.device)
+        res = evaluate(m, self.train_ds, self.test_ds, self.augment, self.cfg.eval, batch_size=512)
         return res
 
     def _evaluate_random_init(self) -> dict:

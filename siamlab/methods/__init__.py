@@ -9,7 +9,7 @@ from .base import Forward, GradFrame, LossOut, Method, build_params
 METHODS: dict[str, type] = {}
 
 # Modules that define methods; imported lazily so that `import siamlab` stays fast.
-_MODULES = ["simsiam"]
+_MODULES = ["simsiam", "simclr", "triplet", "byol", "moco", "dino", "directpred", "center", "naive", "mirror", "sympred", "inverse", "eoa", "bnmse", "surgery", "conjecture", "barlow", "vicreg", "swav", "wmse", "bridge", "decorrelation"]
 
 
 def register(cls: type) -> type:

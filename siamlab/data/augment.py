@@ -1,0 +1,321 @@
+"""Batched augmentation on the training device, with per-sample random parameters (SPEC §5).
+
+``build_augment(data_cfg, dataset)`` returns an :class:`Augment`; ``views(x, index, n)`` makes n
+augmented float32 views of a uint8 batch, ``clean(x)`` the un-augmented normalized input used for
+evaluation. Presets (``PRESETS``, chosen by ``data.augment``; ``auto`` picks by dataset):
+
+* ``zhang_a1``: ZHANG A.1 (SimSiam on CIFAR): RandomResizedCrop scale (0.2, 1) bicubic, colour
+  jitter (0.4, 0.4, 0.4, 0.1) with p = 0.8, grayscale p = 0.2, horizontal flip p = 0.5, normalize.
+* ``bridge``: BRIDGE §5.1, which follows BYOL: crop scale (0.08, 1), flip, jitter
+  (0.4, 0.4, 0.2, 0.1) p = 0.8, grayscale p = 0.2, then the asymmetric part: view 1 Gaussian blur
+  p = 1.0 and no solarization, view 2 blur p = 0.1 and solarization p = 0.2 (further views alternate).
+* ``gray``: one-channel images (Fashion-MNIST, digits): crop scale (0.5, 1), flip, brightness and
+  contrast 0.4 with p = 0.8. The crop keeps at least ~70 % of the side, because objects fill most of
+  a 28 px (or 8 px) image and a scale-0.2 crop would cut most of the object away.
+* ``toy``: CENTER §3.2, "samples of one class are the augmentations of one image": view 0 is the
+  sample itself, every other view a random *other* sample of the same class from the dataset the
+  Augment was built on (so ``index`` must index that dataset), optionally plus Gaussian noise.
+* ``identity`` (every view is the clean input) and ``noise`` (clean input + Gaussian noise of std
+  ``noise_std``, in normalized units for images).
+
+Implementation choices: crop, resize and flip are one ``affine_grid`` / ``grid_sample`` over the
+batch with continuous (sub-pixel) boxes; the four jitter operations use torchvision's definitions
+(hue rotated in HSV) in an order drawn at random once per batch, with per-sample factors; the blur
+kernel side is ~10 % of the image side (BYOL: 23 px at 224) with sigma in (0.1, 2.0) pixels;
+solarization inverts pixels >= 0.5.
+
+Randomness: unseeded (the default), parameters come from torch's global RNGs, which the engine
+seeds with ``torch.manual_seed`` (and DataLoader seeds per worker). After ``manual_seed(s)`` the
+Augment draws from its own generators, so its output depends only on ``s`` and the calls made;
+``state_dict()`` / ``load_state_dict()`` carry that state for an exact resume. Per-sample
+parameters are drawn on the CPU (a few numbers per image) and moved to the batch's device; pixel
+noise is drawn on the device.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from ..errors import DataError, bad_value, unknown_name
+from . import ops
+from .dataset import ArrayDataset, channel_stats
+
+CROP_TRIES = 10
+
+
+@dataclass(frozen=True)
+class ImageRecipe:
+    """One view's random transformation, applied in BRIDGE §5.1's order: crop + resize, flip,
+    colour jitter, grayscale, blur, solarize. ``jitter`` = (brightness, contrast, saturation, hue)."""
+
+    crop_scale: tuple = (0.2, 1.0)
+    crop_ratio: tuple = (3 / 4, 4 / 3)
+    interpolation: str = "bilinear"
+    flip_p: float = 0.5
+    jitter: tuple = (0.4, 0.4, 0.4, 0.1)
+    jitter_p: float = 0.8
+    gray_p: float = 0.2
+    blur_p: float = 0.0
+    blur_sigma: tuple = (0.1, 2.0)
+    solarize_p: float = 0.0
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    kinds: tuple  # the dataset kinds it applies to
+    mode: str  # "augment" (image recipes), "toy", "identity" or "noise"
+    recipes: tuple = ()  # view i uses recipes[i % len(recipes)]
+    noise_std: float = 0.0
+
+
+ZHANG_A1 = ImageRecipe(crop_scale=(0.2, 1.0), interpolation="bicubic", jitter=(0.4, 0.4, 0.4, 0.1))
+BRIDGE_VIEW1 = ImageRecipe(crop_scale=(0.08, 1.0), interpolation="bicubic", jitter=(0.4, 0.4, 0.2, 0.1),
+                           blur_p=1.0, solarize_p=0.0)
+BRIDGE_VIEW2 = ImageRecipe(crop_scale=(0.08, 1.0), interpolation="bicubic", jitter=(0.4, 0.4, 0.2, 0.1),
+                           blur_p=0.1, solarize_p=0.2)
+GRAY = ImageRecipe(crop_scale=(0.5, 1.0), jitter=(0.4, 0.4, 0.0, 0.0), gray_p=0.0)
+
+PRESETS: dict = {p.name: p for p in [
+    Preset("zhang_a1", "ZHANG A.1: crop 0.2-1, jitter 0.4/0.4/0.4/0.1 p0.8, gray p0.2, flip", ("image",), "augment",
+           (ZHANG_A1,)),
+    Preset("bridge", "BRIDGE §5.1 / BYOL: crop 0.08-1, asymmetric blur (1.0 / 0.1) and solarize (0 / 0.2)",
+           ("image",), "augment", (BRIDGE_VIEW1, BRIDGE_VIEW2)),
+    Preset("gray", "one channel: crop 0.5-1, flip, brightness/contrast 0.4 p0.8", ("image",), "augment", (GRAY,)),
+    Preset("toy", "CENTER §3.2: views are other samples of the same class (+ optional noise)", ("vector",), "toy"),
+    Preset("identity", "no augmentation: every view is the clean input", ("image", "vector"), "identity"),
+    Preset("noise", "clean input + Gaussian noise (std 0.1 unless data.noise_std)", ("image", "vector"), "noise",
+           noise_std=0.1),
+]}
+AUTO = {"fashion_mnist": "gray", "digits": "gray", "blobs": "toy", "moons": "toy"}
+
+
+def auto_preset(dataset: ArrayDataset) -> str:
+    """``data.augment=auto``: gray for one-channel images, toy for the CENTER toys, zhang_a1 for RGB."""
+    if dataset.name in AUTO:
+        return AUTO[dataset.name]
+    if dataset.kind == "vector":
+        return "noise"
+    return "gray" if dataset.x.shape[1] == 1 else "zhang_a1"
+
+
+class RandomSource:
+    """Torch's global RNGs (``seed`` None) or private per-device generators seeded with ``seed``."""
+
+    def __init__(self, seed: Optional[int] = None):
+        self.seed = seed
+        self.generators: dict = {}
+
+    def generator(self, device) -> Optional[torch.Generator]:
+        if self.seed is None:
+            return None
+        device = torch.device(device)
+        if str(device) not in self.generators:
+            self.generators[str(device)] = torch.Generator(device=device).manual_seed(self.seed)
+        return self.generators[str(device)]
+
+    def rand(self, *shape) -> torch.Tensor:
+        """Uniform [0, 1) numbers on the CPU (per-sample parameters)."""
+        return torch.rand(shape, generator=self.generator("cpu"))
+
+    def randn_like(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.randn(x.shape, generator=self.generator(x.device), device=x.device, dtype=x.dtype)
+
+    def state_dict(self) -> dict:
+        return {"seed": self.seed, "states": {d: g.get_state() for d, g in self.generators.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.seed, self.generators = state["seed"], {}
+        for device, s in state["states"].items():
+            self.generator(device).set_state(s)
+
+
+def uniform(rng: RandomSource, n: int, lo: float, hi: float) -> torch.Tensor:
+    return lo + (hi - lo) * rng.rand(n)
+
+
+def jitter_factors(rng: RandomSource, n: int, recipe: ImageRecipe) -> list:
+    """Per-sample (brightness, contrast, saturation, hue) factors; the neutral value where the
+    jitter is not applied (probability 1 − jitter_p) or its strength is 0."""
+    applied = rng.rand(n) < recipe.jitter_p
+    out = []
+    for j, strength in enumerate(recipe.jitter):
+        lo, hi, neutral = (-strength, strength, 0.0) if j == 3 else (max(0.0, 1 - strength), 1 + strength, 1.0)
+        out.append(torch.where(applied, uniform(rng, n, lo, hi), torch.full((n,), neutral)))
+    return out
+
+
+def color_jitter(x: torch.Tensor, factors: list, order: torch.Tensor) -> torch.Tensor:
+    """Apply brightness, contrast, saturation and hue (per-sample factors) in ``order``."""
+    adjust = (ops.adjust_brightness, ops.adjust_contrast, ops.adjust_saturation)
+    for j in order.tolist():
+        f = factors[j].to(x.device)
+        if j < 3:
+            x = adjust[j](x, f)
+            continue
+        rows = (f != 0).nonzero().squeeze(1)
+        if len(rows) and x.shape[1] == 3:
+            x = x.index_copy(0, rows, ops.adjust_hue(x[rows], f[rows]))
+    return x
+
+
+def augment_images(x: torch.Tensor, recipe: ImageRecipe, size: int, rng: RandomSource) -> torch.Tensor:
+    """One random view of a batch ``x`` (float, [0, 1]) as float [0, 1] images of side ``size``."""
+    n, c, h, w = x.shape
+    dev = x.device
+    boxes = ops.crop_boxes(rng.rand(n, CROP_TRIES + 1, 2), h, w, recipe.crop_scale, recipe.crop_ratio)
+    flip = rng.rand(n) < recipe.flip_p
+    out = ops.resized_crop(x, ops.crop_flip_theta(boxes, flip, h, w).to(dev), size, recipe.interpolation)
+    if recipe.jitter_p > 0 and any(recipe.jitter):
+        factors = jitter_factors(rng, n, recipe)
+        out = color_jitter(out, factors, torch.argsort(rng.rand(4)))
+    if recipe.gray_p > 0 and c == 3:
+        to_gray = (rng.rand(n) < recipe.gray_p).to(dev)
+        out = torch.where(ops.per_sample(to_gray), ops.to_grayscale(out), out)
+    if recipe.blur_p > 0:
+        blurred = rng.rand(n) < recipe.blur_p
+        sigma = uniform(rng, n, *recipe.blur_sigma)
+        rows = blurred.nonzero().squeeze(1).to(dev)
+        if len(rows):
+            k = ops.blur_kernel_size(size)
+            out = out.index_copy(0, rows, ops.gaussian_blur(out[rows], sigma.to(dev)[rows], k))
+    if recipe.solarize_p > 0:
+        sol = (rng.rand(n) < recipe.solarize_p).to(dev)
+        out = torch.where(ops.per_sample(sol), ops.solarize(out), out)
+    return out
+
+
+class ClassPartners:
+    """For the toy preset: draws, for each sample, a random other sample of the same class."""
+
+    def __init__(self, y: torch.Tensor):
+        y = y.cpu()
+        self.order = torch.argsort(y, stable=True)
+        counts = torch.bincount(y)
+        self.start = torch.cumsum(counts, 0) - counts
+        self.count = counts
+        self.position = torch.empty_like(self.order)
+        self.position[self.order] = torch.arange(len(y))
+        self.y = y
+
+    def draw(self, index: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """Partner indices for ``index`` from uniforms ``u`` (same shape); never the sample itself."""
+        label = self.y[index]
+        start, count = self.start[label], self.count[label]
+        pick = (u * (count - 1)).long().clamp_max(count - 2)
+        pick = pick + (pick >= self.position[index] - start).long()
+        return self.order[start + pick]
+
+
+class Augment:
+    """Makes the views of a batch (see module docstring). Build it with :func:`build_augment`."""
+
+    def __init__(self, preset: Preset, kind: str, out_shape: tuple, mean: tuple = (), std: tuple = (),
+                 noise_std: float = 0.0, pool: Optional[ArrayDataset] = None, seed: Optional[int] = None):
+        self.preset, self.kind, self.out_shape = preset, kind, tuple(out_shape)
+        self.mean, self.std, self.noise_std = tuple(mean), tuple(std), float(noise_std)
+        self.pool = pool  # the dataset ``index`` refers to (toy preset)
+        self.partners = ClassPartners(pool.y) if preset.mode == "toy" else None
+        self._pool_on: dict = {}
+        self.rng = RandomSource(seed)
+
+    @property
+    def name(self) -> str:
+        return self.preset.name
+
+    def manual_seed(self, seed: Optional[int]) -> "Augment":
+        """Use private generators seeded with ``seed`` (None: back to torch's global RNGs)."""
+        self.rng = RandomSource(seed)
+        return self
+
+    def state_dict(self) -> dict:
+        return self.rng.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.load_state_dict(state)
+
+    # --- the interface -------------------------------------------------------------------------
+    @torch.no_grad()
+    def clean(self, x: torch.Tensor) -> torch.Tensor:
+        """Un-augmented input: vectors as float32; images in [0, 1], resized to the output side, normalized."""
+        if self.kind == "vector":
+            return x.float()
+        return ops.normalize(ops.resize(to_unit(x), self.out_shape[-1]), self.mean, self.std)
+
+    @torch.no_grad()
+    def views(self, x: torch.Tensor, index: Optional[torch.Tensor] = None, n: int = 2) -> list:
+        """``n`` augmented float32 views of the batch ``x`` (on x's device)."""
+        mode = self.preset.mode
+        if mode == "augment":
+            unit = to_unit(x)
+            recipes = self.preset.recipes
+            return [ops.normalize(augment_images(unit, recipes[i % len(recipes)], self.out_shape[-1], self.rng),
+                                  self.mean, self.std) for i in range(n)]
+        if mode == "toy":
+            return self.toy_views(x, index, n)
+        base = self.clean(x)
+        if mode == "identity":
+            return [base.clone() for _ in range(n)]
+        return [base + self.noise_std * self.rng.randn_like(base) for _ in range(n)]
+
+    def toy_views(self, x: torch.Tensor, index: Optional[torch.Tensor], n: int) -> list:
+        if index is None:
+            raise DataError("the toy augmentation needs the dataset indices of the batch; pass index to views().")
+        index = index.cpu().long()
+        pool_x = self.pool_on(x.device)
+        out = [x.to(torch.float32, copy=True)]
+        for _ in range(n - 1):
+            partner = self.partners.draw(index, self.rng.rand(len(index)))
+            out.append(pool_x[partner.to(x.device)])
+        if self.noise_std > 0:
+            out = [v + self.noise_std * self.rng.randn_like(v) for v in out]
+        return out
+
+    def pool_on(self, device) -> torch.Tensor:
+        key = str(device)
+        if key not in self._pool_on:
+            self._pool_on[key] = self.pool.x.to(device).float()
+        return self._pool_on[key]
+
+
+def to_unit(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images as float32 in [0, 1] (float input is taken to be in [0, 1] already)."""
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+
+
+def build_augment(data_cfg, dataset: ArrayDataset, noise_std: Optional[float] = None,
+                  seed: Optional[int] = None) -> Augment:
+    """The Augment for ``data_cfg.augment`` on ``dataset`` (the training split; its indices are what
+    ``views(x, index, n)`` receives). ``noise_std``: overrides the preset's (else ``data.noise_std``
+    when the config has that field). ``seed``: see :class:`RandomSource`."""
+    name = data_cfg.augment if data_cfg.augment != "auto" else auto_preset(dataset)
+    if name not in PRESETS:
+        raise unknown_name("data.augment", name, list(PRESETS) + ["auto"])
+    preset = PRESETS[name]
+    if dataset.kind not in preset.kinds:
+        fits = [p.name for p in PRESETS.values() if dataset.kind in p.kinds]
+        raise bad_value("data.augment", name, f"a preset for {dataset.kind} data such as {dataset.name} ({', '.join(fits)})")
+    if noise_std is None:
+        noise_std = getattr(data_cfg, "noise_std", None)
+    noise_std = preset.noise_std if noise_std is None else float(noise_std)
+    if preset.mode == "toy":
+        check_toy_pool(dataset)
+    if dataset.kind == "vector":
+        return Augment(preset, "vector", dataset.in_shape, noise_std=noise_std, pool=dataset, seed=seed)
+    side = data_cfg.image_size or dataset.x.shape[-1]
+    mean, std = (dataset.mean, dataset.std) if dataset.mean else channel_stats(dataset.x)
+    return Augment(preset, "image", (dataset.x.shape[1], side, side), mean, std, noise_std, seed=seed)
+
+
+def check_toy_pool(dataset: ArrayDataset) -> None:
+    counts = torch.bincount(dataset.y.cpu(), minlength=dataset.num_classes)
+    present = counts[counts > 0]
+    if len(present) and int(present.min()) < 2:
+        c = int(((counts > 0) & (counts < 2)).nonzero()[0])
+        raise DataError(
+            f"the toy augmentation needs at least two samples per class, but class {c} of {dataset.name} has one; "
+            f"use more samples (raise data.train_subset or set it to 0)."
+        )

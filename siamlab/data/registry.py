@@ -1,0 +1,78 @@
+"""Dataset registry: ``load_dataset(data_cfg, split)`` and ``dataset_status()`` (SPEC §5)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from ..errors import bad_value, unknown_name
+from . import builtin, cifar, folder, idx
+from .dataset import ArrayDataset, optional_root, subset
+
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    load: Callable  # (data_cfg, split) -> ArrayDataset
+    description: str
+    how: str  # how to get it
+    locate: Optional[Callable] = None  # root -> (available, where); None = built in
+
+
+def _cifar_locate(layout):
+    def where(root):
+        found = cifar.locate(layout, optional_root(root))
+        if found is not None:
+            return True, str(found)
+        return False, str(root) if root else " or ".join(str(r) for r in cifar.DEFAULT_ROOTS)
+    return where
+
+
+_SPECS = [
+    DatasetSpec("fashion_mnist", idx.load_fashion_mnist, "Fashion-MNIST, 60k/10k 28x28 grayscale, 10 classes",
+                idx.FASHION_HOW, idx.fashion_location),
+    DatasetSpec("digits", builtin.load_digits_dataset, "scikit-learn digits, 8x8 grayscale, 10 classes, 80/20 split",
+                "built in (scikit-learn)"),
+    DatasetSpec("blobs", builtin.load_blobs, "CENTER §3.2 toy: three 2-D Gaussian blobs, 1500/600 samples",
+                "built in"),
+    DatasetSpec("moons", builtin.load_moons, "CENTER §3.2 toy: three interleaved 2-D half-moons, 1500/600 samples",
+                "built in"),
+    DatasetSpec("synthetic", builtin.load_synthetic, "class-structured random images, 10 classes, 5000/1000, 32x32 RGB",
+                "built in (generated from a fixed seed)"),
+    DatasetSpec("cifar10", cifar.load_cifar10, "CIFAR-10, 50k/10k 32x32 RGB, 10 classes", cifar.CIFAR10.how,
+                _cifar_locate(cifar.CIFAR10)),
+    DatasetSpec("cifar100", cifar.load_cifar100, "CIFAR-100, 50k/10k 32x32 RGB, 100 fine classes", cifar.CIFAR100.how,
+                _cifar_locate(cifar.CIFAR100)),
+    DatasetSpec("image_folder", folder.load_image_folder, "ImageNet-100 style folders, resized to data.image_size (64)",
+                folder.FOLDER_HOW, folder.folder_location),
+]
+DATASETS: dict = {s.name: s for s in _SPECS}
+
+# The native image side of each image dataset (image_folder: the size it is resized to when loaded).
+NATIVE_SIZE = {"fashion_mnist": 28, "digits": 8, "synthetic": builtin.SYN_SIZE, "cifar10": 32, "cifar100": 32,
+               "image_folder": folder.DEFAULT_SIZE}
+
+
+def load_dataset(data_cfg, split: str) -> ArrayDataset:
+    """The ``split`` ("train" or "test") of ``data_cfg.name``, cut to ``data.train_subset`` /
+    ``data.test_subset`` samples (a fixed, seeded, class-balanced subset) when those are > 0."""
+    if data_cfg.name not in DATASETS:
+        raise unknown_name("data.name", data_cfg.name, DATASETS)
+    if split not in SPLITS:
+        raise bad_value("split", split, "'train' or 'test'")
+    ds = DATASETS[data_cfg.name].load(data_cfg, split)
+    return subset(ds, data_cfg.train_subset if split == "train" else data_cfg.test_subset)
+
+
+def dataset_status(root: Optional[str] = None) -> list:
+    """One row per dataset: name, available, where (the place looked at), how (to get it), description.
+
+    ``root`` is checked instead of each dataset's default location (as ``data.root`` would be).
+    """
+    rows = []
+    for spec in DATASETS.values():
+        available, where = spec.locate(root) if spec.locate else (True, "built in")
+        rows.append({"name": spec.name, "available": available, "where": where, "how": spec.how,
+                     "description": spec.description})
+    return rows

@@ -1,0 +1,156 @@
+"""Named quantities read from one run: final evaluation metrics, diagnostics and collapse verdicts.
+
+A run is a :class:`RunRecord`: its ``summary.json`` and the rows of its ``metrics.jsonl`` (``kind``
+"train" | "diag" | "eval"). Diagnostics are looked up by a list of accepted names (the diagnostics
+layer may prefix them with the tensor they were measured on, e.g. ``z/m_o``); a quantity that no row
+carries is ``None`` and every table and verdict built on it says "not measured".
+
+Collapse rule used when the run's own verdict is absent: the √d-scaled std of l2-normalized z
+(Chen & He; ≈ 1 for spread outputs, 0 for a constant) averaged over the last three diagnostic rows
+is below 0.1, the same threshold as :mod:`siamlab.analysis.verdict`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+COLLAPSE_STD_SCALED = 0.1
+TAIL = 3  # diagnostic rows averaged for an end-of-training value
+
+# measure -> accepted metric names in diag rows (first match wins; "z/" prefixed forms accepted too)
+DIAG_KEYS = {
+    "std": ["std_scaled", "z_std_scaled", "std_sqrt_d"],
+    "m_o": ["m_o", "z_m_o"],
+    "m_r": ["m_r", "z_m_r"],
+    "center": ["center_norm", "z_center_norm", "s_norm"],
+    "center_pre_bn": ["center_norm_pre_bn", "center_pre_bn", "z_center_norm_pre_bn"],
+    "center_post_bn": ["center_norm_post_bn", "center_post_bn", "z_center_norm_post_bn"],
+    "cov": ["covariance", "covariance_term", "cov_term", "z_covariance"],
+    "eta": ["eta_star", "eta_zero", "eta_crossing"],
+    "cos_oe_o": ["cos_oe_o", "cos_o_e_o"],
+    "oe_norm": ["o_e_norm", "oe_norm", "norm_o_e"],
+    "o_norm": ["o_norm", "norm_o", "basic_center_norm"],
+    "cos_re_decor": ["cos_re_decor", "cos_r_e_decor", "decor_cos_r_e"],
+    "cos_oe_decor": ["cos_oe_decor", "cos_o_e_decor", "decor_cos_o_e"],
+    "entropy": ["lambda_entropy", "infonce_entropy", "entropy_lambda"],
+    "bias_center": ["bias_center_cos", "cos_bias_center", "pred_bias_center_cos"],
+    "wp_asym": ["wp_asymmetry", "w_asymmetry", "pred_asymmetry", "wp_symmetry_error"],
+    "wp_diag": ["wp_diag_dominance", "pred_diag_dominance", "wp_diagonal_dominance"],
+    "wp_fft": ["wp_fft_gap", "wtw_fft", "pred_wtw_fft"],
+}
+
+# measure -> accepted metric names in eval rows (evaluation on clean test features)
+EVAL_KEYS = {
+    "knn": ["knn_backbone"],
+    "knn_proj": ["knn_projector"],
+    "ncm": ["ncm_backbone"],
+    "l_bound": ["l_bound_projector"],
+    "l_cor": ["l_cor_projector"],
+    "sigma_i": ["sigma_minus_identity_projector", "sigma_i_projector", "corr_identity_projector"],
+    "sigma_i_backbone": ["sigma_minus_identity_backbone", "sigma_i_backbone"],
+}
+
+
+@dataclass
+class RunRecord:
+    label: str
+    seed: int
+    status: str  # completed | diverged | interrupted | not run | error
+    message: str = ""
+    run_dir: str = ""
+    seconds: float = 0.0
+    summary: dict = field(default_factory=dict)
+    history: list = field(default_factory=list)
+    probe: dict = field(default_factory=dict)  # scalars from a post-run probe
+
+    @property
+    def ran(self) -> bool:
+        return self.status in ("completed", "diverged")
+
+
+def find_key(row: dict, names: list) -> Optional[str]:
+    for n in names:
+        for k in (n, f"z/{n}", f"z.{n}"):
+            if k in row:
+                return k
+    return None
+
+
+def _finite(v) -> Optional[float]:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    return float(v) if math.isfinite(v) else None
+
+
+def series(rec: RunRecord, measure: str, kind: str = "") -> list[tuple[float, float]]:
+    """(epoch, value) pairs of a measure over training (diag rows, or eval rows for eval measures)."""
+    kind = kind or ("eval" if measure in EVAL_KEYS else "diag")
+    names = (EVAL_KEYS if kind == "eval" else DIAG_KEYS).get(measure, [measure])
+    out = []
+    for row in rec.history:
+        if row.get("kind") != kind or row.get("random_init"):
+            continue
+        key = find_key(row, names)
+        v = _finite(row.get(key)) if key else None
+        if v is not None:
+            out.append((float(row.get("epoch", 0.0)), v))
+    return out
+
+
+def tail_mean(rec: RunRecord, measure: str) -> Optional[float]:
+    s = series(rec, measure)
+    if not s:
+        return None
+    vals = [v for _, v in s[-TAIL:]]
+    return sum(vals) / len(vals)
+
+
+def final_eval(rec: RunRecord, measure: str) -> Optional[float]:
+    final = rec.summary.get("final") or {}
+    key = find_key(final, EVAL_KEYS.get(measure, [measure]))
+    return _finite(final.get(key)) if key else None
+
+
+def random_init_eval(rec: RunRecord, measure: str) -> Optional[float]:
+    ri = rec.summary.get("random_init") or {}
+    key = find_key(ri, EVAL_KEYS.get(measure, [measure]))
+    return _finite(ri.get(key)) if key else None
+
+
+def collapsed(rec: RunRecord) -> Optional[bool]:
+    """The run's collapse verdict (``summary["verdict"]``), else the fallback rule of the module docstring."""
+    v = rec.summary.get("verdict") or {}
+    for key in ("collapsed", "collapse"):
+        val = v.get(key)
+        if isinstance(val, bool):
+            return val
+        if isinstance(val, str) and val.lower() in ("yes", "no", "true", "false", "collapsed", "ok", "not collapsed"):
+            return val.lower() in ("yes", "true", "collapsed")
+    std = tail_mean(rec, "std")
+    return None if std is None else std < COLLAPSE_STD_SCALED
+
+
+def value(rec: RunRecord, measure: str) -> Optional[float]:
+    """End-of-run value of a measure: eval measures from the summary, diagnostics averaged over the tail."""
+    if not rec.ran:
+        return None
+    if measure == "collapse":
+        c = collapsed(rec)
+        return None if c is None else float(c)
+    if measure == "diverged":
+        return float(rec.status == "diverged")
+    if measure == "fails":  # collapsed or diverged: ZHANG Table 2 reports Mirror's NaN run as collapse
+        c = collapsed(rec)
+        return 1.0 if rec.status == "diverged" else (None if c is None else float(c))
+    if measure in rec.probe:
+        return _finite(rec.probe[measure])
+    if measure in EVAL_KEYS:
+        return final_eval(rec, measure)
+    if measure.endswith("_first"):
+        s = series(rec, measure[: -len("_first")])
+        return s[0][1] if s else None
+    if measure.endswith("_max"):
+        s = series(rec, measure[: -len("_max")])
+        return max(v for _, v in s) if s else None
+    return tail_mean(rec, measure)

@@ -1,0 +1,144 @@
+"""Engine: schedules, LARS, exact resume, SIGTERM, divergence, run directory contents."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from siamlab import config
+from siamlab.engine.optim import LARS
+from siamlab.engine.schedule import effective_lr, lr_at
+from siamlab.engine.trainer import train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def toy_cfg(tmp_path, *extra) -> config.RunConfig:
+    """SimSiam on the 2-D blobs with a small MLP: a full run takes about a second."""
+    return config.load(None, [
+        "data.name=blobs", "model.backbone=mlp", "model.width=32", "model.proj_hidden=32",
+        "model.proj_out=16", "model.pred_hidden=8", "optim.batch_size=64", "optim.epochs=2",
+        "optim.lr=0.1", "diag.every_steps=5", "eval.knn_k=20", "engine.progress=false",
+        f"engine.out={tmp_path}", "engine.run_name=run", *extra,
+    ])
+
+
+# --- schedules -----------------------------------------------------------------------------------
+def test_warmup_then_cosine_hand_values():
+    # 10 warm-up steps to peak 1.0, then cosine over 90 steps to 0.
+    assert lr_at(0, 100, 10, 1.0) == pytest.approx(0.1)
+    assert lr_at(9, 100, 10, 1.0) == pytest.approx(1.0)
+    assert lr_at(10, 100, 10, 1.0) == pytest.approx(1.0)
+    assert lr_at(55, 100, 10, 1.0) == pytest.approx(0.5)  # half way: cos(π/2) = 0
+    assert lr_at(100, 100, 10, 1.0) == pytest.approx(0.0, abs=1e-12)
+    assert lr_at(40, 100, 0, 2.0, "constant") == 2.0
+
+
+def test_linear_scaling_rule():
+    assert effective_lr(0.05, 512) == pytest.approx(0.1)
+
+
+def test_lars_trust_ratio_matches_hand_update():
+    w = torch.nn.Parameter(torch.tensor([[3.0, 4.0]]))  # ‖w‖ = 5
+    b = torch.nn.Parameter(torch.tensor([1.0]))
+    w.grad = torch.tensor([[0.6, 0.8]])  # ‖g‖ = 1
+    b.grad = torch.tensor([2.0])
+    opt = LARS([w, b], lr=0.1, momentum=0.9, weight_decay=0.0, eta=0.02)
+    opt.step()
+    # weight: g·η‖w‖/‖g‖ = g·0.1 → w − 0.1·0.1·g ; bias: excluded, plain SGD step
+    assert torch.allclose(w.detach(), torch.tensor([[3.0 - 0.01 * 0.6, 4.0 - 0.01 * 0.8]]))
+    assert torch.allclose(b.detach(), torch.tensor([1.0 - 0.2]))
+
+
+# --- run directory, resume, divergence -----------------------------------------------------------
+def _weights(run_dir: Path) -> dict:
+    return torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["method"]
+
+
+def test_run_directory_contents(tmp_path):
+    res = train(toy_cfg(tmp_path))
+    d = res.run_dir
+    for name in ("config.yaml", "metrics.jsonl", "summary.json", "checkpoints/last.pt", "checkpoints/best.pt"):
+        assert (d / name).exists(), name
+    kinds = {json.loads(line)["kind"] for line in (d / "metrics.jsonl").read_text().splitlines()}
+    assert {"train", "diag", "eval"} <= kinds
+    s = json.loads((d / "summary.json").read_text())
+    assert s["status"] == "completed" and s["epochs_done"] == 2
+    assert "knn_backbone" in s["final"] and "knn_backbone" in s["random_init"]
+    # the resolved config reloads to the same values
+    again = config.load(str(d / "config.yaml"))
+    assert again.to_dict() == res_cfg_dict(tmp_path)
+
+
+def res_cfg_dict(tmp_path):
+    return toy_cfg(tmp_path).to_dict()
+
+
+def test_resume_is_exact(tmp_path):
+    """2 epochs straight == 1 epoch, then --resume for the second (bit-identical weights on CPU)."""
+    straight = train(toy_cfg(tmp_path / "a"))
+    cfg_b = toy_cfg(tmp_path / "b")
+    from siamlab.engine.trainer import Trainer
+
+    t = Trainer(cfg_b)
+    t.cfg.optim.epochs = 1  # run only the first epoch, but with the 2-epoch schedule (total_steps fixed)
+    t.fit()
+    resumed = train(toy_cfg(tmp_path / "b"), run_dir=str(t.run_dir), resume=True)
+    a, b = _weights(straight.run_dir), _weights(resumed.run_dir)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_nan_loss_stops_with_diverged(tmp_path):
+    from siamlab.engine.trainer import Trainer
+
+    """The loss turns NaN from the 4th step: the run stops with status diverged and keeps its metrics."""
+    t = Trainer(toy_cfg(tmp_path, "optim.epochs=3"))
+    orig = t.method.loss
+    calls = {"n": 0}
+
+    def nan_loss(out):
+        calls["n"] += 1
+        lo = orig(out)
+        if calls["n"] > 3:
+            lo.loss = lo.loss * float("nan")
+        return lo
+
+    t.method.loss = nan_loss
+    res = t.fit()
+    assert res.summary["status"] == "diverged"
+    assert res.summary["verdict"].get("diverged") is True
+    lines = [json.loads(x) for x in (res.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert any(r["kind"] == "train" for r in lines)  # metrics kept
+    assert res.summary["steps"] < t.total_steps
+
+
+def test_sigterm_writes_loadable_checkpoint_and_resumes(tmp_path):
+    args = [sys.executable, "-m", "siamlab", "train", "--set", "data.name=blobs", "--set", "model.backbone=mlp",
+            "--set", "model.width=32", "--set", "model.proj_hidden=32", "--set", "model.proj_out=16",
+            "--set", "optim.batch_size=16", "--set", "optim.epochs=200", "--set", "engine.progress=false",
+            "--set", "eval.every_epochs=0", "--set", f"engine.out={tmp_path}", "--set", "engine.run_name=sig"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "sig" / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (metrics.exists() and '"train"' in metrics.read_text()):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    summary = json.loads((tmp_path / "sig" / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    state = torch.load(tmp_path / "sig" / "checkpoints" / "last.pt", weights_only=True)
+    assert state["step"] == summary["steps"] and state["step"] > 0
+    assert all(torch.isfinite(v).all() for v in state["method"].values() if v.is_floating_point())
