@@ -325,7 +325,8 @@ def test_bridge_partitions_sum_blockwise_and_scales():
 def test_bridge_collapse_without_std_and_bias_option():
     """§4.2: without STD, f = 0 and W_p = O give zero loss (the collapse STD prevents)."""
     zeros = torch.zeros(8, 3, dtype=torch.float64)
-    assert bridge_loss(zeros, zeros, torch.zeros(3, 3, dtype=torch.float64), k=2, standardize_features=False).item() == 0
+    w0 = torch.zeros(3, 3, dtype=torch.float64)
+    assert bridge_loss(zeros, zeros, w0, k=2, standardize_features=False).item() == 0
     z1, z2, w, b = rand(8, 3, seed=47), rand(8, 3, seed=48), rand(3, 3, seed=49), rand(3, seed=50)
     p1 = z1 @ w.T + b
     expect_cov = ((w.T @ w - p1.T @ p1 / 8) ** 2).sum() / 3

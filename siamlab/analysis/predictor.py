@@ -26,7 +26,8 @@ def bias_center_cosine(bias: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 
 
 def symmetry_gap(w: torch.Tensor) -> torch.Tensor:
-    """‖W − Wᵀ‖_F/‖W‖_F: 0 for a symmetric W_p, √2 for an antisymmetric one (BRIDGE Fig. 4a)."""
+    """‖W − Wᵀ‖_F/‖W‖_F: 0 for a symmetric W_p, 2 for an antisymmetric one, ≈ √2 for a random Gaussian one
+    (BRIDGE Fig. 4a: W_p becomes symmetric during training)."""
     return ((w - w.T).norm() / w.norm().clamp_min(_EPS)).to(torch.float64)
 
 

@@ -81,26 +81,39 @@ SYN_SIZE = 32
 SYN_PROTO_SEED = 1234
 
 
+SYN_NUISANCE = 8  # number of low-frequency nuisance patterns mixed into every image
+
+
 def smooth_field(n: int, size: int, grid: int, g: torch.Generator) -> torch.Tensor:
     """Random low-frequency RGB patterns: a ``grid`` x ``grid`` Gaussian field upsampled to ``size``."""
     coarse = torch.randn(n, 3, grid, grid, generator=g)
     return F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False)
 
 
+def shifted_prototypes(size: int, shift: int) -> torch.Tensor:
+    """Every class prototype at every offset in [0, 2·shift]², as ``[classes, offsets, 3, size, size]``."""
+    big = smooth_field(SYN_CLASSES, size + 2 * shift, 5, torch.Generator().manual_seed(SYN_PROTO_SEED))
+    span = range(2 * shift + 1)
+    return torch.stack([big[:, :, dy:dy + size, dx:dx + size] for dy in span for dx in span], dim=1)
+
+
 def synthetic_images(n: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` uint8 images: a shifted, rescaled class prototype + a per-sample low-frequency nuisance
-    pattern + pixel noise. The prototypes depend only on SYN_PROTO_SEED, so splits share classes."""
-    shift = max(1, size // 8)
-    protos = smooth_field(SYN_CLASSES, size + 2 * shift, 5, torch.Generator().manual_seed(SYN_PROTO_SEED))
+    """``n`` uint8 images: a shifted, rescaled class prototype + a random mix of fixed low-frequency
+    nuisance patterns (stronger than the prototype) + pixel noise. Raw-pixel nearest-class-mean
+    accuracy is ~0.45 (chance 0.1): there is class structure, but a good representation must
+    discount the nuisance. Prototypes and nuisance patterns depend only on SYN_PROTO_SEED,
+    so the splits share them; ``seed`` draws the labels, shifts, gains, mixtures and noise."""
+    shift = max(1, size // 4)
+    table = shifted_prototypes(size, shift).flatten(0, 1)  # [classes * offsets, 3, size, size]
+    basis = smooth_field(SYN_NUISANCE, size, 3, torch.Generator().manual_seed(SYN_PROTO_SEED + 1)).flatten(1)
     g = torch.Generator().manual_seed(seed)
     y = (torch.arange(n) % SYN_CLASSES)[torch.randperm(n, generator=g)]
-    offsets = torch.randint(0, 2 * shift + 1, (2, n), generator=g)
-    rows = offsets[0, :, None] + torch.arange(size)
-    cols = offsets[1, :, None] + torch.arange(size)
-    pattern = protos[y[:, None, None], :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
-    gain = 0.6 + 0.8 * torch.rand(n, 1, 1, 1, generator=g)
-    img = gain * pattern + 0.5 * smooth_field(n, size, 3, g) + 0.15 * torch.randn(n, 3, size, size, generator=g)
-    x = ((img * 0.25 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
+    offset = torch.randint(0, (2 * shift + 1) ** 2, (n,), generator=g)
+    gain = 0.3 + 0.7 * torch.rand(n, 1, 1, 1, generator=g)
+    mix = torch.randn(n, SYN_NUISANCE, generator=g) * (1.2 / SYN_NUISANCE ** 0.5)
+    img = torch.randn(n, 3, size, size, generator=g).mul_(0.3)
+    img.add_((mix @ basis).view(n, 3, size, size)).addcmul_(gain, table[y * (2 * shift + 1) ** 2 + offset])
+    x = img.mul_(0.25).add_(0.5).clamp_(0, 1).mul_(255).round_().to(torch.uint8)
     return x, y
 
 

@@ -21,6 +21,7 @@ TAIL = 3  # diagnostic rows averaged for an end-of-training value
 # measure -> accepted metric names in diag rows (first match wins; "z/" prefixed forms accepted too)
 DIAG_KEYS = {
     "std": ["std_scaled", "z_std_scaled", "std_sqrt_d"],
+    "std_raw": ["std", "std_normalized", "z_std"],
     "m_o": ["m_o", "z_m_o"],
     "m_r": ["m_r", "z_m_r"],
     "center": ["center_norm", "z_center_norm", "s_norm"],
@@ -150,6 +151,9 @@ def value(rec: RunRecord, measure: str) -> Optional[float]:
     if measure.endswith("_first"):
         s = series(rec, measure[: -len("_first")])
         return s[0][1] if s else None
+    if measure.endswith("_mean"):  # mean over the whole training
+        s = series(rec, measure[: -len("_mean")])
+        return sum(v for _, v in s) / len(s) if s else None
     if measure.endswith("_max"):
         s = series(rec, measure[: -len("_max")])
         return max(v for _, v in s) if s else None

@@ -20,9 +20,14 @@ def mean_std(values: list) -> tuple[Optional[float], Optional[float]]:
 
 
 class Results:
-    def __init__(self, experiment, records: list):
+    def __init__(self, experiment, records: list, scale: str = ""):
         self.experiment = experiment
         self.records: list[RunRecord] = list(records)
+        self.scale = scale
+        self.arms = experiment.arms_for(scale)
+
+    def labels(self) -> list[str]:
+        return [a.label for a in self.arms]
 
     def runs(self, label: str) -> list[RunRecord]:
         return [r for r in self.records if r.label == label]
@@ -55,7 +60,7 @@ class Results:
         return [measures.series(r, measure) for r in self.runs(label) if r.ran]
 
     def x(self, label: str) -> Optional[float]:
-        return self.experiment.arm(label).x
+        return self.experiment.arm(label, self.scale).x
 
     def missing(self, labels: list, measure: str) -> Optional[str]:
         """Why a rule over these arms cannot be decided (an arm did not run or lacks the measure)."""

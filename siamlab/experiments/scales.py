@@ -79,6 +79,7 @@ def arm_config(exp: Experiment, arm, scale: str, seed: int) -> dict:
     if new_name and new_name != cfg.get("method", {}).get("name"):
         cfg["method"] = {k: v for k, v in cfg.get("method", {}).items() if k not in ("params", "name")}
     cfg = merge(cfg, over)
+    cfg = merge(cfg, arm.scale_overrides.get(scale, {}))
     cfg = merge(cfg, {"engine": {"seed": int(seed)}})
     return cfg
 

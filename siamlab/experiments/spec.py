@@ -29,6 +29,7 @@ class Arm:
     paper:     the paper's reported values for this row, by column key ("knn": 66.62, "collapse": "no").
     x:         the value of the swept variable for sweep plots (τ, d, momentum, ...), or None.
     group:     arms sharing a group are compared together (e.g. the dataset in CENTER Fig. 3).
+    scale_overrides: scale -> overrides applied after ``overrides`` (e.g. a projector shrunk for smoke).
     """
 
     label: str
@@ -36,6 +37,7 @@ class Arm:
     paper: dict = field(default_factory=dict)
     x: Optional[float] = None
     group: str = ""
+    scale_overrides: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -94,9 +96,13 @@ class Experiment:
     probe: Optional[str] = None  # name of a post-run probe in .probes (correlation matrix, W_p)
     sweep: str = ""  # name of the swept variable for sweep plots ("τ", "d", "momentum")
     notes: dict = field(default_factory=dict)  # scale -> text shown in the report (settings, caveats)
+    arms_by_scale: dict = field(default_factory=dict)  # scale -> arms replacing ``arms`` at that scale
 
-    def arm(self, label: str) -> Arm:
-        for a in self.arms:
+    def arms_for(self, scale: str) -> list:
+        return self.arms_by_scale.get(scale, self.arms)
+
+    def arm(self, label: str, scale: str = "") -> Arm:
+        for a in self.arms_for(scale) + self.arms:
             if a.label == label:
                 return a
         raise KeyError(label)

@@ -1,11 +1,10 @@
-"""The BRIDGE method (Liu et al. 2022, §4): linear predictor, invariance + covariance-maintaining term, no stop-gradient."""
+"""The BRIDGE method (Liu et al. 2022, §4): linear predictor, invariance + covariance term, no stop-gradient."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch import nn
-
 from ..losses.bridge import bridge_loss
+from ..models import build_predictor
 from . import register
 from .base import Forward, LossOut, Method, require
 
@@ -35,10 +34,11 @@ class Bridge(Method):
     """BRIDGE eq. 19 with STD (eq. 18), k partitions, a linear predictor W_p or I-PRED.
 
     The predictor and the standardization act inside the loss, on the gathered global batch (STD
-    needs global statistics, the covariance term needs W_p itself), so ``Forward.p`` is None and
-    ``self.predictor`` is the ``nn.Linear`` holding W_p (None for I-PRED). Its parameter group is
-    named ``linear_predictor`` (not ``predictor``): BRIDGE §5.1 uses one lr schedule for the whole
-    model. Gradient frame: the default (on z, no basic part).
+    needs global statistics, the covariance term needs W_p itself), so ``Forward.p`` is None.
+    ``self.predictor`` is the zoo's ``linear`` (or ``linear_bias``) predictor; its ``linear_weight``
+    is W_p (None for I-PRED). Its parameter group is named ``linear_predictor``, not ``predictor``:
+    BRIDGE §5.1 uses one lr schedule for the whole model. Gradient frame: the default (on z, no
+    basic part).
     """
 
     name = "bridge"
@@ -49,7 +49,8 @@ class Bridge(Method):
     def __init__(self, encoder, params: BridgeParams, model_cfg=None):
         super().__init__(encoder, params, model_cfg)
         if params.predictor == "linear":
-            self.predictor = nn.Linear(encoder.out_dim, encoder.out_dim, bias=params.predictor_bias)
+            kind = "linear_bias" if params.predictor_bias else "linear"
+            self.predictor = build_predictor(kind, encoder.out_dim, encoder.out_dim)
 
     def forward(self, views, index=None) -> Forward:
         hs, zs = zip(*(self.encoder(v) for v in views))
@@ -57,8 +58,8 @@ class Bridge(Method):
 
     def loss(self, out: Forward) -> LossOut:
         p = self.params
-        weight = None if self.predictor is None else self.predictor.weight
-        bias = None if self.predictor is None else self.predictor.bias
+        weight = None if self.predictor is None else self.predictor.linear_weight
+        bias = None if self.predictor is None else self.predictor.last_bias
         loss, terms = bridge_loss(out.z[0], out.z[1], weight, bias, p.c_inv, p.c_cov, p.k, p.standardize,
                                   p.stop_gradient, p.symmetric, p.inv_scale, with_terms=True)
         return LossOut(loss, terms)

@@ -1,4 +1,4 @@
-"""Training with ZHANG's de-correlation regularizer alone (ZHANG §3.5, Fig. 5b; A.6), plus an optional invariance term."""
+"""Training with ZHANG's de-correlation regularizer (ZHANG §3.5, Fig. 5b; A.6), plus an optional invariance term."""
 from __future__ import annotations
 
 from dataclasses import dataclass

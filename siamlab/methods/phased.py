@@ -72,7 +72,7 @@ class PhasedMethod(Method):
     @torch.no_grad()
     def after_step(self, step: int, total_steps: int) -> None:
         # Only the running phase: e.g. a Tanh(FC) predictor of a phase not running must not be re-clamped.
-        self.phases[self.active].after_step(step, total_steps)
+        super().after_step(step, total_steps)
 
     def bind_dataset(self, num_samples: int) -> None:
         for m in self.phases:

@@ -25,7 +25,8 @@ class SwAVParams:
         require(self.num_prototypes >= 2, "method.num_prototypes", self.num_prototypes, "an integer >= 2")
         require(self.temperature > 0, "method.temperature", self.temperature, "a number > 0")
         require(self.epsilon > 0, "method.epsilon", self.epsilon, "a number > 0")
-        require(self.sinkhorn_iterations >= 1, "method.sinkhorn_iterations", self.sinkhorn_iterations, "an integer >= 1")
+        require(self.sinkhorn_iterations >= 1, "method.sinkhorn_iterations", self.sinkhorn_iterations,
+                "an integer >= 1")
         require(self.prototypes in ("learnable", "fixed"), "method.prototypes", self.prototypes, "learnable or fixed")
         require(self.freeze_prototypes_steps >= 0, "method.freeze_prototypes_steps", self.freeze_prototypes_steps,
                 "an integer >= 0")

@@ -1,0 +1,177 @@
+"""BRIDGE (Liu et al. 2022, "Bridging the gap from asymmetry tricks to decorrelation principles"): 6 experiments.
+
+BRIDGE §5.1: ImageNet, ResNet-50, LARS (lr 0.3·B/256, 10 warm-up epochs, cosine to 0), batch 2048,
+100 epochs, BYOL/Barlow Twins augmentations, linear-probe accuracy. The method's loss is eq. 19
+(c_inv, c_cov, k partitions) with the STD layer of eq. 18. At smoke scale the projectors are shrunk
+8× (e.g. 2048-2048-2048 → 256-256-256) and the batch is 256 so that k = 32 partitions hold 8 samples.
+"""
+from __future__ import annotations
+
+from . import rules as R
+from .common import ACCURACY_NOTE, BRIDGE_PAPER, COLLAPSE, KNN, SMOKE_IMAGE_NOTE, STD, method, with_
+from .spec import Arm, Claim, Column, Experiment, Figure
+
+NOTES = {"smoke": SMOKE_IMAGE_NOTE + "Projector widths are the paper's divided by 8; batch 256. " + ACCURACY_NOTE,
+         "tiny": "Plumbing check only.",
+         "paper": "BRIDGE §5.1 settings; the paper trains on ImageNet: point data.root at an image folder (train/ and val/)."}
+SIGMA = Column("sigma_i", "‖Σ − I‖² (end)", 4)
+BATCH = {"tiny": {"optim": {"batch_size": 32}}, "smoke": {"optim": {"batch_size": 256, "epochs": 40}}, "paper": BRIDGE_PAPER}
+
+
+def projector(spec: str, scale_div: int = 8) -> dict:
+    """'2048-2048-2048' → model overrides for the paper, and the same shrunk by ``scale_div`` for smoke/tiny."""
+    dims = [int(x) for x in spec.split("-")]
+    return {"model": {"proj_layers": len(dims), "proj_hidden": dims[0], "proj_out": dims[-1]}}
+
+
+def _proj_scales(spec: str, pred_hidden: int = 0) -> dict:
+    small = "-".join(str(max(8, int(x) // 8)) for x in spec.split("-"))
+    tiny = "-".join(str(max(8, int(x) // 64)) for x in spec.split("-"))
+    out = {"paper": projector(spec), "smoke": projector(small), "tiny": projector(tiny)}
+    if pred_hidden:
+        out = {s: with_(o, {"model": {"pred_hidden": max(8, pred_hidden // d)}}) for (s, o), d in zip(out.items(), (1, 8, 64))}
+    return out
+
+
+def bridge(k: int, c_inv: float, c_cov: float, **kw) -> dict:
+    return method("bridge", k=k, c_inv=c_inv, c_cov=c_cov, **kw)
+
+
+def below_init(label: str, measure: str) -> callable:
+    """The end-of-training value is below the same network's value at random initialization."""
+
+    def rule(res):
+        why = res.missing([label], measure)
+        if why:
+            return None, why
+        end, init = res.mean(label, measure), res.mean(label, measure + "_init")
+        if init is None:
+            return None, f"no random-init value of {measure} for '{label}'"
+        return end < init, f"{measure} of '{label}': random init {init:.4g} → end {end:.4g}; rule: end < random init"
+
+    return rule
+
+
+def f1() -> Experiment:
+    arms = [Arm("BYOL (linear predictor)", method("byol", predictor="linear")),
+            Arm("BYOL (MLP predictor)", method("byol", predictor="mlp")),
+            Arm("SimSiam", method("simsiam")), Arm("Barlow Twins", method("barlow")), Arm("VICReg", method("vicreg")),
+            Arm("BRIDGE (ours)", bridge(8, 25.0, 1.0))]
+    return Experiment(
+        "bridge-f1", "BRIDGE", "Fig. 1, ‖Σ − I‖²", "falls for BYOL (linear and MLP predictor), SimSiam, BT, VICReg, BRIDGE", arms,
+        [Claim(f"{a.label}: ‖Σ − I‖² of clean projector features falls below its random-init value", [a.label], below_init(a.label, "sigma_i"))
+         for a in arms],
+        [SIGMA, Column("sigma_i_init", "‖Σ − I‖² (random init)", 4), COLLAPSE, KNN],
+        figures=[Figure("curve", "sigma.png", "‖Σ − I‖² of projector features on clean test images over training (BRIDGE Fig. 1)",
+                        {"measure": "sigma_i", "logy": True})],
+        base={"eval": {"every_epochs": 2}}, scale_overrides={"paper": with_(BRIDGE_PAPER, {"eval": {"every_epochs": 5}})},
+        notes=NOTES, smoke_minutes=6)
+
+
+def f3() -> Experiment:
+    lab = "BYOL (linear predictor)"
+    arms = [Arm(lab, method("byol", predictor="linear"))]
+    return Experiment(
+        "bridge-f3", "BRIDGE", "Figs. 3–4, W_p", "W_p → cI: symmetric, eigenvalues at one value or 0", arms,
+        [Claim("W_p becomes more symmetric: ‖W − Wᵀ‖/‖W‖ falls from initialization", [lab], R.greater(lab, "asym_init", "asym")),
+         Claim("W_p becomes diagonal: the diagonal's share of ‖W‖²_F rises from initialization", [lab], R.greater(lab, "diag_share", "diag_share_init")),
+         Claim("Eigenvalues of W_p converge to one positive value or 0 (≥ 80% within 30% of the top cluster's median or below 30% of it)",
+               [lab], R.compare(lab, "eig_clustered", ">", 0.8))],
+        [Column("asym", "‖W − Wᵀ‖/‖W‖ (end)", 3), Column("asym_init", "(init)", 3), Column("diag_share", "diagonal share (end)", 3),
+         Column("diag_share_init", "(init)", 3), Column("eig_clustered", "eigenvalues in the two clusters", 2), KNN],
+        figures=[Figure("heatmap", "wp.png", "W_p at initialization and at the end, first 32 dimensions (BRIDGE Fig. 3)", {"keys": ["init", "final"]}),
+                 Figure("heatmap", "wp_eig.png", "eigenvalues of the symmetric part of W_p, sorted (BRIDGE Fig. 4b), as a 1-row image", {"keys": ["eigenvalues"]}),
+                 Figure("curve", "asym.png", "asymmetry of W_p over training (BRIDGE Fig. 4a)", {"measure": "wp_asym"})],
+        probe="predictor", scale_overrides={"paper": BRIDGE_PAPER}, notes=NOTES, smoke_minutes=2)
+
+
+T1_ROWS = [(1, 1, 1, 61.4), (1, 1, 25, 60.6), (1, 25, 1, 60.1), (1, 25, 25, 63.4), (8, 25, 1, 67.3), (8, 25, 25, 66.2), (32, 25, 1, 67.3)]
+
+
+def _t1_label(k, ci, cc) -> str:
+    return f"k={k}, c_inv={ci}, c_cov={cc}"
+
+
+def t1() -> Experiment:
+    arms = [Arm(_t1_label(k, ci, cc), bridge(k, float(ci), float(cc)), {"knn": acc}, scale_overrides=_proj_scales("2048-2048-2048"))
+            for k, ci, cc, acc in T1_ROWS]
+    big_inv = [_t1_label(k, ci, cc) for k, ci, cc, _ in T1_ROWS if ci > cc]
+    return Experiment(
+        "bridge-t1", "BRIDGE", "Table 1, k / c_inv / c_cov", "partitioning helps; c_inv > c_cov better", arms,
+        [Claim("Partitioning helps: k=8 beats k=1 at c_inv=25, c_cov=1", [_t1_label(8, 25, 1), _t1_label(1, 25, 1)],
+               R.greater(_t1_label(8, 25, 1), _t1_label(1, 25, 1), "knn")),
+         Claim("With partitions, c_inv > c_cov is better: (25, 1) beats (25, 25) at k=8", [_t1_label(8, 25, 1), _t1_label(8, 25, 25)],
+               R.greater(_t1_label(8, 25, 1), _t1_label(8, 25, 25), "knn")),
+         Claim("The best configuration has c_inv > c_cov", [a.label for a in arms], R.argmax_among([a.label for a in arms], "knn", big_inv))],
+        [KNN, COLLAPSE], figures=[Figure("bars", "knn.png", "kNN top-1 per configuration (BRIDGE Table 1)", {"measure": "knn"})],
+        scale_overrides=BATCH, notes=NOTES, smoke_minutes=8)
+
+
+def t2() -> Experiment:
+    rows = [("4096-256", 1, 1, 1, 54.7), ("4096-256", 32, 10, 1, 63.7), ("2048-2048-2048", 1, 1, 1, 61.4),
+            ("2048-2048-2048", 32, 10, 1, 66.6), ("2048-2048-2048", 32, 25, 1, 67.3), ("8192-8192-8192", 8, 25, 8, 69.0)]
+    lab = lambda p, k, ci, cc: f"{p}, k={k}, {ci}/{cc}"  # noqa: E731
+    arms = [Arm(lab(p, k, ci, cc), bridge(k, float(ci), float(cc)), {"knn": acc}, scale_overrides=_proj_scales(p)) for p, k, ci, cc, acc in rows]
+    a = [x.label for x in arms]
+    return Experiment(
+        "bridge-t2", "BRIDGE", "Table 2, projector size", "larger projector better", arms,
+        [Claim("2048-2048-2048 beats 4096-256 at k=1, 1/1", [a[2], a[0]], R.greater(a[2], a[0], "knn")),
+         Claim("2048-2048-2048 beats 4096-256 at k=32, 10/1", [a[3], a[1]], R.greater(a[3], a[1], "knn")),
+         Claim("8192-8192-8192 (k=8, 25/8) beats 2048-2048-2048 (k=32, 25/1)", [a[5], a[4]], R.greater(a[5], a[4], "knn"))],
+        [KNN, COLLAPSE], figures=[Figure("bars", "knn.png", "kNN top-1 per projector (BRIDGE Table 2)", {"measure": "knn"})],
+        scale_overrides=BATCH, notes=NOTES + {} if False else NOTES, smoke_minutes=8)
+
+
+T3_ROWS = [  # (c_cov, STD, I-PRED, StopGrad, paper accuracy or "COLLAPSE"); k = 1, c_inv = 1 (BRIDGE §5.4)
+    (0, False, False, False, "COLLAPSE"), (1, False, False, False, "COLLAPSE"),
+    (0, True, False, False, 50.9), (1, True, False, False, 61.4),
+    (0, False, True, False, "COLLAPSE"), (1, False, True, False, 62.6),
+    (0, True, True, False, 50.9), (1, True, True, False, 58.7),
+    (0, True, False, True, 55.0),
+]
+
+
+def _t3_label(cc, std, ipred, sg) -> str:
+    parts = [f"Cov={cc}"] + [n for n, on in (("STD", std), ("I-PRED", ipred), ("StopGrad", sg)) if on]
+    return " + ".join(parts)
+
+
+def t3() -> Experiment:
+    arms, claims = [], []
+    for cc, std, ipred, sg, acc in T3_ROWS:
+        label = _t3_label(cc, std, ipred, sg)
+        over = bridge(1, 1.0, float(cc), standardize=std, predictor="identity" if ipred else "linear", stop_gradient=sg)
+        collapse = acc == "COLLAPSE"
+        arms.append(Arm(label, over, {"fails": "yes" if collapse else "no", "knn": "collapse" if collapse else acc},
+                        scale_overrides=_proj_scales("2048-2048-2048")))
+        claims.append(Claim(f"{label}: {'collapses' if collapse else 'trains'}", [label], R.collapses(label) if collapse else R.trains(label)))
+    sg, nosg, cov = _t3_label(0, True, False, True), _t3_label(0, True, False, False), _t3_label(1, True, False, False)
+    claims += [Claim("StopGrad improves over no StopGrad at Cov=0 with STD (50.9 → 55.0)", [sg, nosg], R.greater(sg, nosg, "knn")),
+               Claim("The correlation term instead of StopGrad is better still (55.0 → 61.4)", [cov, sg], R.greater(cov, sg, "knn"))]
+    return Experiment(
+        "bridge-t3", "BRIDGE", "Table 3, STD / I-PRED / StopGrad", "as the table: which cells collapse, which train", arms, claims,
+        [COLLAPSE, STD, KNN], figures=[Figure("bars", "knn.png", "kNN top-1 per configuration (BRIDGE Table 3)", {"measure": "knn"})],
+        scale_overrides=BATCH,
+        notes={**NOTES, "smoke": NOTES["smoke"] + " Table 3's check marks are lost in the text copy of the paper; the row "
+               "assignment follows §5.4's prose (no STD and no I-PRED collapse; I-PRED needs Cov; StopGrad row uses STD)."},
+        smoke_minutes=9)
+
+
+def t4() -> Experiment:
+    arms = [Arm("BYOL", method("byol"), {"knn": 66.7}, scale_overrides=_proj_scales("4096-256", pred_hidden=4096)),
+            Arm("SimSiam", method("simsiam"), {"knn": 68.1}, scale_overrides=_proj_scales("2048-2048-2048", pred_hidden=512)),
+            Arm("Barlow Twins", method("barlow"), {"knn": 63.4}, scale_overrides=_proj_scales("2048-2048-2048")),
+            Arm("VICReg", method("vicreg"), {"knn": 65.1}, scale_overrides=_proj_scales("2048-2048-2048")),
+            Arm("BRIDGE (ours)", bridge(8, 25.0, 1.0), {"knn": 67.3}, scale_overrides=_proj_scales("2048-2048-2048"))]
+    return Experiment(
+        "bridge-t4", "BRIDGE", "Table 4, comparison", "BRIDGE comparable to SimSiam / BT / VICReg", arms,
+        [Claim("BRIDGE trains without collapse", ["BRIDGE (ours)"], R.trains("BRIDGE (ours)")),
+         Claim("BRIDGE is comparable: not more than 2 points below the weakest of SimSiam, Barlow Twins, VICReg",
+               ["BRIDGE (ours)", "SimSiam", "Barlow Twins", "VICReg"],
+               R.not_below_min_of("BRIDGE (ours)", ["SimSiam", "Barlow Twins", "VICReg"], "knn", 2.0))],
+        [KNN, COLLAPSE], figures=[Figure("bars", "knn.png", "kNN top-1 per method (BRIDGE Table 4)", {"measure": "knn"}),
+                                  Figure("curve", "knn_curve.png", "kNN top-1 over training", {"measure": "knn"})],
+        scale_overrides=BATCH, notes=NOTES, smoke_minutes=6)
+
+
+EXPERIMENTS = [f1, f3, t1, t2, t3, t4]

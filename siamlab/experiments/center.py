@@ -1,0 +1,120 @@
+"""CENTER ("The common stability mechanism behind most SSL approaches"): 5 experiments.
+
+Figs. 3–4 use the toy data of §3.2 (blobs and moons in 2-D, three classes; the samples of one class
+are the views of one "image"; five seeds). Figs. 5–7 use ImageNet-100 with kNN accuracy.
+"""
+from __future__ import annotations
+
+from . import rules as R
+from .common import (ACCURACY_NOTE, CENTER, CENTER_PAPER, COLLAPSE, KNN, SMOKE_IMAGE_NOTE, SMOKE_TOY_NOTE, STD, method, with_)
+from .spec import Arm, Claim, Column, Experiment, Figure
+
+TOY = ("blobs", "moons")
+TOY_NOTES = {"smoke": SMOKE_TOY_NOTE + "kNN accuracy on held-out toy samples.", "tiny": "Plumbing check only.",
+             "paper": "CENTER §3.2 toy data, five seeds."}
+IMAGE_NOTES = {"smoke": SMOKE_IMAGE_NOTE + ACCURACY_NOTE, "tiny": "Plumbing check only.",
+               "paper": "CENTER §3: ImageNet-100 via data.name=image_folder (set data.root); the paper states neither "
+                        "architecture nor schedule: ResNet-18 and 200 epochs are assumptions."}
+TOY_SCALES = {"smoke": {"optim": {"epochs": 20}}}
+
+
+def _toy_arms(variants: list) -> list:
+    """One arm per (dataset, variant); labels 'variant (dataset)'."""
+    return [Arm(f"{name} ({ds})", with_(over, {"data": {"name": ds}}), paper, group=ds) for ds in TOY for name, over, paper in variants]
+
+
+def f3() -> Experiment:
+    arms = _toy_arms([("SimSiam", method("simsiam"), {}), ("Simplified objective", method("center", lambda_l=-1.0), {})])
+    claims = [Claim(f"The simplified objective (invariance + center penalty, eq. 32) is at least as good as SimSiam on {ds} "
+                    "(kNN ≥ SimSiam − 0.5 points)", [f"Simplified objective ({ds})", f"SimSiam ({ds})"],
+                    R.at_least_best_of(f"Simplified objective ({ds})", [f"SimSiam ({ds})"], "knn", 0.5)) for ds in TOY]
+    claims += [Claim(f"The simplified objective trains without collapse on {ds}", [f"Simplified objective ({ds})"],
+                     R.trains(f"Simplified objective ({ds})")) for ds in TOY]
+    figs = [Figure("curve", f"knn_{ds}.png", f"kNN top-1 on {ds} over training, 5 seeds (CENTER Fig. 3)",
+                   {"measure": "knn", "arms": [f"SimSiam ({ds})", f"Simplified objective ({ds})"]}) for ds in TOY]
+    return Experiment("center-f3", "CENTER", "Fig. 3, simplified objective", "toy blobs and moons, 5 seeds: ≥ SimSiam", arms, claims,
+                      [KNN, CENTER, COLLAPSE], figures=figs, data_kind="vector", seeds={"tiny": 1, "smoke": 5, "paper": 5},
+                      scale_overrides=TOY_SCALES, notes=TOY_NOTES, smoke_minutes=6)
+
+
+def f4() -> Experiment:
+    variants = [("SimSiam", method("simsiam"), {"fails": "no", "center": "low"}),
+                ("SimSiam w/o predictor", method("simsiam_nopred"), {"fails": "yes", "center": "high"}),
+                ("SimSiam w/o stop-gradient", method("simsiam_nosg"), {"fails": "yes", "center": "high"})]
+    arms = _toy_arms(variants)
+    claims = []
+    for ds in TOY:
+        base = f"SimSiam ({ds})"
+        claims.append(Claim(f"SimSiam does not collapse on {ds}", [base], R.trains(base)))
+        for v in ("SimSiam w/o predictor", "SimSiam w/o stop-gradient"):
+            lab = f"{v} ({ds})"
+            claims.append(Claim(f"{v} collapses on {ds}", [lab], R.collapses(lab)))
+            claims.append(Claim(f"{v} has a larger center norm than SimSiam on {ds}", [lab, base], R.greater(lab, base, "center")))
+    figs = [Figure("curve", f"center_{ds}.png", f"‖center‖ on {ds} over training (CENTER Fig. 4)",
+                   {"measure": "center", "arms": [f"{v} ({ds})" for v, _, _ in variants]}) for ds in TOY]
+    figs += [Figure("curve", f"knn_{ds}.png", f"kNN top-1 on {ds} over training", {"measure": "knn", "arms": [f"{v} ({ds})" for v, _, _ in variants]}) for ds in TOY]
+    return Experiment("center-f4", "CENTER", "Fig. 4, toy collapse", "no predictor / no stop-grad: high center norm, collapse", arms, claims,
+                      [CENTER, COLLAPSE, STD, KNN], figures=figs, data_kind="vector", seeds={"tiny": 1, "smoke": 3, "paper": 5},
+                      scale_overrides=TOY_SCALES, notes=TOY_NOTES, smoke_minutes=6)
+
+
+def f5() -> Experiment:
+    full, inv = "Barlow Twins", "Barlow Twins w/o off-diagonal"
+    arms = [Arm(full, method("barlow"), {"fails": "no"}), Arm(inv, method("barlow", off_diagonal=False), {"fails": "no"})]
+    return Experiment(
+        "center-f5", "CENTER", "Fig. 5, BT without off-diagonal", "with BN: no collapse, lower kNN; BN removes the center", arms,
+        [Claim("Without the off-diagonal term (BN kept), Barlow Twins does not collapse", [inv], R.trains(inv)),
+         Claim("... but its kNN accuracy is lower than full Barlow Twins'", [full, inv], R.greater(full, inv, "knn")),
+         Claim("The final BN removes the center: ‖center‖ after BN < before BN, in both runs", [full, inv],
+               R.each_greater([full, inv], "center_pre_bn", "center_post_bn"))],
+        [KNN, Column("center_pre_bn", "‖center‖ before BN", 3), Column("center_post_bn", "‖center‖ after BN", 3), COLLAPSE],
+        figures=[Figure("curve", "knn.png", "kNN top-1 over training (CENTER Fig. 5a)", {"measure": "knn"}),
+                 Figure("curve", "center_pre.png", "‖center‖ of z before the final BN (CENTER Fig. 5b)", {"measure": "center_pre_bn"}),
+                 Figure("curve", "center_post.png", "‖center‖ of z after the final BN (CENTER Fig. 5c)", {"measure": "center_post_bn"})],
+        base={"optim": {"lr": 0.05}}, scale_overrides={"paper": CENTER_PAPER}, notes=IMAGE_NOTES, smoke_minutes=3)
+
+
+def f6() -> Experiment:
+    learn, fixed = "SwAV (learnable prototypes)", "SwAV (fixed random prototypes)"
+    small = {"method": {"params": {"num_prototypes": 30, "freeze_prototypes_steps": 0}}}
+    arms = [Arm(learn, method("swav", prototypes="learnable"), {"fails": "no"}, scale_overrides={"tiny": small, "smoke": small}),
+            Arm(fixed, method("swav", prototypes="fixed"), {"fails": "no", "center": "≈ 0"}, scale_overrides={"tiny": small, "smoke": small})]
+    return Experiment(
+        "center-f6", "CENTER", "Fig. 6, SwAV fixed prototypes", "no collapse, center ≈ 0; learnable better", arms,
+        [Claim("SwAV with fixed random prototypes does not collapse", [fixed], R.trains(fixed)),
+         Claim("... and its center vector stays near zero (‖center‖ < 0.2)", [fixed], R.compare(fixed, "center", "<", 0.2)),
+         Claim("Learnable prototypes give a better kNN accuracy", [learn, fixed], R.greater(learn, fixed, "knn"))],
+        [KNN, CENTER, COLLAPSE],
+        figures=[Figure("curve", "center.png", "‖center‖ over training (CENTER Fig. 6)", {"measure": "center"}),
+                 Figure("curve", "knn.png", "kNN top-1 over training", {"measure": "knn"})],
+        scale_overrides={"paper": CENTER_PAPER}, notes=IMAGE_NOTES, smoke_minutes=3)
+
+
+MOMENTA = {"tiny": [0.5, 0.99], "smoke": [0.5, 0.9, 0.99], "paper": [0.9, 0.99, 0.996]}
+
+
+def _momentum_arms(values: list) -> list:
+    return [Arm(f"ε = {m:g}", method("byol", momentum=m, cosine_schedule=False), x=m) for m in values]
+
+
+def _all_labels(rule_of_labels) -> callable:
+    """A rule over all arms of the scale being evaluated (the momentum grid differs by scale)."""
+    return lambda res: rule_of_labels(res.labels())(res)
+
+
+def f7() -> Experiment:
+    arms_by_scale = {s: _momentum_arms(v) for s, v in MOMENTA.items()}
+    return Experiment(
+        "center-f7", "CENTER", "Fig. 7, BYOL momentum", "lower momentum: larger center, lower kNN", arms_by_scale["smoke"],
+        [Claim("Lower EMA momentum gives a larger center norm (Spearman ρ(ε, ‖center‖) ≤ −0.6)", [a.label for a in arms_by_scale["smoke"]],
+               _all_labels(lambda labs: R.trend(labs, "center", -1))),
+         Claim("Lower EMA momentum gives a lower kNN accuracy (Spearman ρ(ε, kNN) ≥ 0.6)", [a.label for a in arms_by_scale["smoke"]],
+               _all_labels(lambda labs: R.trend(labs, "knn", +1)))],
+        [CENTER, KNN, COLLAPSE],
+        figures=[Figure("sweep", "center.png", "‖center‖ against the EMA momentum ε (CENTER Fig. 7)", {"measure": "center", "xlabel": "ε"}),
+                 Figure("sweep", "knn.png", "kNN top-1 against ε (CENTER Fig. 7)", {"measure": "knn", "xlabel": "ε"}),
+                 Figure("curve", "center_curve.png", "‖center‖ over training", {"measure": "center"})],
+        sweep="ε", arms_by_scale=arms_by_scale, scale_overrides={"paper": CENTER_PAPER}, notes=IMAGE_NOTES, smoke_minutes=4)
+
+
+EXPERIMENTS = [f3, f4, f5, f6, f7]

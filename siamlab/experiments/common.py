@@ -1,0 +1,60 @@
+"""Shared pieces of the paper modules: method dicts, table columns, paper-scale presets, smoke notes."""
+from __future__ import annotations
+
+from .spec import Column
+
+
+def method(name: str, **params) -> dict:
+    """Config override selecting a method (``params`` validated against the method's Params)."""
+    return {"method": {"name": name, "params": dict(params)}}
+
+
+def with_(*dicts: dict) -> dict:
+    """Merge override dicts left to right."""
+    from .spec import merge
+
+    out: dict = {}
+    for d in dicts:
+        out = merge(out, d)
+    return out
+
+
+KNN = Column("knn", "top-1 %", 1)
+COLLAPSE = Column("fails", "collapse (fraction of seeds)", 2)
+STD = Column("std", "√d·std(z/‖z‖)", 3)
+STD_RAW = Column("std_raw", "std(z/‖z‖)", 4)
+M_O = Column("m_o", "m_o", 3)
+M_R = Column("m_r", "m_r", 3)
+CENTER = Column("center", "‖center‖", 3)
+COV = Column("cov", "covariance (A.6)", 4)
+
+ACCURACY_NOTE = (
+    "Accuracy: the paper reports linear-probe top-1 (CIFAR/ImageNet); observed values are weighted kNN top-1 on "
+    "clean backbone features of the smoke dataset, so only orderings and collapse can be compared, not numbers."
+)
+
+SMOKE_IMAGE_NOTE = (
+    "Smoke scale: scikit-learn digits (8×8, 1 437 train / 360 test images, 10 classes), a 4-block ConvNet "
+    "(width 32), SimSiam projector 256-256-256 and predictor bottleneck 64, SGD, on a 2-core CPU. "
+)
+SMOKE_TOY_NOTE = (
+    "Smoke scale: CENTER §3.2 toy data (blobs / moons, 2-D, three classes, the samples of one class are the views "
+    "of one 'image'), a 2-layer MLP backbone (width 64), projector 64-64-16, on a 2-core CPU. "
+)
+
+# ZHANG A.1 is the image preset of siamlab.experiments.scales (ResNet-18, CIFAR-100, 1000 epochs).
+GEN_PAPER = {  # GEN §5: CIFAR-10, ResNet-18, SimSiam 600 / Barlow Twins 800 epochs
+    "data": {"name": "cifar10", "augment": "zhang_a1"},
+    "optim": {"epochs": 600, "batch_size": 256, "lr": 0.05, "weight_decay": 5e-4, "warmup_epochs": 0},
+}
+BRIDGE_PAPER = {  # BRIDGE §5.1: ImageNet, ResNet-50, LARS lr 0.3·B/256, batch 2048, 10 warm-up, 100 epochs
+    "data": {"name": "image_folder", "augment": "bridge", "image_size": 224},
+    "model": {"backbone": "resnet50", "stem": "imagenet", "zero_init_residual": True},
+    "optim": {"name": "lars", "epochs": 100, "batch_size": 2048, "lr": 0.3, "weight_decay": 1.5e-6, "warmup_epochs": 10},
+    "eval": {"every_epochs": 5},
+}
+CENTER_PAPER = {  # CENTER §3: ImageNet-100 (architecture and schedule not stated: ResNet-18, 200 epochs assumed)
+    "data": {"name": "image_folder", "augment": "zhang_a1", "image_size": 224},
+    "model": {"backbone": "resnet18", "stem": "imagenet"},
+    "optim": {"epochs": 200, "batch_size": 256, "lr": 0.05, "weight_decay": 1e-4, "warmup_epochs": 10},
+}

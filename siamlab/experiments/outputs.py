@@ -1,0 +1,183 @@
+"""Verdicts, the results table (CSV + Markdown), results.json, figures and the HTML report."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from pathlib import Path
+
+from . import measures
+from .results import Results, mean_std
+from .spec import merge
+
+REPRODUCED, NOT_REPRODUCED, NOT_RUN = "reproduced", "not reproduced", "not run"
+RANDOM_INIT = "random init"
+
+
+def word(ok) -> str:
+    return REPRODUCED if ok is True else NOT_REPRODUCED if ok is False else NOT_RUN
+
+
+def evaluate_claims(exp, results: Results) -> list[dict]:
+    out = []
+    for c in exp.claims:
+        try:
+            ok, why = c.rule(results)
+        except (ArithmeticError, ValueError, TypeError) as err:  # a value the rule cannot use
+            ok, why = None, f"rule could not be evaluated: {type(err).__name__}: {err}"
+        out.append({"text": c.text, "arms": list(c.arms), "reproduced": ok, "verdict": word(ok), "explanation": why})
+    return out
+
+
+def overall(claims: list[dict], results: Results) -> tuple:
+    """(reproduced: bool | None, verdict text): all claims hold → True; any fails → False; else None."""
+    n = len(claims)
+    failed = sum(c["reproduced"] is False for c in claims)
+    held = sum(c["reproduced"] is True for c in claims)
+    if failed:
+        return False, f"{NOT_REPRODUCED} ({failed}/{n} claims failed, {held} held)"
+    if held == n and n:
+        return True, f"{REPRODUCED} ({held}/{n} claims)"
+    missing = sorted({r.message for r in results.records if not r.ran and r.message})
+    why = "; ".join(missing[:3]) or "a diagnostic was not logged"
+    return None, f"{NOT_RUN} ({held}/{n} claims decided; {why})"
+
+
+def row_verdict(label: str, claims: list[dict], results: Results) -> str:
+    mine = [c for c in claims if label in c["arms"]]
+    if not results.ran(label):
+        return NOT_RUN
+    if any(c["reproduced"] is False for c in mine):
+        return NOT_REPRODUCED
+    if mine and all(c["reproduced"] is True for c in mine):
+        return REPRODUCED
+    return NOT_RUN
+
+
+def _cell(stats: dict, digits: int) -> str:
+    if stats["mean"] is None:
+        return "—"
+    if stats["n"] > 1:
+        return f"{stats['mean']:.{digits}f} ± {stats['std']:.{digits}f}"
+    return f"{stats['mean']:.{digits}f}"
+
+
+def _paper(v) -> str:
+    if v is None or v == "":
+        return "—"
+    return f"{v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+
+
+def random_init_rows(exp, results: Results) -> list[dict]:
+    """One random-init row per distinct (dataset, backbone) among the arms; eval measures only."""
+    groups = {}
+    for arm in results.arms:
+        for r in results.runs(arm.label):
+            if r.ran and r.summary.get("random_init"):
+                key = (r.summary.get("dataset", ""), arm.group)
+                groups.setdefault(key, []).append(r)
+    rows = []
+    for (dataset, group), recs in groups.items():
+        label = RANDOM_INIT if len(groups) == 1 else f"{RANDOM_INIT} ({group or dataset})"
+        cells = {}
+        for col in exp.columns:
+            vals = [v for v in (measures.random_init_eval(r, col.key) for r in recs) if v is not None] if col.key in measures.EVAL_KEYS else []
+            m, s = mean_std(vals)
+            cells[col.key] = {"mean": m, "std": s, "n": len(vals), "values": vals}
+        rows.append({"label": label, "paper": {}, "observed": cells, "verdict": "reference (untrained network)", "random_init": True})
+    if not rows:  # nothing ran: keep the row so every table shows it
+        rows.append({"label": RANDOM_INIT, "paper": {}, "observed": {c.key: {"mean": None, "std": None, "n": 0, "values": []} for c in exp.columns},
+                     "verdict": "reference (not evaluated: no run completed)", "random_init": True})
+    return rows
+
+
+def table_rows(exp, results: Results, claims: list[dict]) -> list[dict]:
+    rows = random_init_rows(exp, results)
+    for arm in results.arms:
+        cells = {c.key: results.stats(arm.label, c.key) for c in exp.columns}
+        status = sorted({r.status if r.ran else f"{r.status}: {r.message}" for r in results.runs(arm.label)})
+        rows.append({"label": arm.label, "paper": dict(arm.paper), "observed": cells, "x": arm.x,
+                     "verdict": row_verdict(arm.label, claims, results), "status": ", ".join(status), "random_init": False})
+    return rows
+
+
+def headers(exp) -> list[str]:
+    h = ["arm"]
+    for c in exp.columns:
+        h += [f"{c.title} (paper)", f"{c.title} (observed)"]
+    return h + ["verdict", "runs"]
+
+
+def row_cells(exp, row: dict) -> list[str]:
+    cells = [row["label"]]
+    for c in exp.columns:
+        cells += [_paper(row["paper"].get(c.key)), _cell(row["observed"][c.key], c.digits)]
+    return cells + [row["verdict"], row.get("status", "")]
+
+
+def markdown(exp, rows: list[dict]) -> str:
+    h = headers(exp)
+    esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731
+    lines = ["| " + " | ".join(h) + " |", "|" + "---|" * len(h)]
+    lines += ["| " + " | ".join(esc(c) for c in row_cells(exp, r)) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def csv_text(exp, rows: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    h = ["arm"]
+    for c in exp.columns:
+        h += [f"{c.key}_paper", f"{c.key}_mean", f"{c.key}_std", f"{c.key}_n"]
+    w.writerow(h + ["verdict", "runs"])
+    for r in rows:
+        line = [r["label"]]
+        for c in exp.columns:
+            o = r["observed"][c.key]
+            line += [_paper(r["paper"].get(c.key)), "" if o["mean"] is None else o["mean"], "" if o["std"] is None else o["std"], o["n"]]
+        w.writerow(line + [r["verdict"], r.get("status", "")])
+    return buf.getvalue()
+
+
+def draw_figures(exp, results: Results, out_dir: Path) -> list[dict]:
+    from ..report import plots
+
+    fig_dir = out_dir / "figures"
+    fig_dir.mkdir(exist_ok=True)
+    drawn = []
+    for f in exp.figures:
+        path = fig_dir / f.file
+        try:
+            ok = plots.draw(f.kind, results, f.params, path, out_dir)
+            drawn.append({"file": f"figures/{f.file}", "caption": f.caption, "drawn": bool(ok),
+                          "why": "" if ok else "no data to plot (runs missing or diagnostic not logged)"})
+        except (ValueError, KeyError, TypeError, ArithmeticError) as err:
+            drawn.append({"file": f"figures/{f.file}", "caption": f.caption, "drawn": False, "why": f"{type(err).__name__}: {err}"})
+    return drawn
+
+
+def write_all(exp, results: Results, scale: str, n_seeds: int, out_dir: Path, seconds: float) -> dict:
+    from ..report.html import build_report
+
+    claims = evaluate_claims(exp, results)
+    ok, verdict = overall(claims, results)
+    rows = table_rows(exp, results, claims)
+    figures = draw_figures(exp, results, out_dir)
+    payload = {
+        "id": exp.id, "paper": exp.paper, "item": exp.item, "expected": exp.expected,
+        "scale": scale, "seeds": n_seeds, "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "seconds": round(seconds, 1), "run_seconds": round(sum(r.seconds for r in results.records), 1),
+        "reproduced": ok, "verdict": verdict, "claims": claims,
+        "columns": [{"key": c.key, "title": c.title} for c in exp.columns],
+        "headers": headers(exp), "table": [row_cells(exp, r) for r in rows], "rows": rows,
+        "runs": [{"label": r.label, "seed": r.seed, "status": r.status, "message": r.message,
+                  "run_dir": r.run_dir, "seconds": round(r.seconds, 1)} for r in results.records],
+        "figures": figures, "notes": exp.notes.get(scale, ""),
+        "arms": [{"label": a.label, "overrides": merge(a.overrides, a.scale_overrides.get(scale, {}))} for a in results.arms],
+    }
+    (out_dir / "results.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    (out_dir / "results.md").write_text(markdown(exp, rows))
+    (out_dir / "results.csv").write_text(csv_text(exp, rows))
+    build_report(out_dir)
+    return payload

@@ -1,0 +1,296 @@
+"""ZHANG (Zhang et al. 2022, "How does SimSiam avoid collapse without negative samples?"): 14 experiments.
+
+Paper settings (A.1): ResNet-18 on CIFAR-100, SimSiam projector 2048-2048-2048 and predictor
+2048-512-2048, SGD lr 0.5·M/256 (M = 256), momentum 0.9, wd 1e-5, 10 warm-up epochs, 1000 epochs,
+predictor lr fixed, online linear probe. Reported accuracies are linear-probe top-1 on CIFAR-100.
+"""
+from __future__ import annotations
+
+from . import rules as R
+from .common import (ACCURACY_NOTE, COLLAPSE, COV, KNN, M_O, M_R, SMOKE_IMAGE_NOTE, STD, STD_RAW, method, with_)
+from .spec import Arm, Claim, Column, Experiment, Figure
+
+NOTES = {"smoke": SMOKE_IMAGE_NOTE + ACCURACY_NOTE, "tiny": "Plumbing check only.",
+         "paper": "ZHANG A.1 settings; set data.root to your CIFAR-100 copy."}
+SIMSIAM = method("simsiam")
+KNN_CURVE = Figure("curve", "knn.png", "kNN top-1 over training (mean over seeds, band = seed range)", {"measure": "knn", "ylabel": "kNN top-1 %"})
+STD_CURVE = Figure("curve", "std.png", "√d·std of l2-normalized z over training (0 = collapse)", {"measure": "std", "ylabel": "√d·std(z/‖z‖)"})
+
+
+def t1() -> Experiment:
+    arms = [
+        Arm("Moving average (2 aug)", method("eoa", mode="moving_average", momentum=0.8),
+            {"fails": "no", "std_raw": 0.0108, "knn": 46.57}),
+        Arm("Same batch (N=10)", with_(method("eoa", mode="same_batch"), {"data": {"views": 10}}),
+            {"fails": "yes", "std_raw": 0, "knn": 1}),
+        Arm("Same batch (N=25)", with_(method("eoa", mode="same_batch"), {"data": {"views": 25}}),
+            {"fails": "yes", "std_raw": 0, "knn": 1}),
+    ]
+    labels = [a.label for a in arms]
+    return Experiment(
+        "zhang-t1", "ZHANG", "Table 1, explicit EOA",
+        "moving average: no collapse; same batch N=10, 25: collapse", arms,
+        [Claim("A per-sample moving-average target (no predictor) does not collapse", [labels[0]], R.trains(labels[0])),
+         Claim("Explicit EOA with N=10 augmentations in one batch collapses", [labels[1]], R.collapses(labels[1])),
+         Claim("Explicit EOA with N=25 augmentations in one batch collapses", [labels[2]], R.collapses(labels[2]))],
+        [COLLAPSE, STD_RAW, STD, KNN], figures=[STD_CURVE, KNN_CURVE], notes=NOTES, smoke_minutes=5)
+
+
+def t2() -> Experiment:
+    arms = [
+        Arm("SimSiam", SIMSIAM, {"fails": "no", "knn": 66.62}),
+        Arm("Mirror SimSiam", method("mirror", variant="symmetric"), {"fails": "yes", "knn": 1}),
+        Arm("Naive Siamese", method("naive"), {"fails": "yes", "knn": 1}),
+        Arm("Symmetric Predictor", method("sympred", variant="alg4"), {"fails": "yes", "knn": 1}),
+    ]
+    claims = [Claim("SimSiam trains without collapse", ["SimSiam"], R.trains("SimSiam"))]
+    claims += [Claim(f"{a.label} collapses", [a.label], R.collapses(a.label)) for a in arms[1:]]
+    return Experiment("zhang-t2", "ZHANG", "Table 2 / Fig. 8, architectures",
+                      "SimSiam trains; Mirror, Naive, Symmetric Predictor collapse", arms, claims,
+                      [COLLAPSE, STD, KNN], figures=[STD_CURVE, KNN_CURVE], notes=NOTES, smoke_minutes=4)
+
+
+def f3() -> Experiment:
+    arms = [Arm("SimSiam", SIMSIAM, {"fails": "no"}), Arm("Inverse predictor", method("inverse"), {"fails": "no"})]
+    return Experiment(
+        "zhang-f3", "ZHANG", "Fig. 3, inverse predictor", "trainable, a little below SimSiam", arms,
+        [Claim("The trainable inverse predictor trains without collapse", ["Inverse predictor"], R.trains("Inverse predictor")),
+         Claim("Its accuracy is a little below SimSiam's (below, by at most 10 points)", ["SimSiam", "Inverse predictor"],
+               R.slightly_below("Inverse predictor", "SimSiam", "knn", 10.0))],
+        [COLLAPSE, STD, KNN], figures=[KNN_CURVE, STD_CURVE], notes=NOTES, smoke_minutes=3)
+
+
+def f4() -> Experiment:
+    c, r = "−Z_a·sg(o_z)", "−Z_a·sg(Z_a − o_z)"
+    arms = [Arm(c, method("conj_center")), Arm(r, method("conj_residual"))]
+    return Experiment(
+        "zhang-f4", "ZHANG", "Fig. 4, Conjecture 1", "−Z·sg(o) raises m_o; −Z·sg(Z − o) raises m_r", arms,
+        [Claim("The center gradient −Z_a·sg(o_z) raises m_o", [c], R.changes(c, "m_o", "up")),
+         Claim("... and lowers m_r", [c], R.changes(c, "m_r", "down")),
+         Claim("The residual gradient −Z_a·sg(Z_a − o_z) raises m_r", [r], R.changes(r, "m_r", "up")),
+         Claim("... and lowers m_o", [r], R.changes(r, "m_o", "down"))],
+        [M_O, M_R, STD],
+        figures=[Figure("curve", "m_o.png", "m_o over training (ZHANG Fig. 4)", {"measure": "m_o"}),
+                 Figure("curve", "m_r.png", "m_r over training (ZHANG Fig. 4)", {"measure": "m_r"})],
+        base={"diag": {"every_steps": 2}}, scale_overrides={"smoke": {"optim": {"epochs": 10}}}, notes=NOTES, smoke_minutes=2)
+
+
+def _surgery(exp_id, item, expected, name, paper_rows, extra_claims, columns, params=None) -> Experiment:
+    arms = [Arm(label, method(name, keep=keep, **(params or {})), paper) for label, keep, paper in paper_rows]
+    claims = []
+    for label, _, paper in paper_rows:
+        rule = R.collapses(label) if paper.get("fails") == "yes" else R.trains(label)
+        claims.append(Claim(f"{label}: {'collapses' if paper.get('fails') == 'yes' else 'trains without collapse'}", [label], rule))
+    return Experiment(exp_id, "ZHANG", item, expected, arms, claims + extra_claims, columns,
+                      figures=[STD_CURVE, KNN_CURVE], notes=NOTES, smoke_minutes=4)
+
+
+def t3() -> Experiment:
+    rows = [
+        ("Baseline (o_e and r_e)", "both", {"std_raw": 0.020, "m_o": 0.026, "m_r": 0.99, "fails": "no", "knn": 36.21}),
+        ("Removing r_e", "o_e", {"std_raw": 0.02005, "m_o": 0.026, "m_r": 0.99, "fails": "no", "knn": 47.41}),
+        ("Removing o_e", "r_e", {"std_raw": 0, "m_o": 1, "m_r": 0, "fails": "yes", "knn": 1}),
+    ]
+    better = Claim("Removing r_e is better than keeping it (36.21 < 47.41)", ["Removing r_e", "Baseline (o_e and r_e)"],
+                   R.greater("Removing r_e", "Baseline (o_e and r_e)", "knn"))
+    return _surgery("zhang-t3", "Table 3, triplet surgery", "keep both: ok; remove r_e: ok and better; remove o_e: collapse",
+                    "triplet_surgery", rows, [better], [STD_RAW, M_O, M_R, COLLAPSE, KNN])
+
+
+def t4() -> Experiment:
+    rows = [
+        ("o_e ✓ r_e ✓", "both", {"fails": "no", "knn": 66.62}),
+        ("o_e ✓ r_e ✗", "o_e", {"fails": "no", "knn": 48.08}),
+        ("o_e ✗ r_e ✓", "r_e", {"fails": "no", "knn": 66.15}),
+        ("o_e ✗ r_e ✗", "none", {"fails": "yes", "knn": 1}),
+    ]
+    best = Claim("Keeping both components is best (within 1 point of the best single-component arm or above)",
+                 ["o_e ✓ r_e ✓", "o_e ✓ r_e ✗", "o_e ✗ r_e ✓"],
+                 R.at_least_best_of("o_e ✓ r_e ✓", ["o_e ✓ r_e ✗", "o_e ✗ r_e ✓"], "knn", 1.0))
+    return _surgery("zhang-t4", "Table 4, SimSiam surgery", "both best; o_e only ok; r_e only ok; neither: collapse",
+                    "simsiam_surgery", rows, [best], [COLLAPSE, STD, KNN])
+
+
+def f5a() -> Experiment:
+    arms = [Arm("SimSiam", SIMSIAM, {"eta_mean": -0.5}), Arm("Mirror SimSiam", method("mirror", variant="symmetric"), {"eta_mean": 0.2})]
+    eta = Column("eta_mean", "η* (zero crossing, mean over training)", 3)
+    return Experiment(
+        "zhang-f5a", "ZHANG", "Fig. 5a, η-scan", "SimSiam η_p < 0 (≈ −0.5); Mirror η_z > 0 (≈ 0.2)", arms,
+        [Claim("SimSiam: o_e contains a negative multiple of o_p (η_p* < 0)", ["SimSiam"], R.compare("SimSiam", "eta_mean", "<", 0.0)),
+         Claim("Mirror SimSiam: o_e contains a positive multiple of o_z (η_z* > 0)", ["Mirror SimSiam"],
+               R.compare("Mirror SimSiam", "eta_mean", ">", 0.0))],
+        [eta, COLLAPSE],
+        figures=[Figure("eta_scan", "eta_scan.png", "cos(o_e − η·o, o) against η (ZHANG Fig. 5a), end of training", {}),
+                 Figure("curve", "eta.png", "zero crossing η* over training", {"measure": "eta", "ylabel": "η*"})],
+        base={"diag": {"every_steps": 5}}, scale_overrides={"smoke": {"optim": {"epochs": 10}}}, notes=NOTES, smoke_minutes=2)
+
+
+SIMSIAM_EPOCHS, COLLAPSE_EPOCHS = 5, 1  # ZHANG Fig. 5b: SimSiam 5 epochs, collapsing loss 1 epoch, then de-correlation
+
+
+def _phases(e1: int, e2: int) -> dict:
+    return {"phases": [{"epoch": 0, "method": {"name": "simsiam"}},
+                       {"epoch": e1, "method": {"name": "naive"}},
+                       {"epoch": e2, "method": {"name": "decorrelation"}}]}
+
+
+def recovery_rule(label: str, e1: int, e2: int) -> callable:
+    """m_r at the end of the collapse phase is below its value at the end of the SimSiam phase, and
+    within the first epoch of the de-correlation phase it regains at least half of that drop."""
+
+    def rule(res):
+        why = res.missing([label], "m_r")
+        if why:
+            return None, why
+        verdicts = []
+        for s in res.series(label, "m_r"):
+            before = [v for e, v in s if e <= e1]
+            during = [v for e, v in s if e1 < e <= e2]
+            after = [v for e, v in s if e2 < e <= e2 + 1]
+            if not (before and during and after):
+                return None, "m_r was not logged in every phase (raise diag frequency)"
+            drop = before[-1] - during[-1]
+            regain = max(after) - during[-1]
+            verdicts.append((drop > 0 and regain >= 0.5 * drop, before[-1], during[-1], max(after)))
+        ok = sum(v[0] for v in verdicts) > len(verdicts) / 2
+        b, d, a = verdicts[0][1:]
+        return ok, (f"m_r end of SimSiam {b:.3f} → end of collapse phase {d:.3f} → best in first de-correlation epoch {a:.3f}; "
+                    "rule: collapse phase lowers m_r and the first de-correlation epoch regains ≥ half of the drop")
+
+    return rule
+
+
+def f5b() -> Experiment:
+    e1, e2 = SIMSIAM_EPOCHS, SIMSIAM_EPOCHS + COLLAPSE_EPOCHS
+    label = "SimSiam → collapsing loss → de-correlation"
+    arms = [Arm(label, _phases(e1, e2))]
+    tiny_arm = [Arm(label, _phases(1, 2))]
+    return Experiment(
+        "zhang-f5b", "ZHANG", "Fig. 5b, phases", "de-correlation alone lifts m_r quickly after a collapse phase", arms,
+        [Claim("After a collapse phase, the de-correlation loss alone lifts m_r quickly", [label], recovery_rule(label, e1, e2))],
+        [M_R, M_O, STD],
+        figures=[Figure("curve", "m_r.png", "m_r through the three phases (dotted: phase switches)", {"measure": "m_r", "vlines": [e1, e2]}),
+                 Figure("curve", "m_o.png", "m_o through the three phases", {"measure": "m_o", "vlines": [e1, e2]})],
+        base={"diag": {"every_steps": 2}},
+        scale_overrides={"tiny": {"optim": {"epochs": 3}}, "smoke": {"optim": {"epochs": e2 + 3, "schedule": "constant"}},
+                         "paper": {"optim": {"epochs": e2 + 10}}},
+        arms_by_scale={"tiny": tiny_arm}, notes=NOTES, smoke_minutes=2)
+
+
+TAUS = [0.05, 0.1, 0.2, 0.5, 1.0]
+
+
+def _tau_arms() -> list:
+    return [Arm(f"τ = {t:g}", method("simclr", tau=t), x=t) for t in TAUS]
+
+
+def f5c() -> Experiment:
+    arms = _tau_arms()
+    labels = [a.label for a in arms]
+    return Experiment(
+        "zhang-f5c", "ZHANG", "Fig. 5c, InfoNCE τ", "cos(r_e, ∇decor) high, peak near τ 0.1–0.2; o_e low", arms,
+        [Claim("cos(r_e, −∇decor) exceeds cos(o_e, −∇decor) at every τ", labels, R.each_greater(labels, "cos_re_decor_mean", "cos_oe_decor_mean")),
+         Claim("cos(r_e, −∇decor) peaks at τ = 0.1 or 0.2", labels, R.argmax_among(labels, "cos_re_decor_mean", ["τ = 0.1", "τ = 0.2"]))],
+        [Column("cos_re_decor_mean", "cos(r_e, ∇decor)", 3), Column("cos_oe_decor_mean", "cos(o_e, ∇decor)", 3), KNN],
+        figures=[Figure("sweep", "cos_re.png", "cos(r_e, −∇ de-correlation loss) against τ (ZHANG Fig. 5c)", {"measure": "cos_re_decor_mean", "logx": True, "xlabel": "τ"}),
+                 Figure("sweep", "cos_oe.png", "cos(o_e, −∇ de-correlation loss) against τ", {"measure": "cos_oe_decor_mean", "logx": True, "xlabel": "τ"})],
+        sweep="τ", base={"diag": {"every_steps": 5}}, scale_overrides={"smoke": {"optim": {"epochs": 10}}}, notes=NOTES, smoke_minutes=5)
+
+
+def below_peak(label: str, measure: str, frac: float) -> callable:
+    """End-of-training value ≤ frac × the maximum logged value (the quantity decreased after its peak)."""
+
+    def rule(res):
+        why = res.missing([label], measure)
+        if why:
+            return None, why
+        end, peak = res.mean(label, measure), res.mean(label, measure + "_max")
+        return end <= frac * peak, f"{measure} of '{label}': end {end:.4g}, peak {peak:.4g}; rule: end ≤ {frac:g} × peak"
+
+    return rule
+
+
+def f6() -> Experiment:
+    s, i, n = "SimSiam", "InfoNCE", "InfoNCE without r_e"
+    arms = [Arm(s, SIMSIAM), Arm(i, method("simclr", tau=0.2)), Arm(n, method("infonce_surgery", keep="o_e", temperature=0.2))]
+    return Experiment(
+        "zhang-f6", "ZHANG", "Fig. 6", "SimSiam and InfoNCE lower covariance; InfoNCE without r_e keeps it high and loses accuracy", arms,
+        [Claim("SimSiam lowers the covariance after the first epochs (end ≤ 0.8 × peak)", [s], below_peak(s, "cov", 0.8)),
+         Claim("InfoNCE lowers the covariance after the first epochs (end ≤ 0.8 × peak)", [i], below_peak(i, "cov", 0.8)),
+         Claim("Without r_e, InfoNCE ends with a higher covariance", [n, i], R.greater(n, i, "cov")),
+         Claim("Without r_e, InfoNCE loses accuracy", [n, i], R.greater(i, n, "knn"))],
+        [COV, Column("cov_max", "peak covariance", 4), M_R, KNN],
+        figures=[Figure("curve", "cov.png", "covariance term (ZHANG A.6) over training (ZHANG Fig. 6)", {"measure": "cov", "logy": True}),
+                 Figure("curve", "m_r.png", "m_r over training", {"measure": "m_r"}), KNN_CURVE],
+        notes=NOTES, smoke_minutes=4)
+
+
+def falls_at_high(labels: list, measure: str, margin: float) -> callable:
+    """The arm with the largest x is more than ``margin`` below the best arm."""
+
+    def rule(res):
+        why = res.missing(labels, measure)
+        if why:
+            return None, why
+        high = max(labels, key=res.x)
+        best = max(labels, key=lambda lab: res.mean(lab, measure))
+        mh, mb = res.mean(high, measure), res.mean(best, measure)
+        return mh < mb - margin, f"{measure}: highest-x arm '{high}' {mh:.3g}, best '{best}' {mb:.3g}; rule: below best by more than {margin:g}"
+
+    return rule
+
+
+def f7() -> Experiment:
+    arms = _tau_arms()
+    labels = [a.label for a in arms]
+    return Experiment(
+        "zhang-f7", "ZHANG", "Fig. 7, temperature", "entropy of λ and covariance rise with τ; accuracy falls at high τ", arms,
+        [Claim("The entropy of the InfoNCE weights λ_i rises with τ (Spearman ρ ≥ 0.6)", labels, R.trend(labels, "entropy_mean", +1)),
+         Claim("The covariance rises with τ (Spearman ρ ≥ 0.6)", labels, R.trend(labels, "cov", +1)),
+         Claim("Accuracy falls at high τ (the largest τ is > 1 point below the best)", labels, falls_at_high(labels, "knn", 1.0))],
+        [Column("entropy_mean", "entropy of λ", 3), COV, KNN],
+        figures=[Figure("sweep", "entropy.png", "entropy of λ_i against τ (ZHANG Fig. 7a)", {"measure": "entropy_mean", "logx": True, "xlabel": "τ"}),
+                 Figure("sweep", "knn_tau.png", "kNN top-1 against τ (ZHANG Fig. 7b)", {"measure": "knn", "logx": True, "xlabel": "τ"}),
+                 Figure("sweep", "cov_tau.png", "covariance against τ (ZHANG Fig. 7c)", {"measure": "cov", "logx": True, "xlabel": "τ"})],
+        sweep="τ", scale_overrides={"paper": {"optim": {"epochs": 200}}}, notes=NOTES, smoke_minutes=8)
+
+
+def t5() -> Experiment:
+    arms = [
+        Arm("Non-linear MLP", method("simsiam", predictor="mlp"), {"knn": 66.9, "fails": "no"}),
+        Arm("FC+FC+Bias", method("simsiam", predictor="fc_fc_bias", normalize_input=True), {"knn": 66.7, "fails": "no"}),
+        Arm("Tanh(FC)", method("simsiam", predictor="tanh_fc", normalize_input=True), {"knn": 64.82, "fails": "no"}),
+        Arm("Bias", method("simsiam", predictor="bias", normalize_input=True), {"knn": 49.82, "fails": "no"}),
+    ]
+    labels = [a.label for a in arms]
+    claims = [Claim(f"SimSiam with a {lab} predictor does not collapse", [lab], R.trains(lab)) for lab in labels]
+    claims += [Claim("FC+FC+Bias is close to the MLP predictor (within 2 points)", labels[:2], R.close(labels[0], labels[1], "knn", 2.0)),
+               Claim("FC+FC+Bias > Tanh(FC) > Bias", labels[1:], R.ordered(labels[1:], "knn"))]
+    return Experiment("zhang-t5", "ZHANG", "Table 5, predictors", "MLP ≈ FC+FC+Bias > Tanh(FC) > Bias, none collapse", arms, claims,
+                      [COLLAPSE, STD, KNN], figures=[Figure("bars", "knn.png", "kNN top-1 per predictor (ZHANG Table 5)", {"measure": "knn"}), STD_CURVE],
+                      notes=NOTES, smoke_minutes=5)
+
+
+def t6() -> Experiment:
+    b, m = "Single bias (l2-normalized input)", "Last bias of the MLP"
+    arms = [Arm(b, method("simsiam", predictor="bias", normalize_input=True), {"bias_center": 0.99}),
+            Arm(m, method("simsiam", predictor="mlp"), {"bias_center": 0.89})]
+    return Experiment(
+        "zhang-t6", "ZHANG", "Table 6, bias vs center", "cosine ≈ 0.99 (single bias), ≈ 0.89 (MLP last bias)", arms,
+        [Claim("The single bias aligns with the center vector (cosine > 0.9)", [b], R.compare(b, "bias_center", ">", 0.9)),
+         Claim("The MLP's last bias aligns with it too (cosine > 0.7)", [m], R.compare(m, "bias_center", ">", 0.7))],
+        [Column("bias_center", "cos(bias, center)", 3), COLLAPSE, KNN],
+        figures=[Figure("curve", "bias_center.png", "cosine between the predictor bias and the center vector over training", {"measure": "bias_center"})],
+        notes=NOTES, smoke_minutes=3)
+
+
+def f9() -> Experiment:
+    arms = [Arm("SimSiam", SIMSIAM, {"fails": "no"}), Arm("BN + MSE", method("bn_mse"), {"fails": "no"})]
+    return Experiment(
+        "zhang-f9", "ZHANG", "Fig. 9, BN + MSE", "no collapse, below SimSiam", arms,
+        [Claim("BN + MSE (no predictor, no stop-gradient) does not collapse", ["BN + MSE"], R.trains("BN + MSE")),
+         Claim("BN + MSE is below SimSiam", ["SimSiam", "BN + MSE"], R.greater("SimSiam", "BN + MSE", "knn"))],
+        [COLLAPSE, STD, KNN], figures=[KNN_CURVE, STD_CURVE], notes=NOTES, smoke_minutes=3)
+
+
+EXPERIMENTS = [t1, t2, f3, f4, t3, t4, f5a, f5b, f5c, f6, f7, t5, t6, f9]

@@ -1,0 +1,129 @@
+"""A self-contained HTML report of one experiment folder: offline, text escaped, images inlined.
+
+``build_report(dir)`` reads ``results.json`` (written by ``siamlab reproduce``) and the PNGs it
+lists, and writes ``report.html`` next to them. Every piece of text, including run labels and
+error messages, goes through :func:`html.escape`; images are embedded as base64 data URIs, so the
+file opens without network or neighbouring files.
+"""
+from __future__ import annotations
+
+import base64
+import json
+from html import escape
+from pathlib import Path
+
+from ..errors import SiamlabError
+
+TABLE_BG = "#e0f0ff"  # the results table's background (tests look for this colour in a screenshot)
+
+VERDICT_STYLE = {"reproduced": "#1b7f3b", "not reproduced": "#b3261e", "not run": "#7a5c00"}
+
+CSS = f"""
+body {{ font-family: sans-serif; margin: 24px; color: #222; max-width: 1200px; }}
+h1 {{ font-size: 22px; }} h2 {{ font-size: 17px; margin-top: 28px; }}
+.verdict {{ display: inline-block; padding: 6px 12px; border-radius: 4px; color: white; font-weight: bold; }}
+table.results {{ border-collapse: collapse; background: {TABLE_BG}; font-size: 13px; }}
+table.results td, table.results th {{ border: 1px solid #9ab; padding: 4px 8px; text-align: left; }}
+table.runs {{ border-collapse: collapse; font-size: 12px; }}
+table.runs td, table.runs th {{ border: 1px solid #ccc; padding: 2px 6px; }}
+.ri td {{ font-style: italic; }}
+.claim-ok {{ color: #1b7f3b; }} .claim-bad {{ color: #b3261e; }} .claim-none {{ color: #7a5c00; }}
+figure {{ display: inline-block; margin: 8px; vertical-align: top; max-width: 560px; }}
+figure img {{ max-width: 100%; border: 1px solid #ddd; }}
+pre {{ background: #f6f6f6; padding: 8px; font-size: 12px; white-space: pre-wrap; }}
+"""
+
+
+def _verdict_colour(text: str) -> str:
+    for key in ("not reproduced", "not run", "reproduced"):
+        if str(text).startswith(key):
+            return VERDICT_STYLE[key]
+    return "#555"
+
+
+def _table(res: dict) -> str:
+    head = "".join(f"<th>{escape(str(h))}</th>" for h in res.get("headers", []))
+    body = []
+    for cells, row in zip(res.get("table", []), res.get("rows", [])):
+        cls = ' class="ri"' if row.get("random_init") else ""
+        tds = "".join(f"<td>{escape(str(c))}</td>" for c in cells)
+        body.append(f"<tr{cls}>{tds}</tr>")
+    return f'<table class="results" id="results-table"><tr>{head}</tr>{"".join(body)}</table>'
+
+
+def _claims(res: dict) -> str:
+    items = []
+    for c in res.get("claims", []):
+        cls = {True: "claim-ok", False: "claim-bad"}.get(c.get("reproduced"), "claim-none")
+        items.append(f'<li class="{cls}"><b>{escape(c.get("verdict", ""))}</b>: {escape(c.get("text", ""))}'
+                     f'<br><small>{escape(c.get("explanation", ""))}</small></li>')
+    return "<ul>" + "".join(items) + "</ul>"
+
+
+def _figures(res: dict, folder: Path) -> str:
+    out = []
+    for f in res.get("figures", []):
+        path = folder / f.get("file", "")
+        cap = escape(f.get("caption", ""))
+        if f.get("drawn") and path.is_file():
+            data = base64.b64encode(path.read_bytes()).decode("ascii")
+            out.append(f'<figure><img alt="{cap}" src="data:image/png;base64,{data}"><figcaption>{cap}</figcaption></figure>')
+        else:
+            out.append(f"<p><i>Figure not drawn: {cap} ({escape(f.get('why', 'file missing'))})</i></p>")
+    return "".join(out) or "<p><i>No figures.</i></p>"
+
+
+def _runs(res: dict) -> str:
+    rows = "".join(
+        f"<tr><td>{escape(str(r.get('label')))}</td><td>{escape(str(r.get('seed')))}</td><td>{escape(str(r.get('status')))}</td>"
+        f"<td>{escape(str(r.get('seconds')))}</td><td>{escape(str(r.get('message', '')))}</td><td>{escape(str(r.get('run_dir', '')))}</td></tr>"
+        for r in res.get("runs", []))
+    return f'<table class="runs"><tr><th>arm</th><th>seed</th><th>status</th><th>seconds</th><th>message</th><th>folder</th></tr>{rows}</table>'
+
+
+def _arms(res: dict) -> str:
+    import yaml
+
+    text = "\n".join(f"{a['label']}:\n  " + yaml.safe_dump(a["overrides"], sort_keys=False).replace("\n", "\n  ").rstrip()
+                     for a in res.get("arms", []))
+    return f"<pre>{escape(text)}</pre>"
+
+
+def render(res: dict, folder: Path) -> str:
+    verdict = str(res.get("verdict", ""))
+    title = f"{res.get('id', '?')}: {res.get('paper', '')} {res.get('item', '')}"
+    scale_note = "tiny scale checks plumbing only: its verdicts say nothing about the paper." if res.get("scale") == "tiny" else ""
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title><style>{CSS}</style></head>
+<body>
+<h1>{escape(title)}</h1>
+<p><b>Expected (paper):</b> {escape(str(res.get('expected', '')))}</p>
+<p><b>Scale:</b> {escape(str(res.get('scale', '')))} &middot; <b>seeds:</b> {escape(str(res.get('seeds', '')))}
+ &middot; <b>time:</b> {escape(str(res.get('seconds', '')))} s &middot; <b>finished:</b> {escape(str(res.get('finished', '')))}</p>
+<p><span class="verdict" style="background:{_verdict_colour(verdict)}">{escape(verdict)}</span></p>
+<p>{escape(scale_note)}</p>
+<p>{escape(str(res.get('notes', '')))}</p>
+<h2>Claims and verdict rules</h2>{_claims(res)}
+<h2>Results</h2>{_table(res)}
+<p><small>Observed values are mean ± sample std over seeds. Accuracy is weighted kNN top-1 on clean
+backbone features unless the column says otherwise; papers mostly report linear-probe accuracy.</small></p>
+<h2>Figures</h2>{_figures(res, folder)}
+<h2>Runs</h2>{_runs(res)}
+<h2>Arms (config overrides)</h2>{_arms(res)}
+</body></html>
+"""
+
+
+def build_report(dir) -> Path:
+    """Write ``<dir>/report.html`` from ``<dir>/results.json`` and its figures; returns the path."""
+    folder = Path(dir)
+    src = folder / "results.json"
+    if not src.is_file():
+        raise SiamlabError(f"{str(folder)!r} has no results.json; run `siamlab reproduce ID --out {folder}` first.")
+    try:
+        res = json.loads(src.read_text())
+    except json.JSONDecodeError:
+        raise SiamlabError(f"{str(src)!r} is not valid JSON; re-run `siamlab reproduce` to rewrite it.") from None
+    out = folder / "report.html"
+    out.write_text(render(res, folder))
+    return out
