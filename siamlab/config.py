@@ -43,6 +43,7 @@ class ModelConfig:
     proj_hidden: int = 2048
     proj_out: int = 2048
     proj_layers: int = 3  # SimSiam projector: FC-BN-ReLU-FC-BN-ReLU-FC-BN
+    proj_final_bn: bool = True  # false: end with FC+bias (Barlow Twins / VICReg / BRIDGE projectors)
     pred_hidden: int = 512  # bottleneck of the MLP predictor
     sync_bn: bool = True  # convert BN to SyncBatchNorm under torchrun
 

@@ -231,6 +231,18 @@ def test_bridge_view_one_is_blurred_and_view_two_sometimes_solarized():
     torch.testing.assert_close(solar[changed], ops.solarize(base[changed]))
 
 
+@pytest.mark.parametrize("step", ["flip_p", "jitter_p", "gray_p", "blur_p", "solarize_p"])
+def test_each_random_step_is_decided_per_sample(step):
+    """With only ``step`` active at p = 0.5, about half of a batch of 256 changes (not all or none)."""
+    _, ds = small("synthetic", n=256)
+    plain = ImageRecipe(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip_p=0.0, jitter_p=0.0, gray_p=0.0)
+    one = ImageRecipe(**{**plain.__dict__, step: 0.5})
+    unit = to_unit(ds.x)
+    base = augment_images(unit, plain, 32, RandomSource(0))
+    changed = (augment_images(unit, one, 32, RandomSource(0)) - base).abs().flatten(1).amax(1) > 1e-5
+    assert 0.35 < changed.float().mean() < 0.65
+
+
 def test_gray_preset_keeps_one_channel():
     c, ds = small("fashion_mnist" if load_ok("fashion_mnist") else "digits")
     aug = build_augment(c, ds, seed=0)

@@ -84,6 +84,9 @@ def test_fashion_mnist_corrupt_files(tmp_path):
     bad.write_bytes(raw[:-10])  # truncated data
     with pytest.raises(DataError, match="holds 4694 data bytes but its header"):
         load_dataset(cfg("fashion_mnist", root=str(tmp_path)), "test")
+    bad.write_bytes(raw + b"\x00")  # trailing garbage
+    with pytest.raises(DataError, match="holds 4705 data bytes but its header"):
+        load_dataset(cfg("fashion_mnist", root=str(tmp_path)), "test")
 
 
 def test_fashion_mnist_truncated_gzip(tmp_path):

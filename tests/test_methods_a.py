@@ -161,7 +161,7 @@ def test_directpred_predictor_is_set_symmetric_psd():
         batch = z.T @ z / z.shape[0]
         corr = batch if corr is None else 0.3 * corr + 0.7 * batch
     torch.testing.assert_close(method.corr, corr)
-    w = method.predictor.weight.detach()
+    w = method.predictor.linear_weight.detach()
     torch.testing.assert_close(w, w.T, rtol=0, atol=0)
     assert torch.linalg.eigvalsh(w).min() > 0.1 - 1e-5
     torch.testing.assert_close(w, directpred_weight(corr, 0.1))

@@ -181,7 +181,7 @@ def augment_images(x: torch.Tensor, recipe: ImageRecipe, size: int, rng: RandomS
         rows = blurred.nonzero().squeeze(1).to(dev)
         if len(rows):
             k = ops.blur_kernel_size(size)
-            out = out.index_copy(0, rows, ops.gaussian_blur(out[rows], sigma.to(dev)[rows], k))
+            out = out.index_copy(0, rows, ops.gaussian_blur(out[rows], sigma.to(dev)[rows], k).clamp_(0, 1))
     if recipe.solarize_p > 0:
         sol = (rng.rand(n) < recipe.solarize_p).to(dev)
         out = torch.where(ops.per_sample(sol), ops.solarize(out), out)

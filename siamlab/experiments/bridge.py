@@ -18,8 +18,8 @@ SIGMA = Column("sigma_i", "‖Σ − I‖² (end)", 4)
 BATCH = {"tiny": {"optim": {"batch_size": 32}}, "smoke": {"optim": {"batch_size": 256, "epochs": 40}}, "paper": BRIDGE_PAPER}
 
 
-def projector(spec: str, scale_div: int = 8) -> dict:
-    """'2048-2048-2048' → model overrides for the paper, and the same shrunk by ``scale_div`` for smoke/tiny."""
+def projector(spec: str) -> dict:
+    """'2048-2048-2048' (layer widths, BRIDGE Tables 2 and 4) → model overrides."""
     dims = [int(x) for x in spec.split("-")]
     return {"model": {"proj_layers": len(dims), "proj_hidden": dims[0], "proj_out": dims[-1]}}
 
@@ -65,7 +65,7 @@ def f1() -> Experiment:
         figures=[Figure("curve", "sigma.png", "‖Σ − I‖² of projector features on clean test images over training (BRIDGE Fig. 1)",
                         {"measure": "sigma_i", "logy": True})],
         base={"eval": {"every_epochs": 2}}, scale_overrides={"paper": with_(BRIDGE_PAPER, {"eval": {"every_epochs": 5}})},
-        notes=NOTES, smoke_minutes=6)
+        probe="representation", notes=NOTES, smoke_minutes=6)
 
 
 def f3() -> Experiment:
@@ -80,7 +80,8 @@ def f3() -> Experiment:
         [Column("asym", "‖W − Wᵀ‖/‖W‖ (end)", 3), Column("asym_init", "(init)", 3), Column("diag_share", "diagonal share (end)", 3),
          Column("diag_share_init", "(init)", 3), Column("eig_clustered", "eigenvalues in the two clusters", 2), KNN],
         figures=[Figure("heatmap", "wp.png", "W_p at initialization and at the end, first 32 dimensions (BRIDGE Fig. 3)", {"keys": ["init", "final"]}),
-                 Figure("heatmap", "wp_eig.png", "eigenvalues of the symmetric part of W_p, sorted (BRIDGE Fig. 4b), as a 1-row image", {"keys": ["eigenvalues"]}),
+                 Figure("spectrum", "wp_eig.png", "sorted eigenvalues of the symmetric part of W_p at init and at the end (BRIDGE Fig. 4b)",
+                        {"keys": ["eigenvalues_init", "eigenvalues"]}),
                  Figure("curve", "asym.png", "asymmetry of W_p over training (BRIDGE Fig. 4a)", {"measure": "wp_asym"})],
         probe="predictor", scale_overrides={"paper": BRIDGE_PAPER}, notes=NOTES, smoke_minutes=2)
 
@@ -119,7 +120,7 @@ def t2() -> Experiment:
          Claim("2048-2048-2048 beats 4096-256 at k=32, 10/1", [a[3], a[1]], R.greater(a[3], a[1], "knn")),
          Claim("8192-8192-8192 (k=8, 25/8) beats 2048-2048-2048 (k=32, 25/1)", [a[5], a[4]], R.greater(a[5], a[4], "knn"))],
         [KNN, COLLAPSE], figures=[Figure("bars", "knn.png", "kNN top-1 per projector (BRIDGE Table 2)", {"measure": "knn"})],
-        scale_overrides=BATCH, notes=NOTES + {} if False else NOTES, smoke_minutes=8)
+        scale_overrides=BATCH, notes=NOTES, smoke_minutes=8)
 
 
 T3_ROWS = [  # (c_cov, STD, I-PRED, StopGrad, paper accuracy or "COLLAPSE"); k = 1, c_inv = 1 (BRIDGE §5.4)

@@ -24,21 +24,20 @@ DIAG_KEYS = {
     "std_raw": ["std", "std_normalized", "z_std"],
     "m_o": ["m_o", "z_m_o"],
     "m_r": ["m_r", "z_m_r"],
-    "center": ["center_norm", "z_center_norm", "s_norm"],
+    "center": ["center_norm", "z_center_norm", "s_norm", "m_o"],  # m_o = ‖mean Z‖ = CENTER's ‖s‖
     "center_pre_bn": ["center_norm_pre_bn", "center_pre_bn", "z_center_norm_pre_bn"],
     "center_post_bn": ["center_norm_post_bn", "center_post_bn", "z_center_norm_post_bn"],
-    "cov": ["covariance", "covariance_term", "cov_term", "z_covariance"],
+    "cov": ["cov_term", "covariance", "covariance_term", "z_covariance"],
     "eta": ["eta_star", "eta_zero", "eta_crossing"],
     "cos_oe_o": ["cos_oe_o", "cos_o_e_o"],
-    "oe_norm": ["o_e_norm", "oe_norm", "norm_o_e"],
-    "o_norm": ["o_norm", "norm_o", "basic_center_norm"],
+    "oe_over_o": ["oe_over_o", "o_e_over_o"],
     "cos_re_decor": ["cos_re_decor", "cos_r_e_decor", "decor_cos_r_e"],
     "cos_oe_decor": ["cos_oe_decor", "cos_o_e_decor", "decor_cos_o_e"],
     "entropy": ["lambda_entropy", "infonce_entropy", "entropy_lambda"],
     "bias_center": ["bias_center_cos", "cos_bias_center", "pred_bias_center_cos"],
-    "wp_asym": ["wp_asymmetry", "w_asymmetry", "pred_asymmetry", "wp_symmetry_error"],
-    "wp_diag": ["wp_diag_dominance", "pred_diag_dominance", "wp_diagonal_dominance"],
-    "wp_fft": ["wp_fft_gap", "wtw_fft", "pred_wtw_fft"],
+    "wp_asym": ["wp_symmetry", "wp_asymmetry"],  # ‖W − Wᵀ‖/‖W‖
+    "wp_diag": ["wp_diag_share", "wp_diag_dominance"],
+    "wp_fft": ["wp_fft_rel", "wp_fft_gap"],
 }
 
 # measure -> accepted metric names in eval rows (evaluation on clean test features)
@@ -85,12 +84,15 @@ def _finite(v) -> Optional[float]:
 
 
 def series(rec: RunRecord, measure: str, kind: str = "") -> list[tuple[float, float]]:
-    """(epoch, value) pairs of a measure over training (diag rows, or eval rows for eval measures)."""
+    """(epoch, value) pairs of a measure over training (diag rows, or eval rows for eval measures; the
+    random-init evaluation is the eval point at epoch 0)."""
     kind = kind or ("eval" if measure in EVAL_KEYS else "diag")
     names = (EVAL_KEYS if kind == "eval" else DIAG_KEYS).get(measure, [measure])
     out = []
     for row in rec.history:
-        if row.get("kind") != kind or row.get("random_init"):
+        if row.get("kind") != kind:
+            continue
+        if row.get("random_init") and row.get("epoch", 0) != 0:
             continue
         key = find_key(row, names)
         v = _finite(row.get(key)) if key else None
@@ -148,6 +150,8 @@ def value(rec: RunRecord, measure: str) -> Optional[float]:
         return _finite(rec.probe[measure])
     if measure in EVAL_KEYS:
         return final_eval(rec, measure)
+    if measure.endswith("_init"):  # the same network evaluated at random initialization
+        return random_init_eval(rec, measure[: -len("_init")])
     if measure.endswith("_first"):
         s = series(rec, measure[: -len("_first")])
         return s[0][1] if s else None

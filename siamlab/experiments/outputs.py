@@ -45,7 +45,7 @@ def overall(claims: list[dict], results: Results) -> tuple:
 
 
 def row_verdict(label: str, claims: list[dict], results: Results) -> str:
-    mine = [c for c in claims if label in c["arms"]]
+    mine = [c for c in claims if label in c["arms"] or "*" in c["arms"]]
     if not results.ran(label):
         return NOT_RUN
     if any(c["reproduced"] is False for c in mine):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import torch
 
-from ..engine.dist import rank
 from .functional import gather, l2n
 
 KEEP = ("both", "o_e", "r_e", "none")
@@ -107,6 +106,8 @@ def infonce_surgery_loss(za: torch.Tensor, zb: torch.Tensor, tau: float, keep: s
     the positive among them, as in SimCLR). With keep="both" the gradient on each anchor equals
     InfoNCE's anchor-side gradient (A.7 eq. 6); keep="o_e" is "InfoNCE without r_e".
     """
+    from ..engine.dist import rank  # where the local rows sit in the gathered batch
+
     with torch.no_grad():
         na, nb = l2n(za.detach()), l2n(zb.detach())
         ga, gb = gather(na), gather(nb)

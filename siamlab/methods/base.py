@@ -93,7 +93,8 @@ class Method(nn.Module):
         return GradFrame(anchor=("z", 0), basic=None, scale=float(out.z[0].shape[0]))
 
     def param_groups(self) -> list[dict]:
-        """Parameter groups for the optimizer; a group with ``fixed_lr=True`` skips the schedule."""
+        """Parameter groups for the optimizer; a group with ``fixed_lr=True`` skips the schedule, and a group
+        named ``predictor`` does too when ``optim.fix_predictor_lr`` (SimSiam's fixed predictor lr, ZHANG A.1)."""
         return [{"params": [p for p in self.parameters() if p.requires_grad], "name": "all"}]
 
     @torch.no_grad()

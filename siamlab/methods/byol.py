@@ -8,8 +8,8 @@ import torch
 from ..losses.byol import byol_loss
 from ..models import PREDICTORS, build_predictor
 from . import register
-from .base import Forward, GradFrame, LossOut, Method, require
-from .ema import cosine_momentum, ema_update_, make_target
+from .base import Forward, GradFrame, LossOut, require
+from .ema import EMAMethod
 
 
 @dataclass
@@ -22,29 +22,6 @@ class BYOLParams:
     def validate(self):
         require(self.predictor in PREDICTORS, "method.predictor", self.predictor, "one of " + ", ".join(PREDICTORS))
         require(0.0 <= self.momentum <= 1.0, "method.momentum", self.momentum, "a number in [0, 1] (e.g. 0.996)")
-
-
-class EMAMethod(Method):
-    """Shared by BYOL-style methods: ``self.target`` is an EMA copy of the online encoder."""
-
-    def _init_target(self):
-        self.target = make_target(self.encoder)
-        self._momentum = self.params.momentum
-
-    def momentum_at(self, step: int, total: int) -> float:
-        if self.params.cosine_schedule:
-            return cosine_momentum(self.params.momentum, step, total)
-        return self.params.momentum
-
-    @torch.no_grad()
-    def target_z(self, views) -> list:
-        return [self.target(v)[1].detach() for v in views]
-
-    @torch.no_grad()
-    def after_step(self, step: int, total_steps: int) -> None:
-        super().after_step(step, total_steps)
-        self._momentum = self.momentum_at(step, total_steps)
-        ema_update_(self.target, self.encoder, self._momentum)
 
 
 @register
@@ -78,5 +55,5 @@ class BYOL(EMAMethod):
     def param_groups(self):
         return [
             {"params": list(self.encoder.parameters()), "name": "encoder"},
-            {"params": list(self.predictor.parameters()), "name": "predictor"},
+            {"params": list(self.predictor.parameters()), "name": "online_predictor"},
         ]

@@ -17,8 +17,7 @@ from ..losses.functional import l2n
 from ..models.heads import unit_rows
 from . import register
 from .base import Forward, LossOut, require
-from .byol import EMAMethod
-from .ema import ema_update_, make_target
+from .ema import EMAMethod, ema_update_, make_target
 
 
 @dataclass
@@ -91,7 +90,7 @@ class DINO(EMAMethod):
             teacher = [self.target_head(t) for t in self.target_z(views)]
             if self.training:  # batch center over both views and all ranks, applied in after_step
                 self._pending_mean = all_reduce_mean(torch.cat(teacher).mean(dim=0))
-        extra = {"center": self.center, "teacher_temp": teacher_temp_at(self.params, self._epoch),
+        extra = {"center": self.center.clone(), "teacher_temp": teacher_temp_at(self.params, self._epoch),
                  "momentum": self._momentum}
         return Forward(z=list(zs), targets=teacher, h=list(hs), index=index, extra=extra)
 
@@ -99,7 +98,8 @@ class DINO(EMAMethod):
         student = [self.head(z) for z in out.z]
         loss = dino_loss(student, out.targets, out.extra["center"], self.params.student_temp,
                          out.extra["teacher_temp"])
-        return LossOut(loss, {"center_norm": out.extra["center"].norm()})
+        terms = {"center_norm": out.extra["center"].norm(), "momentum": torch.tensor(out.extra["momentum"])}
+        return LossOut(loss, terms)
 
     @torch.no_grad()
     def after_step(self, step: int, total_steps: int) -> None:
@@ -107,7 +107,7 @@ class DINO(EMAMethod):
         ema_update_(self.target_head, self.head, self._momentum)
         if self._pending_mean is not None:
             m = self.params.center_momentum
-            self.center = self.center * m + self._pending_mean * (1.0 - m)  # out of place: records keep theirs
+            self.center.mul_(m).add_(self._pending_mean, alpha=1.0 - m)
             self._pending_mean = None
 
     @torch.no_grad()

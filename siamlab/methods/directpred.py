@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
-from torch import nn
 
 from ..engine.dist import all_reduce_mean
 from ..losses.byol import byol_loss
+from ..models import build_predictor
 from . import register
 from .base import Forward, GradFrame, LossOut, require
-from .byol import EMAMethod
+from .ema import EMAMethod
 
 
 @dataclass
@@ -36,8 +36,9 @@ class DirectPredParams:
 
 
 def second_moment(zs: list) -> torch.Tensor:
-    """E_B[z zᵀ] over the rows of all views (d x d)."""
+    """E_B[z zᵀ] over the rows of all views (d x d), accumulated in at least float32 (bf16 autocast)."""
     z = torch.cat(zs)
+    z = z.to(torch.promote_types(z.dtype, torch.float32))
     return z.T @ z / z.shape[0]
 
 
@@ -61,14 +62,19 @@ class DirectPred(EMAMethod):
     def __init__(self, encoder, params: DirectPredParams, model_cfg):
         super().__init__(encoder, params, model_cfg)
         d = encoder.out_dim
-        self.predictor = nn.Linear(d, d, bias=False)
+        self.predictor = build_predictor("linear", d, model_cfg.pred_hidden)  # p = W_p z, no bias
         self.predictor.requires_grad_(False)
         with torch.no_grad():
-            self.predictor.weight.copy_(torch.eye(d))
+            self.weight.copy_(torch.eye(d))
         self._init_target()
         self.register_buffer("corr", torch.zeros(d, d))
         self.register_buffer("corr_updates", torch.zeros((), dtype=torch.long))
         self._pending: Optional[torch.Tensor] = None
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """W_p, the predictor's d x d weight (set by :meth:`after_step`, never trained)."""
+        return self.predictor.net.weight
 
     def forward(self, views, index=None) -> Forward:
         views = views[:2]
@@ -93,7 +99,7 @@ class DirectPred(EMAMethod):
         self.corr_updates += 1
         self._pending = None
         if int(self.corr_updates) % self.params.freq == 0:
-            self.predictor.weight.copy_(directpred_weight(self.corr, self.params.eps))
+            self.weight.copy_(directpred_weight(self.corr, self.params.eps))
 
     def gradient_frame(self, out: Forward) -> GradFrame:
         # as BYOL: −∂L/∂P_a = 2 T_b / M, basic part P_b.

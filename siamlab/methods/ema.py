@@ -11,6 +11,8 @@ import math
 import torch
 from torch import nn
 
+from .base import Method
+
 
 def make_target(module: nn.Module) -> nn.Module:
     """A deep copy of ``module`` whose parameters do not require gradient (the EMA/teacher network)."""
@@ -37,3 +39,28 @@ def cosine_momentum(base: float, step: int, total: int) -> float:
         return base
     frac = min(max(step / total, 0.0), 1.0)
     return 1.0 - (1.0 - base) * (math.cos(math.pi * frac) + 1.0) / 2.0
+
+
+class EMAMethod(Method):
+    """Base of BYOL, MoCo, DINO and DirectPred: ``self.target`` is an EMA copy of the online encoder,
+    updated after every optimizer step with momentum ``params.momentum`` (cosine-scheduled to 1 when
+    ``params.cosine_schedule``). Subclasses call :meth:`_init_target` once the online modules exist."""
+
+    def _init_target(self):
+        self.target = make_target(self.encoder)
+        self._momentum = self.params.momentum
+
+    def momentum_at(self, step: int, total: int) -> float:
+        if self.params.cosine_schedule:
+            return cosine_momentum(self.params.momentum, step, total)
+        return self.params.momentum
+
+    @torch.no_grad()
+    def target_z(self, views) -> list:
+        return [self.target(v)[1].detach() for v in views]
+
+    @torch.no_grad()
+    def after_step(self, step: int, total_steps: int) -> None:
+        super().after_step(step, total_steps)
+        self._momentum = self.momentum_at(step, total_steps)
+        ema_update_(self.target, self.encoder, self._momentum)

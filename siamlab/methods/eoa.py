@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import torch
 
-from ..engine.dist import gather_nograd
 from ..errors import ConfigError, DataError
 from ..losses.cosine import negative_cosine
 from ..losses.functional import l2n
@@ -105,6 +104,8 @@ class ExplicitEOA(Method):
         super().after_step(step, total_steps)
         if self._pending is None:
             return
+        from ..engine.dist import gather_nograd  # every process stores every process's rows
+
         index, rows = self._pending
         self._pending = None
         index, rows = gather_nograd(index), gather_nograd(rows)

@@ -16,7 +16,7 @@ from ..losses.functional import l2n
 from ..losses.moco import moco_loss
 from . import register
 from .base import Forward, GradFrame, LossOut, require
-from .byol import EMAMethod
+from .ema import EMAMethod
 
 
 @dataclass
@@ -33,12 +33,15 @@ class MoCoParams:
         require(0.0 <= self.momentum <= 1.0, "method.momentum", self.momentum, "a number in [0, 1] (e.g. 0.99)")
 
 
-def enqueue(queue: torch.Tensor, ptr: int, keys: torch.Tensor):
-    """FIFO ring buffer: write ``keys`` at rows ptr, ptr+1, ... (mod K), out of place. Returns (queue, ptr)."""
+@torch.no_grad()
+def enqueue_(queue: torch.Tensor, ptr: int, keys: torch.Tensor) -> int:
+    """FIFO ring buffer, in place: write ``keys`` at rows ptr, ptr+1, ... (mod K); returns the new pointer.
+    With more keys than rows only the newest K are kept."""
     k = queue.shape[0]
     keys = keys[-k:]
     rows = (ptr + torch.arange(keys.shape[0], device=queue.device)) % k
-    return queue.index_copy(0, rows, keys.to(queue.dtype)), (ptr + keys.shape[0]) % k
+    queue.index_copy_(0, rows, keys.to(queue.dtype))
+    return (ptr + keys.shape[0]) % k
 
 
 @register
@@ -61,8 +64,8 @@ class MoCo(EMAMethod):
         ks = self.target_z(views)
         if self.training:  # keys of this batch (all ranks) join the queue in after_step
             self._pending = gather_nograd(l2n(ks[1]))
-        # the queue is replaced (never written in place) by after_step, so this reference stays valid
-        return Forward(z=list(qs), targets=ks, h=list(hs), index=index, extra={"queue": self.queue})
+        # a snapshot: after_step writes the buffer in place, the record must keep this step's negatives
+        return Forward(z=list(qs), targets=ks, h=list(hs), index=index, extra={"queue": self.queue.clone()})
 
     def loss(self, out: Forward) -> LossOut:
         (q1, q2), (k1, k2) = out.z, out.targets
@@ -73,8 +76,7 @@ class MoCo(EMAMethod):
     def after_step(self, step: int, total_steps: int) -> None:
         super().after_step(step, total_steps)
         if self._pending is not None:
-            self.queue, ptr = enqueue(self.queue, int(self.queue_ptr), self._pending)
-            self.queue_ptr.fill_(ptr)
+            self.queue_ptr.fill_(enqueue_(self.queue, int(self.queue_ptr), self._pending))
             self._pending = None
 
     def gradient_frame(self, out: Forward) -> GradFrame:

@@ -28,6 +28,7 @@ class PhasedMethod(Method):
         self.starts = list(starts)
         self.phases = torch.nn.ModuleList(methods)
         self.active = 0
+        self.unused_parameters = True  # DDP: the heads of the phases not running get no gradient
         self._point_predictor()
 
     # --- phase selection ---------------------------------------------------------------------
@@ -72,7 +73,7 @@ class PhasedMethod(Method):
     @torch.no_grad()
     def after_step(self, step: int, total_steps: int) -> None:
         # Only the running phase: e.g. a Tanh(FC) predictor of a phase not running must not be re-clamped.
-        super().after_step(step, total_steps)
+        self.phases[self.active].after_step(step, total_steps)
 
     def bind_dataset(self, num_samples: int) -> None:
         for m in self.phases:

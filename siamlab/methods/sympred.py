@@ -63,6 +63,7 @@ class SymmetricPredictor(Method):
         super().__init__(encoder, params, model_cfg)
         self.predictor = make_predictor(params, model_cfg, encoder.out_dim)
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))  # optimizer steps taken
+        self.unused_parameters = params.variant == "alternating"  # DDP: each step leaves one part without gradient
 
     def _predictor_turn(self) -> bool:
         """alternating: whether this step trains the predictor (else the encoder)."""

@@ -26,7 +26,9 @@ def build_encoder(model_cfg, in_shape: tuple) -> Encoder:
     from .backbones import build_backbone
 
     backbone = build_backbone(model_cfg, in_shape)
-    projector = projection_mlp(backbone.out_dim, model_cfg.proj_hidden, model_cfg.proj_out, model_cfg.proj_layers)
+    projector = projection_mlp(
+        backbone.out_dim, model_cfg.proj_hidden, model_cfg.proj_out, model_cfg.proj_layers, final_bn=model_cfg.proj_final_bn
+    )
     return Encoder(backbone, projector, model_cfg.proj_out)
 
 

@@ -22,20 +22,27 @@ class ProjectionMLP(nn.Sequential):
     """SimSiam projector (ZHANG A.1): FC-BN-ReLU-FC-BN-ReLU-FC-BN for 3 layers, FC-BN-ReLU-FC-BN for 2, FC-BN for 1."""
 
     @property
-    def final_bn(self) -> nn.BatchNorm1d:
-        return self[-1]
+    def final_bn(self) -> Optional[nn.BatchNorm1d]:
+        """The output BN, or None for a projector built with ``final_bn=False``."""
+        return self[-1] if isinstance(self[-1], nn.BatchNorm1d) else None
 
     def pre_bn(self, h: torch.Tensor) -> torch.Tensor:
         """The projector output before its final BN (CENTER Fig. 5 measures the center there and after)."""
+        if self.final_bn is None:
+            return self(h)
         for layer in list(self)[:-1]:
             h = layer(h)
         return h
 
 
-def projection_mlp(in_dim: int, hidden: int, out: int, layers: int = 3, final_affine: bool = False) -> ProjectionMLP:
+def projection_mlp(
+    in_dim: int, hidden: int, out: int, layers: int = 3, final_affine: bool = False, final_bn: bool = True
+) -> ProjectionMLP:
     """Build the SimSiam projector of ``layers`` FC layers (ZHANG A.1); every FC is followed by BN.
 
     ``final_affine=False`` (default) is Chen & He's output BN without learnable scale/shift.
+    ``final_bn=False`` ends with a plain FC with bias instead (the projectors of Barlow Twins,
+    VICReg and BRIDGE, whose losses standardize or regularize z themselves).
     """
     if layers not in (1, 2, 3):
         raise ConfigError(f"model.proj_layers={layers!r} is not valid: expected 1, 2 or 3.")
@@ -43,6 +50,9 @@ def projection_mlp(in_dim: int, hidden: int, out: int, layers: int = 3, final_af
     mods: list[nn.Module] = []
     for i in range(layers):
         last = i == layers - 1
+        if last and not final_bn:
+            mods.append(nn.Linear(dims[i], dims[i + 1], bias=True))
+            break
         mods.append(nn.Linear(dims[i], dims[i + 1], bias=False))
         mods.append(nn.BatchNorm1d(dims[i + 1], affine=final_affine or not last))
         if not last:

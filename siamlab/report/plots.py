@@ -186,15 +186,15 @@ def eta_scan_curve(cos_oe_o: float, ratio: float, etas: np.ndarray) -> np.ndarra
 
 
 def eta_scan(results, params: dict, path: Path) -> bool:
-    """ZHANG Fig. 5a from the logged cos(o_e, o) and norms (end of training, mean over seeds)."""
+    """ZHANG Fig. 5a rebuilt from the logged cos(o_e, o) and ‖o_e‖/‖o‖ (end of training, mean over seeds)."""
     etas = np.linspace(params.get("eta_min", -2.0), params.get("eta_max", 2.0), 201)
     fig, ax = plt.subplots(figsize=(6.0, 4.0))
     drawn = False
     for lab in _labels(results, params):
-        c, ne, no = (results.mean(lab, k) for k in ("cos_oe_o", "oe_norm", "o_norm"))
-        if c is None or ne is None or not no:
+        c, rho = results.mean(lab, "cos_oe_o"), results.mean(lab, "oe_over_o")
+        if c is None or rho is None:
             continue
-        ax.plot(etas, eta_scan_curve(c, ne / no, etas), label=f"{lab} (η* = {ne / no * c:+.2f})")
+        ax.plot(etas, eta_scan_curve(c, rho, etas), label=f"{lab} (η* = {rho * c:+.2f})")
         drawn = True
     if not drawn:
         plt.close(fig)
@@ -234,10 +234,35 @@ def heatmap(results, params: dict, path: Path, out_dir: Path) -> bool:
     return _save(fig, path)
 
 
+def spectrum(results, params: dict, path: Path, out_dir: Path) -> bool:
+    """Sorted eigenvalues saved by a probe (``keys`` of ``probe/<arm>-s0.npz``), one line per key (BRIDGE Fig. 4b)."""
+    from ..experiments.runner import slug
+
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    drawn = False
+    for lab in _labels(results, params):
+        f = out_dir / "probe" / f"{slug(lab)}-s0.npz"
+        if not f.exists():
+            continue
+        data = np.load(f)
+        for key in params.get("keys", []):
+            if key in data:
+                ax.plot(np.arange(1, len(data[key]) + 1), data[key], marker=".", label=f"{lab}: {key}")
+                drawn = True
+    if not drawn:
+        plt.close(fig)
+        return False
+    ax.set_xlabel("index (descending)")
+    ax.set_ylabel("eigenvalue")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
 KINDS = {"curve": curve, "sweep": sweep, "bars": bars, "scatter_fit": scatter_fit, "trajectory": trajectory, "eta_scan": eta_scan}
 
 
 def draw(kind: str, results, params: dict, path: Path, out_dir: Path) -> bool:
-    if kind == "heatmap":
-        return heatmap(results, params, path, out_dir)
+    if kind in ("heatmap", "spectrum"):
+        return (heatmap if kind == "heatmap" else spectrum)(results, params, path, out_dir)
     return KINDS[kind](results, params, path)
