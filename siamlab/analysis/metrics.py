@@ -72,13 +72,15 @@ def covariance_term(z: torch.Tensor, normalize: bool = True) -> torch.Tensor:
 
     Z is the l2-normalized representation (ZHANG's notation) unless ``normalize=False``.
     Differentiable: its negative gradient on Z is the de-correlation direction of ZHANG Fig. 5c.
+    Computed as (‖C‖²_F − Σ_i C_ii²)/d, with ‖Z_cᵀZ_c‖_F = ‖Z_c Z_cᵀ‖_F so that the Gram matrix is
+    min(N, d)² (N² d instead of N d² work when the batch is smaller than the dimension).
     """
     x = unit(z) if normalize else z.to(torch.float64)
     n, d = x.shape
     xc = x - x.mean(dim=0)
-    cov = xc.T @ xc / (n - 1)
-    off = cov - torch.diag(torch.diagonal(cov))
-    return off.pow(2).sum() / d
+    gram = xc @ xc.T if n < d else xc.T @ xc
+    diag_sq = xc.pow(2).sum(dim=0).pow(2).sum()  # Σ_i (Z_cᵀZ_c)_ii²
+    return (gram.pow(2).sum() - diag_sq) / ((n - 1) ** 2 * d)
 
 
 def correlation_matrix(z: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:

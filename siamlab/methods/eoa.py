@@ -95,7 +95,7 @@ class ExplicitEOA(Method):
         return LossOut(same_batch_loss(out.z, self.params.grad_through_mean))
 
     def gradient_frame(self, out: Forward) -> GradFrame:
-        # moving average: −∂L/∂Z_a = η / M = Z_b + m(η_old − Z_b); same batch: no basic part.
+        # moving average: −∂L/∂Z_a = η̂ / M (η̂ = η/‖η‖): basic Z_b, G_e = η̂ − Z_b; same batch: no basic part.
         basic = ("z", 1) if self.params.mode == "moving_average" else None
         return GradFrame(anchor=("z", 0), basic=basic, scale=float(out.z[0].shape[0]))
 
