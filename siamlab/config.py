@@ -31,6 +31,7 @@ class DataConfig:
     train_subset: int = 0  # 0 = all training samples; N = the first N (a fixed, seeded subset)
     test_subset: int = 0  # 0 = all test samples
     views: int = 2  # augmented views per image
+    noise_std: Optional[float] = None  # Gaussian noise of the toy / noise presets; None = preset default
     on_device: bool = True  # hold the uint8 dataset on the training device
 
 
@@ -121,6 +122,7 @@ _RULES = {
     "data.train_subset": (lambda v: v >= 0, "an integer >= 0 (0 = all)"),
     "data.test_subset": (lambda v: v >= 0, "an integer >= 0 (0 = all)"),
     "data.views": (lambda v: v >= 2, "an integer >= 2"),
+    "data.noise_std": (lambda v: v is None or v >= 0, "a number >= 0"),
     "method.decor_weight": (lambda v: v >= 0, "a number >= 0"),
     "model.backbone": (lambda v: v in ("resnet18", "resnet50", "convnet", "mlp"), "one of resnet18, resnet50, convnet, mlp"),
     "model.stem": (lambda v: v in ("auto", "cifar", "imagenet"), "one of auto, cifar, imagenet"),

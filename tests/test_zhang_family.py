@@ -21,6 +21,7 @@ from siamlab.methods.base import Forward
 from siamlab.methods.phased import PhasedMethod, build_phased
 from siamlab.models import PREDICTORS, Encoder
 
+pytestmark = pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad")
 D_IN, D = 6, 8
 MODEL = ModelConfig(pred_hidden=4)
 
@@ -161,12 +162,25 @@ def test_sympred_alg4_predictor_gradients(enc_trains_predictor):
     assert all(torch.allclose(g, w, atol=1e-6) for g, w in zip(got_e, want_e))
 
 
+def test_frozen_call_passes_input_gradient_only():
+    from siamlab.methods.sympred import frozen_call
+    from siamlab.models import build_predictor
+
+    torch.manual_seed(0)
+    h = build_predictor("mlp", 4, 3).double()
+    x = torch.randn(5, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: frozen_call(h, t), (x,))  # float64 finite differences
+    frozen_call(h, x).sum().backward()
+    assert all(p.grad is None for p in h.parameters())
+    assert torch.allclose(frozen_call(h, x), h(x))
+
+
 def test_sympred_alg3_is_symmetric_cosine_on_p():
     m = make("sympred", predictor="linear_bias", variant="alg3")
     out = m(batch())
     lo = m.loss(out)
     p1, p2 = out.p
-    assert float(lo.loss) == pytest.approx(float(neg_cos(p1, p2)), abs=1e-6)
+    assert float(lo.loss.detach()) == pytest.approx(float(neg_cos(p1, p2).detach()), abs=1e-6)
     lo.loss.backward()
     assert has_grad(m.predictor) and has_grad(m.encoder)
 
@@ -422,6 +436,14 @@ def test_phased_switches_at_the_right_epochs_and_shares_the_encoder():
     assert pm.predictor is None  # the active phase has none
     pm.on_epoch_start(0)
     assert pm.predictor is pm.phases[0].predictor
+
+
+def test_phased_state_dict_keys_do_not_depend_on_the_phase():
+    pm = build_phased(phased_cfg(), tiny_encoder(), MODEL)
+    pm.on_epoch_start(6)
+    fresh = build_phased(phased_cfg(), tiny_encoder(), MODEL)
+    fresh.load_state_dict(pm.state_dict())  # strict
+    assert all(torch.equal(a, b) for a, b in zip(fresh.encoder.parameters(), pm.encoder.parameters()))
 
 
 def test_phased_param_groups_and_training_across_switches():

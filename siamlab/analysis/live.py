@@ -9,10 +9,13 @@ predictor outputs P of view 0                               p_std_scaled, p_m_o,
 projector's final BN (CENTER Fig. 5)                        center_pre_bn, center_post_bn
 predictor (ZHANG Table 6; BRIDGE Thm 3.1, Figs. 3–4)        bias_center_cos, wp_symmetry, wp_diag_share,
                                                             wp_fft_rel, wp_fft_rel_fit
-InfoNCE weights (ZHANG Fig. 7a; methods with params.tau)    lambda_entropy
+InfoNCE weights (ZHANG Fig. 7a)                             lambda_entropy
 gradient decomposition (ZHANG §3–4)                         see :func:`siamlab.analysis.gradients.summarize`
 
-m_o is also CENTER's ‖s‖. Under torchrun every tensor is gathered over ranks first (gather_nograd),
+m_o is also CENTER's ‖s‖. ``lambda_entropy`` is logged for InfoNCE-type methods, i.e. those with a
+``params.tau`` / ``params.temperature`` and a basic part Z_b in their gradient frame; λ runs over the
+in-batch NT-Xent candidates (MoCo's queue is not included). The final-BN centers are not recorded
+inside a ``torch.compile``-d forward. Under torchrun every tensor is gathered over ranks first (gather_nograd),
 so all ranks must call the diagnostics at the same steps (``should_log`` depends on the step only).
 """
 from __future__ import annotations
@@ -68,6 +71,8 @@ def _hi(t: torch.Tensor) -> torch.Tensor:
 
 
 class LiveDiagnostics:
+    """Live diagnostics of one method (see the module docstring for the keys); ``close()`` removes the BN hook."""
+
     def __init__(self, method, every_steps: int, gradients: bool = True):
         self.method = method
         self.every_steps = int(every_steps)
@@ -115,7 +120,7 @@ class LiveDiagnostics:
             vals.update(self._bn_centers(out))
             vals.update(self._predictor(method, zs[0]))
             tau = _temperature(method)
-            if tau is not None and len(zs) >= 2:
+            if tau is not None and len(zs) >= 2 and method.gradient_frame(out).basic is not None:
                 vals["lambda_entropy"] = lambda_entropy(zs[0], zs[1], tau)
         if self.gradients:
             parts = gradient_parts(method, out)

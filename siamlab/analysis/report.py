@@ -140,15 +140,18 @@ def _gen_bound_plot(records, out_dir, plots) -> None:
     _save(fig, out_dir, "gen_bound.png", plots)
 
 
-def _eta_plot(final_diag, out_dir, plots) -> None:
-    """ZHANG Fig. 5a from the final cos(o_e, o) and ‖o_e‖/‖o‖ (the curve is fixed by these two numbers)."""
-    if "cos_oe_o" not in final_diag or "oe_over_o" not in final_diag:
+def _eta_plot(records, out_dir, plots) -> None:
+    """ZHANG Fig. 5a from the last diag log's cos(o_e, o) and ‖o_e‖/‖o‖ (the curve is fixed by these two numbers)."""
+    last = [(r["step"], as_float(r.get("cos_oe_o")), as_float(r.get("oe_over_o"))) for r in records
+            if r.get("kind") == "diag" and "cos_oe_o" in r and "oe_over_o" in r]
+    last = [t for t in last if t[1] is not None and t[2] is not None and math.isfinite(t[1] * t[2])]
+    if not last:
         return
+    step, c, rho = last[-1]
     fig, (ax,) = _figure()
-    ax.plot(ETAS, eta_curve(final_diag["cos_oe_o"], final_diag["oe_over_o"], ETAS))
+    ax.plot(ETAS, eta_curve(c, rho, ETAS), label=f"step {step}")
     ax.axhline(0.0, color="grey", lw=0.5)
-    star = final_diag["cos_oe_o"] * final_diag["oe_over_o"]
-    ax.axvline(star, color="r", ls="--", label=f"η* = {star:.3f}")
+    ax.axvline(c * rho, color="r", ls="--", label=f"η* = {c * rho:.3f}")
     ax.set_xlabel("η")
     ax.set_ylabel("cos(o_e − η·o, o)")
     ax.legend(fontsize=7)
@@ -229,7 +232,7 @@ def analyze(run_dir, out_dir: Optional[str] = None) -> dict:
         ("bias vs center (ZHANG Table 6)", ["bias_center_cos"]),
         ("W_p (BRIDGE Figs. 3–4, Thm 3.1)", ["wp_symmetry", "wp_diag_share", "wp_fft_rel_fit"])])
     _gen_bound_plot(records, out, plots)
-    _eta_plot(final_diag, out, plots)
+    _eta_plot(records, out, plots)
     _snapshot_plots(run["snapshots"], out, plots)
 
     name = summary.get("method") or (run["config"].get("method") or {}).get("name", "?")

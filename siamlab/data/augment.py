@@ -156,7 +156,7 @@ def color_jitter(x: torch.Tensor, factors: list, order: torch.Tensor) -> torch.T
         if j < 3:
             x = adjust[j](x, f)
             continue
-        rows = (f != 0).nonzero().squeeze(1)
+        rows = (factors[j] != 0).nonzero().squeeze(1).to(x.device)  # found on the CPU: no device sync
         if len(rows) and x.shape[1] == 3:
             x = x.index_copy(0, rows, ops.adjust_hue(x[rows], f[rows]))
     return x

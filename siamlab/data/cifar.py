@@ -64,9 +64,13 @@ def safe_load(raw: bytes, source: str) -> dict:
     except DataError:
         raise
     except Exception as e:  # malformed pickles raise many types (UnpicklingError, EOFError, ValueError ...)
-        raise DataError(f"{source} is not a readable pickle ({type(e).__name__}); replace it with the official archive.") from None
+        raise DataError(
+            f"{source} is not a readable pickle ({type(e).__name__}); replace it with the official archive."
+        ) from None
     if not isinstance(obj, dict):
-        raise DataError(f"{source} holds a {type(obj).__name__}, not a CIFAR batch dictionary; replace it with the official archive.")
+        raise DataError(
+            f"{source} holds a {type(obj).__name__}, not a CIFAR batch dictionary; replace it with the official archive."
+        )
     return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in obj.items()}
 
 
@@ -132,12 +136,17 @@ def read_members(source: Path, names: list) -> dict:
 
 
 def batch_arrays(batch: dict, layout: CifarLayout, source: str) -> tuple[np.ndarray, np.ndarray]:
-    data, labels = batch.get("data"), batch.get(layout.label_key)
+    """Images ``[N, 3, 32, 32]`` (rows are 1024 red, 1024 green, 1024 blue values) and labels."""
+    fix = f"replace it with the official {layout.archive}"
+    data = batch.get("data")
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-        raise DataError(f"{source} has no uint8 'data' array of shape [N, 3072]; replace it with the official {layout.archive}.")
-    labels = np.asarray(labels if labels is not None else [], dtype=np.int64)
+        raise DataError(f"{source} has no uint8 'data' array of shape [N, 3072]; {fix}.")
+    try:
+        labels = np.asarray(batch.get(layout.label_key, []), dtype=np.int64)
+    except (TypeError, ValueError):
+        labels = np.zeros(0, dtype=np.int64)
     if labels.shape != (len(data),) or (len(labels) and (labels.min() < 0 or labels.max() >= layout.num_classes)):
-        raise DataError(f"{source} has no valid {layout.label_key!r} list for its {len(data)} images; replace it with the official {layout.archive}.")
+        raise DataError(f"{source} has no valid {layout.label_key!r} list for its {len(data)} images; {fix}.")
     return data.reshape(-1, 3, 32, 32), labels
 
 

@@ -8,6 +8,8 @@ Randomness comes from torch's global RNG, which DataLoader seeds differently in 
 """
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch.utils.data import Dataset
 
@@ -20,14 +22,14 @@ class PerSampleViews(Dataset):
 
     def __init__(self, dataset: ArrayDataset, augment: Augment, n_views: int = 2):
         self.dataset = dataset
-        self.augment = augment
+        self.augment = copy.copy(augment)  # the caller's Augment keeps its own random source
+        self.augment.rng = RandomSource(None)  # a private generator would repeat itself in every worker
         self.n_views = n_views
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, i: int):
-        self.augment.rng = RandomSource(None)  # a private generator would repeat itself in every worker
         x = self.dataset.x[i:i + 1]
         index = torch.tensor([i])
         views = self.augment.views(x, index, self.n_views)

@@ -97,4 +97,4 @@ def wrap_ddp(method, cfg, device):
     if cfg.model.sync_bn:
         method = torch.nn.SyncBatchNorm.convert_sync_batchnorm(method)
     ids = [device.index] if device.type == "cuda" else None
-    return DDP(method, device_ids=ids, find_unused_parameters=bool(cfg.phases))
+    return DDP(method, device_ids=ids, find_unused_parameters=bool(cfg.phases) or getattr(method, "unused_parameters", False))

@@ -74,7 +74,7 @@ def build_run(cfg: config_mod.RunConfig, device: torch.device):
     train_ds = load_dataset(cfg.data, "train")
     test_ds = load_dataset(cfg.data, "test")
     augment = build_augment(cfg.data, train_ds)
-    encoder = build_encoder(cfg.model, train_ds.in_shape)
+    encoder = build_encoder(cfg.model, augment.out_shape)
     if cfg.phases:
         from ..methods.phased import build_phased
 
