@@ -107,7 +107,7 @@ def _curves(records, out_dir, plots, name, panels, kind="diag", x="step") -> Non
     fig, axes = _figure(len(present))
     for ax, (title, ks) in zip(axes, present):
         for key, (xs, ys) in ks:
-            ax.plot(xs, ys, label=key)
+            ax.plot(xs, ys, "o-" if len(xs) < 30 else "-", ms=3, label=key)
         ax.set_title(title)
         ax.set_xlabel(x)
         ax.legend(fontsize=7)

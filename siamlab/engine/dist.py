@@ -1,10 +1,50 @@
-"""Distributed helpers (torchrun / DDP). Everything here is a no-op in a single process."""
+"""Distributed helpers for torchrun / DistributedDataParallel (SPEC §6). All are no-ops in one process.
+
+Launch with ``torchrun --nproc_per_node N -m siamlab train ...`` (see docs/distributed.md): torchrun
+sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT; :func:`init_from_env` joins the
+process group (NCCL for a CUDA device, gloo otherwise) with the timeout of $SIAMLAB_DIST_TIMEOUT
+seconds (default 600).
+
+Global-batch semantics. Every rank holds a contiguous slice of the global batch (in rank order) and
+DDP averages parameter gradients over ranks. A loss that needs batch statistics :func:`gather`\\ s its
+tensors (``gather_with_grad``: all_gather forward, all_reduce-sum + own slice backward), and batch
+norm is replaced by a synchronized one (:func:`convert_sync_batchnorm`; PyTorch's SyncBatchNorm on
+CUDA, :class:`GlobalBatchNorm` on the CPU, where PyTorch's has no kernel). With both, N processes
+holding a slice each compute the same loss and the same gradients as one process holding the batch.
+
+Failures. A rank that fails writes one line to the rendezvous store (:func:`announce_failure`) before
+it exits; the others notice (a gloo collective fails at once when a peer closes its sockets; under
+NCCL :class:`FailureWatch` sees the line within a second and aborts the process group; the process
+group timeout is the last resort) and stop with :class:`PeerFailure`, which names the failed rank.
+"""
 from __future__ import annotations
+
+import datetime
+import os
+import threading
+import time
+from typing import Callable, Optional
 
 import torch
 import torch.distributed as dist
+from torch import nn
+
+from ..errors import ConfigError, SiamlabError
+
+TIMEOUT_ENV = "SIAMLAB_DIST_TIMEOUT"
+DEFAULT_TIMEOUT_S = 600.0
+FAILED_KEY = "siamlab/failed/"
 
 
+class RankFailure(SiamlabError):
+    """This rank failed; the message says where, and the other ranks were told."""
+
+
+class PeerFailure(SiamlabError):
+    """This rank stopped because another rank failed or could no longer be reached."""
+
+
+# --- who am I ---------------------------------------------------------------------------------------
 def is_dist() -> bool:
     return dist.is_available() and dist.is_initialized()
 
@@ -21,11 +61,75 @@ def is_main() -> bool:
     return rank() == 0
 
 
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def launched_world_size() -> int:
+    """WORLD_SIZE set by the launcher (1 without one)."""
+    value = os.environ.get("WORLD_SIZE", "1")
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"environment variable WORLD_SIZE={value!r} is not an integer; launch with torchrun.") from None
+
+
+def backend() -> Optional[str]:
+    return dist.get_backend() if is_dist() else None
+
+
+# --- joining and leaving ------------------------------------------------------------------------------
+def timeout_seconds() -> float:
+    """The process-group timeout: $SIAMLAB_DIST_TIMEOUT seconds, default 600."""
+    value = os.environ.get(TIMEOUT_ENV, "")
+    if not value:
+        return DEFAULT_TIMEOUT_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise ConfigError(f"environment variable {TIMEOUT_ENV}={value!r} is not valid: expected a number of seconds > 0.")
+    return seconds
+
+
+def init_from_env(device: Optional[torch.device] = None) -> None:
+    """Join the process group when launched with WORLD_SIZE > 1: NCCL for a CUDA ``device``, gloo otherwise
+    (``device=None``: NCCL when CUDA is available)."""
+    if is_dist() or launched_world_size() <= 1:
+        return
+    for var in ("RANK", "MASTER_ADDR", "MASTER_PORT"):
+        if var not in os.environ:
+            raise ConfigError(f"WORLD_SIZE is {launched_world_size()} but {var} is not set; launch with torchrun "
+                              "(see docs/distributed.md).")
+    cuda = device.type == "cuda" if device is not None else torch.cuda.is_available()
+    kwargs = {"device_id": device} if cuda and device is not None and device.index is not None else {}
+    dist.init_process_group(backend="nccl" if cuda else "gloo",
+                            timeout=datetime.timedelta(seconds=timeout_seconds()), **kwargs)
+
+
+def cleanup() -> None:
+    shutdown(failed=False)
+
+
+def shutdown(failed: bool = False) -> None:
+    """Leave the process group; after a failure NCCL communicators are aborted instead (never hangs)."""
+    if not is_dist():
+        return
+    abort = getattr(dist.distributed_c10d, "_abort_process_group", None)
+    if failed and backend() == "nccl" and abort is not None:
+        abort()
+    else:
+        dist.destroy_process_group()
+
+
+# --- collectives ----------------------------------------------------------------------------------------
 class _GatherWithGrad(torch.autograd.Function):
     """all_gather whose backward sums the incoming gradients over ranks and returns this rank's slice.
 
     With a loss that is a mean over the global batch, each rank's backward then yields exactly the
-    gradient that one process holding the whole batch would compute for its local samples.
+    gradient that one process holding the whole batch would compute for its local samples (times the
+    world size, which DDP's gradient averaging divides out).
     """
 
     @staticmethod
@@ -43,10 +147,34 @@ class _GatherWithGrad(torch.autograd.Function):
         return grad[r * n:(r + 1) * n]
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over ranks; the backward is the same sum of the incoming gradients (every rank's output
+    depends on every rank's input)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        x = x.clone()
+        dist.all_reduce(x)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
 def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """The global batch (rank order) along dim 0, carrying gradient back to this rank's rows."""
     if not is_dist() or dist.get_world_size() == 1:
         return x
     return _GatherWithGrad.apply(x)
+
+
+def all_reduce_sum_with_grad(x: torch.Tensor) -> torch.Tensor:
+    if not is_dist() or dist.get_world_size() == 1:
+        return x
+    return _AllReduceSum.apply(x)
 
 
 @torch.no_grad()
@@ -66,21 +194,6 @@ def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def init_from_env() -> None:
-    """Join the process group when launched by torchrun (WORLD_SIZE > 1); gloo on CPU, NCCL on GPU."""
-    import os
-
-    if is_dist() or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    dist.init_process_group(backend=backend)
-
-
-def cleanup() -> None:
-    if is_dist():
-        dist.destroy_process_group()
-
-
 def broadcast_object(obj):
     """``obj`` as rank 0 has it."""
     if not is_dist():
@@ -90,11 +203,191 @@ def broadcast_object(obj):
     return box[0]
 
 
-def wrap_ddp(method, cfg, device):
-    """SyncBatchNorm (when ``model.sync_bn``) and DistributedDataParallel around ``method``."""
+def gather_objects(obj) -> list:
+    """``[obj of rank 0, obj of rank 1, ...]`` on every rank (picklable objects; CPU tensors)."""
+    if not is_dist():
+        return [obj]
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+# --- synchronized batch norm ---------------------------------------------------------------------------------
+class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """Batch norm over the global batch for CPU (gloo) runs: statistics from all ranks, gradient included.
+
+    Training mode under torch.distributed: per channel, the sums Σx, Σx² and the count are summed over
+    ranks by a gradient-carrying all-reduce (in float64), then mean = Σx/n and biased variance
+    Σx²/n − mean² normalize the input, exactly as ``BatchNorm`` does on the concatenated batch; running
+    statistics use the unbiased variance, like PyTorch. Otherwise (eval mode, one process) it is plain
+    batch norm. Accepts [N, C] and [N, C, *] inputs.
+    """
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        if x.dim() < 2:
+            raise ValueError(f"expected at least 2-D input (got {x.dim()}-D)")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and is_dist() and dist.get_world_size() > 1):
+            return super().forward(x)
+        self._check_input_dim(x)
+        c = x.shape[1]
+        dims = [0] + list(range(2, x.dim()))
+        xd = x.double()
+        count = xd.new_full((1,), float(x.numel() // c))
+        stats = all_reduce_sum_with_grad(torch.cat([xd.sum(dims), xd.square().sum(dims), count]))
+        n = stats[-1]
+        mean = stats[:c] / n
+        var = (stats[c:2 * c] / n - mean.square()).clamp_min(0.0)
+        shape = [1, c] + [1] * (x.dim() - 2)
+        y = (xd - mean.view(shape)) * torch.rsqrt(var + self.eps).view(shape)
+        if self.affine:
+            y = y * self.weight.double().view(shape) + self.bias.double().view(shape)
+        if self.track_running_stats:
+            self._update_running(mean.detach(), var.detach(), float(n))
+        return y.to(x.dtype)
+
+    @torch.no_grad()
+    def _update_running(self, mean: torch.Tensor, var: torch.Tensor, n: float) -> None:
+        self.num_batches_tracked.add_(1)
+        m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+        unbiased = var * (n / max(n - 1.0, 1.0))
+        self.running_mean.mul_(1 - m).add_(mean.to(self.running_mean.dtype), alpha=m)
+        self.running_var.mul_(1 - m).add_(unbiased.to(self.running_var.dtype), alpha=m)
+
+
+def _to_global_bn(bn: nn.modules.batchnorm._BatchNorm) -> GlobalBatchNorm:
+    new = GlobalBatchNorm(bn.num_features, bn.eps, bn.momentum, bn.affine, bn.track_running_stats)
+    if bn.affine:
+        new.weight, new.bias = bn.weight, bn.bias  # the same Parameter objects
+    if bn.track_running_stats:
+        new.running_mean, new.running_var = bn.running_mean, bn.running_var
+        new.num_batches_tracked = bn.num_batches_tracked
+    new.train(bn.training)
+    return new
+
+
+def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:
+    """Every batch norm in ``module`` made global: PyTorch's SyncBatchNorm on CUDA, GlobalBatchNorm on the CPU."""
+    if device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, (GlobalBatchNorm, nn.SyncBatchNorm)):
+        return _to_global_bn(module)
+    for name, child in list(module.named_children()):
+        new = convert_sync_batchnorm(child, device)
+        if new is not child:
+            module.add_module(name, new)
+    return module
+
+
+def wrap_ddp(method: nn.Module, cfg, device: torch.device, find_unused: bool = False):
+    """Global batch norm (when ``model.sync_bn``) and DistributedDataParallel around ``method``.
+
+    Buffers are broadcast from rank 0 at every forward only without sync_bn (each rank's running
+    statistics would differ); with it every buffer is already identical on all ranks.
+    """
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     if cfg.model.sync_bn:
-        method = torch.nn.SyncBatchNorm.convert_sync_batchnorm(method)
+        method = convert_sync_batchnorm(method, device)
     ids = [device.index] if device.type == "cuda" else None
-    return DDP(method, device_ids=ids, find_unused_parameters=bool(cfg.phases) or getattr(method, "unused_parameters", False))
+    return DDP(method, device_ids=ids, broadcast_buffers=not cfg.model.sync_bn,
+               find_unused_parameters=bool(find_unused or cfg.phases))
+
+
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """True on every rank when ``flag`` is true on at least one (one small all-reduce, a host sync)."""
+    if not is_dist():
+        return bool(flag)
+    t = torch.tensor([1.0 if flag else 0.0], device=device if backend() == "nccl" else "cpu")
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+# --- failures ------------------------------------------------------------------------------------------------
+def _store():
+    getter = getattr(dist.distributed_c10d, "_get_default_store", None)
+    if not is_dist() or getter is None:
+        return None
+    try:
+        return getter()
+    except Exception:  # noqa: BLE001 - no store, nothing to report through
+        return None
+
+
+def announce_failure(message: str) -> None:
+    """Tell the other ranks (through the rendezvous store) why this rank is stopping."""
+    store = _store()
+    if store is None:
+        return
+    try:
+        store.set(f"{FAILED_KEY}{rank()}", message)
+    except Exception:  # noqa: BLE001 - the store may be gone with rank 0; the peers then time out
+        pass
+
+
+def _announced(store, keys: list) -> Optional[str]:
+    for key in keys:
+        if store.check([key]):
+            return store.get(key).decode()
+    return None
+
+
+def peer_failure(wait_s: float = 0.0) -> Optional[str]:
+    """The line another rank announced, polling up to ``wait_s`` seconds; None if none did. When the
+    store cannot be reached, a line saying so (it lives in rank 0 or the torchrun agent)."""
+    store = _store()
+    if store is None:
+        return None
+    deadline = time.monotonic() + wait_s
+    keys = [f"{FAILED_KEY}{r}" for r in range(world_size()) if r != rank()]
+    while True:
+        try:
+            line = _announced(store, keys)
+        except Exception:  # noqa: BLE001
+            return "the rendezvous store stopped answering (its host, rank 0 or the torchrun agent, has exited)"
+        if line is not None or time.monotonic() >= deadline:
+            return line
+        time.sleep(0.1)
+
+
+class FailureWatch:
+    """Background thread that polls the store for another rank's failure line.
+
+    On one: aborts the process group when it is NCCL (NCCL does not notice a dead peer by itself; the
+    blocked collective then raises in the main thread, which reports it); if the process is still
+    running ``grace_s`` seconds later it calls ``on_stuck(line)`` and exits the process with status 1.
+    """
+
+    def __init__(self, on_stuck: Optional[Callable[[str], None]] = None, poll_s: float = 1.0, grace_s: float = 60.0):
+        self.on_stuck, self.poll_s, self.grace_s = on_stuck, poll_s, grace_s
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    def start(self) -> "FailureWatch":
+        if is_dist() and _store() is not None:
+            self._thread = threading.Thread(target=self._run, name="siamlab-failure-watch", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        store = _store()
+        keys = [f"{FAILED_KEY}{r}" for r in range(world_size()) if r != rank()]
+        while not self._stop.wait(self.poll_s):
+            try:
+                line = _announced(store, keys)
+            except Exception:  # noqa: BLE001 - store gone (rank 0 finished or died): the collectives will say
+                return
+            if line is None:
+                continue
+            abort = getattr(dist.distributed_c10d, "_abort_process_group", None)
+            if backend() == "nccl" and abort is not None:
+                abort()
+            if self._stop.wait(self.grace_s):
+                return
+            if self.on_stuck is not None:
+                self.on_stuck(line)
+            os._exit(1)

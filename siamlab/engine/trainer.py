@@ -4,6 +4,18 @@ A run directory holds ``config.yaml`` (resolved), ``metrics.jsonl`` (appended as
 ``checkpoints/last.pt`` and ``best.pt`` (atomic writes) and ``summary.json``. Resume is exact:
 the checkpoint carries model, optimizer, probe, the RNG states and the position inside the epoch,
 and the data order of every epoch is a pure function of (seed, epoch).
+
+Under torchrun (docs/distributed.md) the global batch of step s is the same set of samples, in the
+same order, as in one process: each rank takes its contiguous part of it (:func:`local_span`); losses
+gather what they need, batch norm is global (``model.sync_bn``) and DDP averages gradients, so N
+processes compute what one process would. Rank 0 logs and writes checkpoints; a failing rank stops the
+others (:class:`~siamlab.engine.dist.PeerFailure`) and the summary says ``failed``.
+
+GPU fast path: the uint8 training set stays on the device when it fits, views are made there on a
+side stream (so the few host-to-device copies of augmentation parameters never wait for the training
+step), bf16 autocast / channels_last / torch.compile are options, and the step never synchronizes with
+the host: loss, probe and terms stay tensors until a log step (every ``LOG_EVERY`` steps), where they
+are averaged over ranks and read back at once, and where NaN and stop requests are checked.
 """
 from __future__ import annotations
 
@@ -11,7 +23,9 @@ import copy
 import math
 import os
 import signal
+import sys
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -26,6 +40,8 @@ from .runlog import MetricsLog, atomic_save, atomic_write_text, truncate_metrics
 from .schedule import effective_lr, lr_at
 
 CKPT_VERSION = 1
+LOG_EVERY = 10  # steps between log records (the only host synchronizations of the loop)
+DEVICE_DATA_SHARE = 0.4  # keep the uint8 training set on the GPU when it takes at most this share of free memory
 
 
 @dataclass
@@ -35,16 +51,26 @@ class RunResult:
 
 
 def pick_device(name: str) -> torch.device:
-    if name == "auto":
+    """``auto`` / ``cuda``: GPU LOCAL_RANK when CUDA is available (one GPU per torchrun process)."""
+    if name in ("auto", "cuda"):
         if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        return torch.device("cpu")
+            local, count = dist.local_rank(), torch.cuda.device_count()
+            if local >= count:
+                raise ConfigError(f"engine.device={name!r}: process LOCAL_RANK={local} has no GPU of its own (this node has "
+                                  f"{count}); start at most {count} processes per node (torchrun --nproc_per_node {count}).")
+            return torch.device("cuda", local)
+        if name == "auto":
+            return torch.device("cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"engine.device={name!r} is not available on this machine (no CUDA GPU); use engine.device=cpu or auto.")
     try:
-        return torch.device(name)
+        device = torch.device(name)
     except RuntimeError:
         raise ConfigError(f"engine.device={name!r} is not a device; use auto, cpu, cuda or cuda:N.") from None
+    if device.type == "cuda" and dist.launched_world_size() > 1:
+        raise ConfigError(f"engine.device={name!r} puts every torchrun process on one GPU; use engine.device=cuda "
+                          "(process LOCAL_RANK takes GPU LOCAL_RANK).")
+    return device
 
 
 def seed_everything(seed: int) -> None:
@@ -57,11 +83,21 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def epoch_order(n: int, seed: int, epoch: int, rank: int = 0, world: int = 1) -> torch.Tensor:
-    """The permutation of sample indices for ``epoch``; each rank takes an interleaved share."""
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The permutation of the ``n`` sample indices for ``epoch``; the same for every world size."""
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    perm = torch.randperm(n, generator=g)
-    return perm[rank::world] if world > 1 else perm
+    return torch.randperm(n, generator=g)
+
+
+def local_span(step_in_epoch: int, global_batch: int, rank: int = 0, world: int = 1) -> tuple:
+    """Positions [start, stop) in the epoch order of this rank's part of global batch ``step_in_epoch``.
+
+    The global batch is order[s·B:(s+1)·B]; rank r takes its r-th contiguous block of B/world, so the
+    ranks' parts concatenated in rank order are exactly one process's batch (every rank the same size).
+    """
+    b = global_batch // world
+    start = step_in_epoch * global_batch + rank * b
+    return start, start + b
 
 
 def build_run(cfg: config_mod.RunConfig, device: torch.device):
@@ -74,7 +110,7 @@ def build_run(cfg: config_mod.RunConfig, device: torch.device):
     train_ds = load_dataset(cfg.data, "train")
     test_ds = load_dataset(cfg.data, "test")
     augment = build_augment(cfg.data, train_ds)
-    encoder = build_encoder(cfg.model, augment.out_shape)
+    encoder = build_encoder(cfg.model, train_ds.in_shape)
     if cfg.phases:
         from ..methods.phased import build_phased
 
@@ -85,27 +121,26 @@ def build_run(cfg: config_mod.RunConfig, device: torch.device):
     return train_ds, test_ds, augment, method.to(device)
 
 
-def _rng_state(augment) -> dict:
+def _rng_state(augment, device: torch.device) -> dict:
     state = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    gen = getattr(augment, "generator", None)
-    if isinstance(gen, torch.Generator):
-        state["augment"] = gen.get_state()
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    if hasattr(augment, "state_dict"):
+        state["augment"] = augment.state_dict()
     return state
 
 
-def _set_rng_state(state: dict, augment) -> None:
+def _set_rng_state(state: dict, augment, device: torch.device) -> None:
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    gen = getattr(augment, "generator", None)
-    if "augment" in state and isinstance(gen, torch.Generator):
-        gen.set_state(state["augment"])
+    if "cuda" in state and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
+    if "augment" in state and hasattr(augment, "load_state_dict"):
+        augment.load_state_dict(state["augment"])
 
 
 class _StopFlag:
-    """SIGTERM / SIGINT set a flag; the loop checkpoints at the next step boundary and exits."""
+    """SIGTERM / SIGINT set a flag; the loop checkpoints at the next step boundary (under torchrun: the
+    next log step, where the ranks agree) and exits."""
 
     def __init__(self):
         self.signal: Optional[int] = None
@@ -127,20 +162,30 @@ class _StopFlag:
             signal.signal(s, h)
 
 
+def _fits_on_device(nbytes: int, device: torch.device) -> bool:
+    if device.type != "cuda":
+        return True
+    free, _ = torch.cuda.mem_get_info(device)
+    return nbytes <= DEVICE_DATA_SHARE * free
+
+
 class Trainer:
     def __init__(self, cfg: config_mod.RunConfig, run_dir: Optional[Path] = None, resume: bool = False):
         self.cfg = cfg
         e = cfg.engine
         if e.threads:
             torch.set_num_threads(e.threads)
-        dist.init_from_env()
         self.device = pick_device(e.device)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
-        if e.bf16 and self.device.type == "cpu":
-            pass  # bf16 autocast works on CPU too (slower); allowed for parity tests
-        seed_everything(e.seed + dist.rank())
+        dist.init_from_env(self.device)
+        self.rank, self.world = dist.rank(), dist.world_size()
+        self._check_options()
+        seed_everything(e.seed)  # the same initial weights on every rank (and as in one process)
         self.train_ds, self.test_ds, self.augment, self.method = build_run(cfg, self.device)
+        self.probe = self._build_probe()
+        if self.world > 1:
+            seed_everything(e.seed + self.rank)  # different augmentations on every rank
         if e.channels_last and self.train_ds.kind == "image":
             self.method = self.method.to(memory_format=torch.channels_last)
         self.model = self.method
@@ -148,29 +193,12 @@ class Trainer:
             self.model = dist.wrap_ddp(self.method, cfg, self.device)
         self.forward = torch.compile(self.model) if e.compile else self.model
         self.views = cfg.data.views
-        world = dist.world_size()
-        if cfg.optim.batch_size % world:
-            raise ConfigError(
-                f"optim.batch_size={cfg.optim.batch_size} is not divisible by the {world} processes; choose a multiple of {world}."
-            )
-        self.local_batch = cfg.optim.batch_size // world
-        n_local = len(epoch_order(len(self.train_ds), e.seed, 0, dist.rank(), world))
-        self.steps_per_epoch = n_local // self.local_batch
-        if self.steps_per_epoch < 1:
-            raise ConfigError(
-                f"optim.batch_size={cfg.optim.batch_size} is larger than the {len(self.train_ds)} training samples; lower it."
-            )
+        self._set_batch_sizes(cfg.optim.batch_size)
         self.total_steps = self.steps_per_epoch * cfg.optim.epochs
         self.peak_lr = effective_lr(cfg.optim.lr, cfg.optim.batch_size)
         self.optimizer = build_optimizer(self.method.param_groups(), cfg.optim, self.peak_lr)
-        from ..eval.linear import OnlineProbe
-
-        self.probe = None
-        if cfg.eval.online_probe:
-            feat_dim = self.method.encoder.backbone.out_dim
-            self.probe = OnlineProbe(feat_dim, self.train_ds.num_classes, cfg.eval.probe_lr).to(self.device)
-        self.x_train = self.train_ds.x.to(self.device) if cfg.data.on_device else self.train_ds.x
-        self.y_train = self.train_ds.y.to(self.device) if cfg.data.on_device else self.train_ds.y
+        self._place_dataset()
+        self.aug_stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         self.step = 0
         self.epoch = 0
         self.step_in_epoch = 0
@@ -191,6 +219,47 @@ class Trainer:
 
         self.diag = LiveDiagnostics(self.method, cfg.diag.every_steps, gradients=cfg.diag.gradients)
 
+    # --- setup ----------------------------------------------------------------------------------
+    def _check_options(self) -> None:
+        e = self.cfg.engine
+        if e.compile and not hasattr(torch, "compile"):
+            raise ConfigError("engine.compile=true needs torch.compile (PyTorch >= 2.0); set engine.compile=false.")
+        if e.bf16 and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ConfigError(f"engine.bf16=true but GPU {torch.cuda.get_device_name(self.device)!r} has no bfloat16; "
+                              "set engine.bf16=false.")
+
+    def _build_probe(self):
+        """The online probe (same initial weights on every rank; it then sees the global batch)."""
+        from ..eval.linear import OnlineProbe
+
+        if not self.cfg.eval.online_probe:
+            return None
+        feat_dim = self.method.encoder.backbone.out_dim
+        return OnlineProbe(feat_dim, self.train_ds.num_classes, self.cfg.eval.probe_lr).to(self.device)
+
+    def _set_batch_sizes(self, batch_size: int) -> None:
+        if batch_size % self.world:
+            raise ConfigError(
+                f"optim.batch_size={batch_size} is not divisible by the {self.world} processes; choose a multiple of {self.world}."
+            )
+        self.global_batch = batch_size
+        self.local_batch = batch_size // self.world
+        self.steps_per_epoch = len(self.train_ds) // batch_size
+        if self.steps_per_epoch < 1:
+            raise ConfigError(
+                f"optim.batch_size={batch_size} is larger than the {len(self.train_ds)} training samples; lower it."
+            )
+
+    def _place_dataset(self) -> None:
+        """The training set on the device when ``data.on_device`` and it fits; else in host memory."""
+        x, y = self.train_ds.x, self.train_ds.y
+        on = self.cfg.data.on_device and _fits_on_device(x.nbytes + y.nbytes, self.device)
+        if self.cfg.data.on_device and not on and dist.is_main():
+            print(f"siamlab: the training set ({x.nbytes / 2**30:.1f} GiB) takes more than {DEVICE_DATA_SHARE:.0%} of the "
+                  "free GPU memory, so it stays in host memory (set data.on_device=false to silence this).", file=sys.stderr)
+        self.x_train = x.to(self.device) if on else x
+        self.y_train = y.to(self.device) if on else y
+
     # --- run directory and checkpoints ----------------------------------------------------------
     def _new_run_dir(self) -> Path:
         name = self.cfg.engine.run_name or f"{self.cfg.method.name}-{self.cfg.data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -199,7 +268,7 @@ class Trainer:
             path = Path(dist.broadcast_object(str(path)))
         return path
 
-    def _state(self) -> dict:
+    def _state(self, rng_ranks: list) -> dict:
         return {
             "version": CKPT_VERSION,
             "method": self.method.state_dict(),
@@ -211,13 +280,17 @@ class Trainer:
             "step_in_epoch": self.step_in_epoch,
             "best_knn": self.best_knn,
             "random_init": self.random_init,
-            "rng": _rng_state(self.augment),
+            "rng": rng_ranks[0],
+            "rng_ranks": rng_ranks,
+            "world_size": self.world,
             "config": self.cfg.to_dict(),
         }
 
     def save(self, name: str = "last.pt") -> None:
+        """Rank 0 writes the checkpoint (every rank calls this: the RNG states of all ranks are gathered)."""
+        rng_ranks = dist.gather_objects(_rng_state(self.augment, self.device))
         if dist.is_main():
-            atomic_save(self._state(), self.ckpt_dir / name)
+            atomic_save(self._state(rng_ranks), self.ckpt_dir / name)
 
     def _load(self, path: Path) -> None:
         if not path.exists():
@@ -233,23 +306,32 @@ class Trainer:
             self.probe.optimizer.load_state_dict(state["probe_optimizer"])
         self.step, self.epoch, self.step_in_epoch = state["step"], state["epoch"], state["step_in_epoch"]
         self.best_knn, self.random_init = state["best_knn"], state["random_init"]
-        _set_rng_state(state["rng"], self.augment)
+        rngs = state.get("rng_ranks") or [state["rng"]]
+        if self.rank < len(rngs):
+            _set_rng_state(rngs[self.rank], self.augment, self.device)
+        else:  # more processes than the run that wrote the checkpoint: a fresh, distinct stream
+            seed_everything(self.cfg.engine.seed + self.rank + 7919 * self.step)
         if dist.is_main():
             truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
 
     # --- evaluation -----------------------------------------------------------------------------
     def evaluate(self, method=None) -> dict:
+        """kNN / NCM / bound on clean features; every rank computes it, rank 0's result is used by all."""
         from ..eval.evaluate import evaluate
 
         m = method if method is not None else self.method
-        res = evaluate(m, self.train_ds, self.test_ds, self.augment, self.cfg.eval, batch_size=512)
-        return res
+        feats = {}
+        res = evaluate(m, self.train_ds, self.test_ds, self.augment, self.cfg.eval, batch_size=512, on_features=feats.update)
+        # Representation metrics on clean test features (‖Σ − I‖², effective rank, m_o/m_r ...);
+        # evaluation's own keys win where both define one (l_cor, l_bound).
+        rep = self.diag.representation_metrics(feats, self.test_ds.y, self.test_ds.num_classes)
+        return dist.broadcast_object({**rep, **res})
 
     def _evaluate_random_init(self) -> dict:
         # The same evaluation on the untrained network (built with the same seed → same init).
         return self.evaluate(self.method)
 
-    # --- the loop -------------------------------------------------------------------------------
+    # --- one step -------------------------------------------------------------------------------
     def _lr(self) -> float:
         o = self.cfg.optim
         warm = int(round(o.warmup_epochs * self.steps_per_epoch))
@@ -261,13 +343,41 @@ class Trainer:
             g["lr"] = g["base_lr"] if (g.get("fixed_lr") or (g.get("name") == "predictor" and self.cfg.optim.fix_predictor_lr)) else lr
         return lr
 
-    def train_step(self, idx: torch.Tensor) -> dict:
-        cfg = self.cfg
-        x = self.x_train[idx.to(self.x_train.device)].to(self.device, non_blocking=True)
-        idx_dev = idx.to(self.device)
-        views = self.augment.views(x, idx_dev, self.views)
-        if cfg.engine.channels_last and views[0].ndim == 4:
+    def _rows(self, table: torch.Tensor, idx: torch.Tensor, idx_dev: torch.Tensor) -> torch.Tensor:
+        """``table[idx]`` on the training device (pinned, non-blocking copy when the table is in host memory)."""
+        if table.device == self.device:
+            return table[idx_dev]
+        rows = table[idx]
+        if self.device.type == "cuda":
+            return rows.pin_memory().to(self.device, non_blocking=True)
+        return rows.to(self.device)
+
+    def _make_views(self, idx: torch.Tensor, idx_dev: torch.Tensor) -> list:
+        views = self.augment.views(self._rows(self.x_train, idx, idx_dev), idx, self.views)
+        if self.cfg.engine.channels_last and views[0].ndim == 4:
             views = [v.contiguous(memory_format=torch.channels_last) for v in views]
+        return views
+
+    def _views(self, idx: torch.Tensor, idx_dev: torch.Tensor) -> list:
+        """The augmented views; on CUDA made on a side stream that the training stream then waits for."""
+        if self.aug_stream is None:
+            return self._make_views(idx, idx_dev)
+        main = torch.cuda.current_stream(self.device)
+        with torch.cuda.stream(self.aug_stream):
+            views = self._make_views(idx, idx_dev)
+        main.wait_stream(self.aug_stream)
+        for v in views:
+            v.record_stream(main)
+        return views
+
+    def train_step(self, idx: torch.Tensor, idx_dev: Optional[torch.Tensor] = None) -> dict:
+        """One optimizer step on this rank's part ``idx`` (CPU sample indices; ``idx_dev``: the same on the
+        device). Returns the step's record with tensors, not numbers: it never waits for the device."""
+        cfg = self.cfg
+        idx = idx.cpu()
+        if idx_dev is None:
+            idx_dev = idx.to(self.device)
+        views = self._views(idx, idx_dev)
         lr = self._set_lr()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.engine.bf16):
             out = self.forward(views, idx_dev)
@@ -279,42 +389,87 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.method.parameters(), cfg.optim.grad_clip)
         self.optimizer.step()
         self.method.after_step(self.step, self.total_steps)
-        rec = {"loss": loss.detach(), "lr": lr, **{k: v for k, v in lo.terms.items()}}
+        rec = {"loss": loss.detach(), "lr": lr}
+        rec.update({k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in lo.terms.items()})
         if self.probe is not None and out.h is not None:
-            y = self.y_train[idx.to(self.y_train.device)].to(self.device)
-            p = self.probe.step(out.h[0].detach().float(), y)
-            rec["probe_loss"], rec["probe_acc"] = p["loss"], p["acc"]
+            rec.update(self._probe_step(out.h[0], idx, idx_dev))
         if self.diag.should_log(self.step):
             rec["_diag"] = self.diag(out, self.step)
         return rec
 
+    def _probe_step(self, h: torch.Tensor, idx: torch.Tensor, idx_dev: torch.Tensor) -> dict:
+        """One online-probe step on the global batch's detached features (identical on every rank)."""
+        feats = dist.gather_nograd(h.detach().float())
+        labels = dist.gather_nograd(self._rows(self.y_train, idx, idx_dev))
+        p = self.probe.step(feats, labels)
+        return {"probe_loss": p["loss"], "probe_acc": p["acc"]}
+
+    def _read_record(self, rec: dict, stop: bool) -> tuple:
+        """The record's tensors averaged over ranks and read back in one transfer, and whether any rank
+        asked to stop. Called at log steps only (every rank at the same steps)."""
+        keys = [k for k, v in rec.items() if isinstance(v, torch.Tensor)]
+        ref = rec["loss"]
+        parts = [rec[k].detach().to(ref.device, torch.float32).reshape(()) for k in keys]
+        vec = torch.stack(parts + [torch.tensor(float(stop), device=ref.device)])
+        if dist.is_dist():
+            vec = dist.all_reduce_mean(vec)
+        numbers = vec.tolist()
+        return {**rec, **dict(zip(keys, numbers))}, numbers[-1] > 0
+
+    # --- the loop -------------------------------------------------------------------------------
+    def _epoch_order(self) -> tuple:
+        order = epoch_order(len(self.train_ds), self.cfg.engine.seed, self.epoch)
+        if self.device.type == "cpu":
+            return order, order
+        if self.aug_stream is None:
+            return order, order.to(self.device)
+        with torch.cuda.stream(self.aug_stream):
+            order_dev = order.to(self.device)
+        order_dev.record_stream(torch.cuda.current_stream(self.device))
+        return order, order_dev
+
     def fit(self) -> RunResult:
-        cfg = self.cfg
-        status = "completed"
-        message = ""
         t_start = time.time()
+        watch = dist.FailureWatch(on_stuck=lambda line: self._write_failed_summary(line, time.time() - t_start)).start()
+        try:
+            status, message = self._train_epochs()
+        except Exception as err:
+            watch.stop()
+            if not dist.is_dist():
+                raise
+            raise failure_error(err, self, time.time() - t_start) from err
+        finally:
+            watch.stop()
+        summary = self._finish(status, message, time.time() - t_start)
+        return RunResult(self.run_dir, summary)
+
+    def _train_epochs(self) -> tuple:
+        cfg = self.cfg
+        status, message = "completed", ""
         if not self.random_init and cfg.eval.random_init:
             self.random_init = self._evaluate_random_init()
             self.log.write("eval", 0, 0, random_init=True, **self.random_init)
-        last_loss = float("nan")
         with _StopFlag() as stop:
             while self.epoch < cfg.optim.epochs:
                 self.method.on_epoch_start(self.epoch)
-                order = epoch_order(len(self.train_ds), cfg.engine.seed, self.epoch, dist.rank(), dist.world_size())
+                order, order_dev = self._epoch_order()
                 bar = self._progress()
                 t0, seen = time.time(), 0
                 while self.step_in_epoch < self.steps_per_epoch:
-                    s = self.step_in_epoch * self.local_batch
-                    rec = self.train_step(order[s:s + self.local_batch])
+                    a, b = local_span(self.step_in_epoch, self.global_batch, self.rank, self.world)
+                    rec = self.train_step(order[a:b], order_dev[a:b])
                     self.step += 1
                     self.step_in_epoch += 1
-                    seen += self.local_batch * self.views
+                    seen += self.global_batch * self.views
                     diag = rec.pop("_diag", None)
-                    log_now = diag is not None or self.step_in_epoch == self.steps_per_epoch or self.step % 10 == 0
+                    log_now = diag is not None or self.step_in_epoch == self.steps_per_epoch or self.step % LOG_EVERY == 0
+                    stop_now = stop.signal is not None and not dist.is_dist()  # under torchrun: agreed at log steps
                     if log_now:
-                        last_loss = float(rec["loss"])
+                        rec, stop_any = self._read_record(rec, stop.signal is not None)
+                        stop_now = stop_now or stop_any
+                        last_loss = rec["loss"]
                         ep = self.epoch + self.step_in_epoch / self.steps_per_epoch
-                        rate = seen * dist.world_size() / max(1e-9, time.time() - t0)
+                        rate = seen / max(1e-9, time.time() - t0)
                         self.log.write("train", self.step, ep, views_per_s=rate, **rec)
                         if diag:
                             self.log.write("diag", self.step, ep, **diag)
@@ -325,9 +480,8 @@ class Trainer:
                             break
                     if bar is not None:
                         bar.update(1)
-                    if stop.signal is not None:
-                        status = "interrupted"
-                        message = f"stopped by signal {signal.Signals(stop.signal).name} at step {self.step}"
+                    if stop_now:
+                        status, message = "interrupted", self._stop_message(stop.signal)
                         self.save("last.pt")
                         break
                 if bar is not None:
@@ -337,8 +491,12 @@ class Trainer:
                 self.epoch += 1
                 self.step_in_epoch = 0
                 self._end_of_epoch()
-        summary = self._finish(status, message, time.time() - t_start)
-        return RunResult(self.run_dir, summary)
+        return status, message
+
+    def _stop_message(self, signum: Optional[int]) -> str:
+        if signum is None:
+            return f"stopped by a signal to another process at step {self.step}"
+        return f"stopped by signal {signal.Signals(signum).name} at step {self.step}"
 
     def _progress(self):
         if not (self.cfg.engine.progress and dist.is_main()):
@@ -359,6 +517,8 @@ class Trainer:
         if (ev.every_epochs and self.epoch % ev.every_epochs == 0) or last:
             res = self.evaluate()
             self.log.write("eval", self.step, self.epoch, **res)
+            if dist.is_main():
+                self.diag.snapshot(self.run_dir / "snapshots" / f"epoch_{self.epoch:04d}.npz")
             knn = res.get("knn_backbone", -1.0)
             if knn > self.best_knn:
                 self.best_knn = knn
@@ -386,19 +546,87 @@ class Trainer:
             "random_init": self.random_init,
             "verdict": verdicts(history, status),
             "run_dir": str(self.run_dir),
+            "world_size": self.world,
         }
         if dist.is_main():
             write_json(self.run_dir / "summary.json", summary)
         return summary
 
+    # --- failures under torchrun ----------------------------------------------------------------
+    def _write_failed_summary(self, message: str, seconds: float) -> None:
+        if dist.is_main():
+            self._finish("failed", message, seconds)
+
+    def write_traceback(self, err: BaseException) -> Optional[Path]:
+        """The full traceback of this rank's failure in RUN/error-rank<R>.txt (the console gets one line)."""
+        path = self.run_dir / f"error-rank{self.rank}.txt"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("".join(traceback.format_exception(type(err), err, err.__traceback__)))
+        except OSError:
+            return None
+        return path
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    line = text[0] if text else ""
+    return (line[:300] + "...") if len(line) > 300 else line.rstrip(".")
+
+
+def failure_error(err: BaseException, trainer: Optional[Trainer], seconds: float = 0.0) -> SiamlabError:
+    """The one-sentence error a rank raises when a torchrun run fails; rank 0 also writes the failed summary.
+
+    If another rank announced a failure (polled for a few seconds when ``err`` looks like a broken
+    collective), this rank stopped because of it: :class:`~siamlab.engine.dist.PeerFailure` naming that
+    rank. Otherwise this rank is the one that failed: it announces it, keeps the traceback in the run
+    directory and raises :class:`~siamlab.engine.dist.RankFailure`.
+    """
+    if isinstance(err, (dist.RankFailure, dist.PeerFailure)):
+        return err
+    me = f"rank {dist.rank()} of {dist.world_size()}"
+    peer = dist.peer_failure(wait_s=5.0 if isinstance(err, RuntimeError) else 0.0)
+    if peer is not None:
+        exc: SiamlabError = dist.PeerFailure(f"{me} stopped because {peer}.")
+        cause = peer
+    else:
+        step = f" at step {trainer.step}" if trainer is not None else ""
+        what = _first_line(err) if isinstance(err, SiamlabError) else f"{type(err).__name__}: {_first_line(err)}"
+        cause = f"rank {dist.rank()} failed{step} ({what})"
+        dist.announce_failure(cause)
+        tb = trainer.write_traceback(err) if trainer is not None else None
+        exc = dist.RankFailure(f"{me} failed{step}: {what}; the other ranks were told to stop"
+                               + (f" (traceback in {tb})" if tb else "") + ".")
+    if trainer is not None and dist.is_main():
+        trainer._finish("failed", cause, seconds)
+    return exc
+
 
 def train(cfg: config_mod.RunConfig, run_dir: Optional[str] = None, resume: bool = False) -> RunResult:
-    """Train ``cfg`` (or resume the run in ``run_dir``) and return the run directory and summary."""
-    trainer = Trainer(cfg, Path(run_dir) if run_dir else None, resume=resume)
+    """Train ``cfg`` (or resume the run in ``run_dir``) and return the run directory and summary.
+
+    Under torchrun a failure on any rank makes every rank raise a one-sentence SiamlabError
+    (RankFailure on the rank that failed, PeerFailure on the others) and the summary says ``failed``.
+    """
+    failed = False
     try:
-        return trainer.fit()
+        trainer = Trainer(cfg, Path(run_dir) if run_dir else None, resume=resume)
+    except Exception as err:
+        failed = dist.is_dist()
+        if failed:
+            raise failure_error(err, None) from err
+        raise
     finally:
-        dist.cleanup()
+        if failed:
+            dist.shutdown(failed=True)
+    try:
+        result = trainer.fit()
+    except Exception:
+        failed = True
+        raise
+    finally:
+        dist.shutdown(failed=failed)
+    return result
 
 
 def load_run_config(run_dir: str) -> config_mod.RunConfig:

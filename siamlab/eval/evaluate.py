@@ -10,7 +10,7 @@ from .knn import knn_accuracy
 from .ncm import gen_bound, ncm_accuracy
 
 
-def evaluate(method, train_ds, test_ds, augment, eval_cfg, batch_size: int = 512) -> dict:
+def evaluate(method, train_ds, test_ds, augment, eval_cfg, batch_size: int = 512, on_features=None) -> dict:
     """Metrics of every feature ``method.embed`` returns (``backbone``, ``projector``, ...).
 
     For each feature name ``<f>``:
@@ -19,10 +19,14 @@ def evaluate(method, train_ds, test_ds, augment, eval_cfg, batch_size: int = 512
       gen_bound_<f>  GEN Theorem 3 upper bound on the NCM error, percent (>= 100 is vacuous)
       l_bound_<f>    GEN eq. 11;  l_cor_<f>: GEN eq. 8;  gen_eps_<f>: ε of GEN eq. 6
     The bound quantities are measured on the test split, the one whose error they bound.
+    ``on_features(test_features)`` (optional) receives the clean test features, so callers can
+    compute further metrics without extracting them twice.
     """
     device = module_device(method)
     train = extract_features(method, train_ds, augment, batch_size, device)
     test = extract_features(method, test_ds, augment, batch_size, device)
+    if on_features is not None:
+        on_features(test)
     k = train_ds.num_classes
     out = {}
     for name in train:

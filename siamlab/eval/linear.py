@@ -27,10 +27,15 @@ def _check_positive(name: str, value, allowed: str = "a number > 0") -> None:
         raise ConfigError(f"{name}={value!r} is not valid: expected {allowed}.")
 
 
+def topk_hits(logits: torch.Tensor, labels: torch.Tensor, k: int = 1) -> torch.Tensor:
+    """Percent of rows whose label is among the ``k`` largest logits, as a 0-dim tensor (no host sync)."""
+    top = logits.topk(min(k, logits.shape[1]), dim=1).indices
+    return 100.0 * (top == labels[:, None]).any(dim=1).double().mean()
+
+
 def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int = 1) -> float:
     """Percent of rows whose label is among the ``k`` largest logits."""
-    top = logits.topk(min(k, logits.shape[1]), dim=1).indices
-    return 100.0 * float((top == labels[:, None]).any(dim=1).double().mean())
+    return float(topk_hits(logits, labels, k))
 
 
 class OnlineProbe(nn.Module):
@@ -52,7 +57,8 @@ class OnlineProbe(nn.Module):
         return self.fc(self.norm(features))
 
     def step(self, features: torch.Tensor, labels: torch.Tensor) -> dict:
-        """One SGD step on ``features.detach()``; returns the batch's loss and accuracy (percent) before the step."""
+        """One SGD step on ``features.detach()``; returns the batch's loss and accuracy (percent) before the step,
+        as 0-dim tensors, so that the training loop never waits for the device here."""
         self.train()
         with torch.enable_grad(), torch.autocast(features.device.type, enabled=False):
             logits = self(features.detach().float())
@@ -60,7 +66,7 @@ class OnlineProbe(nn.Module):
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return {"loss": float(loss.detach()), "acc": topk_accuracy(logits.detach(), labels)}
+        return {"loss": loss.detach(), "acc": topk_hits(logits.detach(), labels)}
 
     @torch.no_grad()
     def accuracy(self, features: torch.Tensor, labels: torch.Tensor) -> float:

@@ -92,21 +92,26 @@ def sweep(results, params: dict, path: Path) -> bool:
 
 
 def bars(results, params: dict, path: Path) -> bool:
-    measure = params["measure"]
-    labs, means, errs = [], [], []
-    for lab in _labels(results, params):
-        st = results.stats(lab, measure)
-        if st["mean"] is not None:
-            labs.append(lab)
-            means.append(st["mean"])
-            errs.append(st["std"] or 0.0)
+    """One bar per arm of ``measure``, or grouped bars of several ``measures`` (e.g. init vs end)."""
+    names = params.get("measures") or [params["measure"]]
+    labs = [lab for lab in _labels(results, params) if any(results.stats(lab, m)["mean"] is not None for m in names)]
     if not labs:
         return False
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(labs)), 4.0))
-    ax.bar(range(len(labs)), means, yerr=errs, capsize=3, color="#4C72B0")
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(labs) * len(names) ** 0.5), 4.0))
+    width = 0.8 / len(names)
+    for j, m in enumerate(names):
+        st = [results.stats(lab, m) for lab in labs]
+        ys = [s["mean"] if s["mean"] is not None else np.nan for s in st]
+        es = [s["std"] or 0.0 for s in st]
+        xs = np.arange(len(labs)) + (j - (len(names) - 1) / 2) * width
+        ax.bar(xs, ys, width=width, yerr=es, capsize=3, label=m if len(names) > 1 else None)
     ax.set_xticks(range(len(labs)))
     ax.set_xticklabels(labs, rotation=25, ha="right", fontsize=8)
-    ax.set_ylabel(params.get("ylabel", measure))
+    ax.set_ylabel(params.get("ylabel", names[0]))
+    if params.get("logy"):
+        ax.set_yscale("log")
+    if len(names) > 1:
+        ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
     return _save(fig, path)
 

@@ -1,0 +1,306 @@
+"""torchrun / DDP on CPU (gloo, 2 processes): global-batch parity, training + resume, failure handling.
+
+The same file is the worker: ``python tests/test_distributed.py parity OUT`` run once per rank with
+RANK / WORLD_SIZE / MASTER_ADDR / MASTER_PORT set (what torchrun sets) computes, for every method that
+uses batch statistics, two SGD steps on its half of the global batch and rank 0 saves the losses
+(averaged over ranks), the DDP-averaged gradients and the final buffers. The test computes the same two
+steps in one process on the whole batch and compares: N processes with 1/N of the batch each must
+compute what one process computes on the batch (global batch norm, gathered losses, DDP averaging).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+WORLD = 2
+BATCH = 16  # global batch; 8 per rank
+DIM = 6  # input vectors
+STEPS = 2
+# every registered method except the triplets, whose random negative is drawn inside the local batch
+SKIP = {"triplet": "random negative drawn within each rank's batch", "triplet_surgery": "same as triplet"}
+# small sizes so that every method fits a batch of 16 (queue / prototypes / whitening sub-batches)
+METHOD_SETS = {
+    "moco": ["method.queue_size=32"], "swav": ["method.num_prototypes=10", "method.freeze_prototypes_steps=1"],
+    "dino": ["method.out_dim=12"], "wmse": ["method.w_size=16"], "bridge": ["method.k=4"],
+    "directpred": ["method.freq=1"], "decorrelation": [],
+}
+# float64 everywhere: differences come from summation order only
+RTOL, ATOL = 1e-7, 1e-9
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def dist_env(rank: int, world: int, port: int) -> dict:
+    return dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
+                MASTER_PORT=str(port), OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+
+
+def launch(args: list, world: int = WORLD, timeout: float = 170) -> list:
+    """Run ``python tests/test_distributed.py ARGS`` once per rank; returns the CompletedProcess-like results."""
+    port = free_port()
+    procs = [subprocess.Popen([sys.executable, __file__, *args], cwd=ROOT, env=dist_env(r, world, port),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(world)]
+    outs = []
+    for p in procs:
+        out, err = p.communicate(timeout=timeout)
+        outs.append((p.returncode, out, err))
+    return outs
+
+
+# --- the computation, shared by the workers and the one-process reference ------------------------
+def method_names() -> list:
+    from siamlab.methods import available
+
+    return [m for m in available() if m not in SKIP]
+
+
+def build(name: str):
+    from siamlab import config
+    from siamlab.methods import build_method
+    from siamlab.models import build_encoder
+
+    cfg = config.load(None, ["model.backbone=mlp", "model.width=16", "model.proj_hidden=16", "model.proj_out=8",
+                             "model.pred_hidden=4", f"method.name={name}", *METHOD_SETS.get(name, [])])
+    torch.manual_seed(0)
+    method = build_method(cfg.method, build_encoder(cfg.model, (DIM,)), cfg.model)
+    method.bind_dataset(BATCH * STEPS)
+    return cfg, method.double()
+
+
+def batch(step: int) -> tuple:
+    """Views of the global batch of ``step``: a random base plus a small per-view perturbation."""
+    g = torch.Generator().manual_seed(100 + step)
+    base = torch.randn(BATCH, DIM, generator=g, dtype=torch.float64)
+    views = [base + 0.3 * torch.randn(BATCH, DIM, generator=g, dtype=torch.float64) for _ in range(2)]
+    return views, torch.arange(BATCH) + step * BATCH
+
+
+def run_steps(name: str, rank: int = 0, world: int = 1) -> dict:
+    """STEPS SGD steps of method ``name``; this process holds rows [rank·b, (rank+1)·b) of each batch."""
+    from siamlab.engine import dist
+
+    cfg, method = build(name)
+    model = dist.wrap_ddp(method, cfg, torch.device("cpu")) if world > 1 else method
+    opt = torch.optim.SGD([p for p in method.parameters() if p.requires_grad], lr=0.05, momentum=0.9)
+    b = BATCH // world
+    rows = slice(rank * b, (rank + 1) * b)
+    record = {"loss": [], "grads": []}
+    for step in range(STEPS):
+        views, index = batch(step)
+        method.on_epoch_start(0)
+        out = model([v[rows] for v in views], index[rows])
+        loss = method.total_loss(out).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        record["loss"].append(float(dist.all_reduce_mean(loss.detach())))
+        record["grads"].append({k: p.grad.clone() for k, p in method.named_parameters() if p.grad is not None})
+        opt.step()
+        method.after_step(step, 10)
+    record["state"] = {k: v.clone() for k, v in method.state_dict().items()}
+    return record
+
+
+def worker_parity(out_dir: str) -> None:
+    from siamlab.engine import dist
+
+    dist.init_from_env(torch.device("cpu"))
+    results, errors = {}, {}
+    for name in method_names():
+        try:
+            results[name] = run_steps(name, dist.rank(), dist.world_size())
+        except Exception as err:  # reported by the test, per method
+            errors[name] = f"{type(err).__name__}: {err}"
+    if dist.is_main():
+        torch.save({"results": results, "errors": errors}, Path(out_dir) / "parity.pt")
+    dist.cleanup()
+
+
+def worker_fail(out_dir: str, fail_rank: str) -> None:
+    """The CLI under torchrun where rank ``fail_rank``'s loss raises at its 4th step."""
+    from siamlab import cli
+    from siamlab.methods.simsiam import SimSiam
+
+    orig, calls = SimSiam.loss, {"n": 0}
+
+    def loss(self, out):
+        calls["n"] += 1
+        if calls["n"] == 4 and os.environ["RANK"] == fail_rank:
+            raise ValueError("injected failure")
+        return orig(self, out)
+
+    SimSiam.loss = loss
+    sys.exit(cli.main(["train", *toy_args(out_dir, "fail", epochs=50)]))
+
+
+def worker_half(out_dir: str) -> None:
+    """Epoch 1 of a 2-epoch run (the 2-epoch schedule), as test_engine's exact-resume test does."""
+    from siamlab import config
+    from siamlab.engine import dist
+    from siamlab.engine.trainer import Trainer
+
+    t = Trainer(config.load(None, toy_sets(out_dir, "half")))
+    t.cfg.optim.epochs = 1
+    t.fit()
+    dist.cleanup()
+
+
+def toy_sets(out_dir, name, epochs=2) -> list:
+    """SimSiam on the blobs without augmentation noise (identity views), so that runs with different
+    numbers of processes see the same inputs and must reach the same weights."""
+    return ["data.name=blobs", "data.augment=identity", "model.backbone=mlp", "model.width=32", "model.proj_hidden=32",
+            "model.proj_out=16", "model.pred_hidden=8", "optim.batch_size=64", f"optim.epochs={epochs}",
+            "diag.every_steps=5", "eval.knn_k=20", "engine.progress=false", f"engine.out={out_dir}",
+            f"engine.run_name={name}"]
+
+
+def toy_args(out_dir, name, epochs=2) -> list:
+    return [a for s in toy_sets(out_dir, name, epochs) for a in ("--set", s)]
+
+
+def metrics(run_dir: Path) -> list:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+# --- tests -------------------------------------------------------------------------------------------
+def test_contiguous_shards_rebuild_the_one_process_batch():
+    from siamlab.engine.trainer import epoch_order, local_span
+
+    order = epoch_order(103, seed=5, epoch=2)
+    for world in (1, 2, 4):
+        for step in range(103 // 16):
+            parts = [order[slice(*local_span(step, 16, r, world))] for r in range(world)]
+            assert {len(p) for p in parts} == {16 // world}
+            assert torch.equal(torch.cat(parts), order[step * 16:(step + 1) * 16])
+    assert torch.equal(epoch_order(103, 5, 2), order) and not torch.equal(epoch_order(103, 5, 3), order)
+
+
+def test_global_batch_norm_matches_batch_norm_on_the_whole_batch():
+    """Two ranks of GlobalBatchNorm == BatchNorm1d on the concatenation (values, gradients, running stats)."""
+    from siamlab.engine import dist
+
+    assert dist.world_size() == 1
+    bn = torch.nn.BatchNorm2d(3).double()
+    x = torch.randn(6, 3, 2, 2, dtype=torch.float64, requires_grad=True)
+    y = bn(x)
+    (y * torch.linspace(-1, 1, y.numel(), dtype=torch.float64).view_as(y)).sum().backward()
+    g = dist.convert_sync_batchnorm(torch.nn.Sequential(torch.nn.BatchNorm2d(3)), torch.device("cpu"))[0]
+    assert isinstance(g, dist.GlobalBatchNorm)  # one process: the plain path, same numbers
+    g = g.double()
+    torch.testing.assert_close(g(x.detach()), y.detach())
+
+
+def test_two_processes_match_one_process_for_every_batch_statistics_method(tmp_path):
+    outs = launch(["parity", str(tmp_path)])
+    assert all(rc == 0 for rc, _, _ in outs), [e[-2000:] for _, _, e in outs]
+    got = torch.load(tmp_path / "parity.pt", weights_only=True)
+    assert not got["errors"], got["errors"]
+    names = method_names()
+    assert {"simclr", "moco", "barlow", "vicreg", "swav", "wmse", "bridge", "dino", "center", "decorrelation",
+            "simsiam", "byol"} <= set(names) == set(got["results"])
+    for name in names:
+        ref, two = run_steps(name), got["results"][name]
+        for step in range(STEPS):
+            assert two["loss"][step] == pytest.approx(ref["loss"][step], rel=RTOL, abs=ATOL), (name, step)
+            assert ref["grads"][step].keys() == two["grads"][step].keys(), name
+            for k, g in ref["grads"][step].items():
+                torch.testing.assert_close(two["grads"][step][k], g, rtol=RTOL, atol=ATOL, msg=f"{name} step {step} grad {k}")
+        for k, v in ref["state"].items():
+            if v.is_floating_point():
+                torch.testing.assert_close(two["state"][k], v, rtol=RTOL, atol=ATOL, msg=f"{name} state {k}")
+            else:
+                assert torch.equal(two["state"][k], v), (name, k)
+
+
+def test_two_process_epoch_resumes_in_one_process_like_a_one_process_run(tmp_path):
+    """Epoch 1 on 2 processes, epoch 2 resumed in 1 process == 2 epochs in 1 process (same global batches)."""
+    from siamlab import config
+    from siamlab.engine.trainer import train
+
+    outs = launch(["half", str(tmp_path / "two")])
+    assert all(rc == 0 for rc, _, _ in outs), [e[-2000:] for _, _, e in outs]
+    run = tmp_path / "two" / "half"
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert state["world_size"] == 2 and len(state["rng_ranks"]) == 2 and state["epoch"] == 1
+    steps = [r["step"] for r in metrics(run) if r["kind"] == "train"]
+    assert steps == sorted(set(steps)), "only rank 0 logs"
+    assert json.loads((run / "summary.json").read_text())["world_size"] == 2
+
+    resumed = train(config.load(None, toy_sets(tmp_path / "two", "half")), run_dir=str(run), resume=True)
+    straight = train(config.load(None, toy_sets(tmp_path / "one", "straight")))
+    assert resumed.summary["status"] == straight.summary["status"] == "completed"
+    assert resumed.summary["steps"] == straight.summary["steps"] == 2 * (1500 // 64)
+    a = torch.load(resumed.run_dir / "checkpoints" / "last.pt", weights_only=True)
+    b = torch.load(straight.run_dir / "checkpoints" / "last.pt", weights_only=True)
+    for k, v in b["method"].items():  # float32, 46 SGD steps: summation order only
+        if v.is_floating_point():
+            torch.testing.assert_close(a["method"][k], v, rtol=1e-4, atol=1e-5, msg=k)
+    for k, v in b["probe"].items():
+        if v.is_floating_point():
+            torch.testing.assert_close(a["probe"][k], v, rtol=1e-4, atol=1e-5, msg=f"probe {k}")
+    la = [r["loss"] for r in metrics(resumed.run_dir) if r["kind"] == "train"]
+    lb = [r["loss"] for r in metrics(straight.run_dir) if r["kind"] == "train"]
+    assert la == pytest.approx(lb, rel=1e-4, abs=1e-5)
+
+
+def cli_procs(args: list, world: int = WORLD) -> list:
+    """``python -m siamlab ARGS`` once per rank, with the environment torchrun would give it."""
+    port = free_port()
+    return [subprocess.Popen([sys.executable, "-m", "siamlab", *args], cwd=ROOT, env=dist_env(r, world, port),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(world)]
+
+
+def test_sigterm_to_one_rank_stops_all_at_the_same_step_with_a_checkpoint(tmp_path):
+    procs = cli_procs(["train", *toy_args(tmp_path, "sig", epochs=300), "--set", "eval.every_epochs=0"])
+    log = tmp_path / "sig" / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.exists() and '"train"' in log.read_text()):
+        time.sleep(0.2)
+    procs[1].send_signal(signal.SIGTERM)
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [e for _, e in outs]
+    assert all("Traceback" not in e for _, e in outs)
+    summary = json.loads((tmp_path / "sig" / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and "another process" in summary["message"]
+    state = torch.load(tmp_path / "sig" / "checkpoints" / "last.pt", weights_only=True)
+    assert state["step"] == summary["steps"] > 0 and state["step"] % 10 == 0  # agreed at a log step
+    assert summary["steps"] < 300 * (1500 // 64)
+
+
+def test_a_failing_rank_stops_the_other_with_one_line_each(tmp_path):
+    """torchrun, rank 1 raises at its 4th step: both ranks exit non-zero with one 'siamlab: error' line,
+    rank 0 names rank 1, the summary says failed, the traceback is in the run directory."""
+    t0 = time.time()
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(WORLD),
+           __file__, "fail", str(tmp_path), "1"]
+    r = subprocess.run(cmd, cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT)),
+                       capture_output=True, text=True, timeout=170)
+    assert r.returncode != 0
+    assert time.time() - t0 < 120  # no process-group timeout was needed
+    lines = [x for x in (r.stdout + r.stderr).splitlines() if x.startswith("siamlab: error:")]
+    assert len(lines) == 2, r.stderr[-3000:]
+    own = [x for x in lines if "rank 1 of 2 failed at step 3" in x]
+    peer = [x for x in lines if "rank 0 of 2 stopped because rank 1 failed at step 3" in x]
+    assert len(own) == 1 and len(peer) == 1, lines
+    assert "ValueError: injected failure" in own[0] and "ValueError: injected failure" in peer[0]
+    summary = json.loads((tmp_path / "fail" / "summary.json").read_text())
+    assert summary["status"] == "failed" and "rank 1 failed" in summary["message"]
+    assert "injected failure" in (tmp_path / "fail" / "error-rank1.txt").read_text()
+
+
+if __name__ == "__main__":
+    job, *rest = sys.argv[1:]
+    {"parity": worker_parity, "fail": worker_fail, "half": worker_half}[job](*rest)
