@@ -1,0 +1,21 @@
+"""Print the README's generated tables: `python scripts/readme_tables.py methods|catalogue [RESULTS_ROOT]`."""
+import sys
+
+from siamlab.methods import available
+
+
+def methods() -> str:
+    rows = ["| method | what it is | reference |", "| --- | --- | --- |"]
+    for name, cls in available().items():
+        rows.append(f"| `{name}` | {cls.description} | {cls.reference} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    what = sys.argv[1] if len(sys.argv) > 1 else "methods"
+    if what == "methods":
+        print(methods())
+    else:
+        from siamlab.experiments.catalogue import markdown_table
+
+        print(markdown_table(sys.argv[2] if len(sys.argv) > 2 else "runs/reproduce"))
