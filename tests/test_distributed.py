@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -37,6 +38,9 @@ METHOD_SETS = {
 }
 # float64 everywhere: differences come from summation order only
 RTOL, ATOL = 1e-7, 1e-9
+# diagnostics that are zero in exact arithmetic (e.g. the extra gradient of Naive Siamese) come out at
+# ~1e-5 of noise on either side; a diagnostic that missed the global batch would be off by ~1e-2 or more
+DIAG_ATOL = 2e-5
 
 
 def free_port() -> int:
@@ -63,10 +67,17 @@ def launch(args: list, world: int = WORLD, timeout: float = 170) -> list:
 
 
 # --- the computation, shared by the workers and the one-process reference ------------------------
+CONV = "simsiam+convnet"  # also a conv backbone (BatchNorm2d) on 1×8×8 images
+
+
 def method_names() -> list:
     from siamlab.methods import available
 
-    return [m for m in available() if m not in SKIP]
+    return [m for m in available() if m not in SKIP] + [CONV]
+
+
+def in_shape(name: str) -> tuple:
+    return (1, 8, 8) if name == CONV else (DIM,)
 
 
 def build(name: str):
@@ -74,24 +85,26 @@ def build(name: str):
     from siamlab.methods import build_method
     from siamlab.models import build_encoder
 
-    cfg = config.load(None, ["model.backbone=mlp", "model.width=16", "model.proj_hidden=16", "model.proj_out=8",
-                             "model.pred_hidden=4", f"method.name={name}", *METHOD_SETS.get(name, [])])
+    model = ["model.backbone=convnet", "model.width=4"] if name == CONV else ["model.backbone=mlp", "model.width=16"]
+    cfg = config.load(None, [*model, "model.proj_hidden=16", "model.proj_out=8", "model.pred_hidden=4",
+                             f"method.name={name.split('+')[0]}", *METHOD_SETS.get(name, [])])
     torch.manual_seed(0)
-    method = build_method(cfg.method, build_encoder(cfg.model, (DIM,)), cfg.model)
+    method = build_method(cfg.method, build_encoder(cfg.model, in_shape(name)), cfg.model)
     method.bind_dataset(BATCH * STEPS)
     return cfg, method.double()
 
 
-def batch(step: int) -> tuple:
+def batch(name: str, step: int) -> tuple:
     """Views of the global batch of ``step``: a random base plus a small per-view perturbation."""
     g = torch.Generator().manual_seed(100 + step)
-    base = torch.randn(BATCH, DIM, generator=g, dtype=torch.float64)
-    views = [base + 0.3 * torch.randn(BATCH, DIM, generator=g, dtype=torch.float64) for _ in range(2)]
+    base = torch.randn(BATCH, *in_shape(name), generator=g, dtype=torch.float64)
+    views = [base + 0.3 * torch.randn(base.shape, generator=g, dtype=torch.float64) for _ in range(2)]
     return views, torch.arange(BATCH) + step * BATCH
 
 
 def run_steps(name: str, rank: int = 0, world: int = 1) -> dict:
     """STEPS SGD steps of method ``name``; this process holds rows [rank·b, (rank+1)·b) of each batch."""
+    from siamlab.analysis.live import LiveDiagnostics
     from siamlab.engine import dist
 
     cfg, method = build(name)
@@ -101,9 +114,11 @@ def run_steps(name: str, rank: int = 0, world: int = 1) -> dict:
     rows = slice(rank * b, (rank + 1) * b)
     record = {"loss": [], "grads": []}
     for step in range(STEPS):
-        views, index = batch(step)
+        views, index = batch(name, step)
         method.on_epoch_start(0)
         out = model([v[rows] for v in views], index[rows])
+        if step == 0:  # live diagnostics see the global batch too (they gather)
+            record["diag"] = LiveDiagnostics(method, every_steps=1)(out, 0)
         loss = method.total_loss(out).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -189,19 +204,22 @@ def test_contiguous_shards_rebuild_the_one_process_batch():
     assert torch.equal(epoch_order(103, 5, 2), order) and not torch.equal(epoch_order(103, 5, 3), order)
 
 
-def test_global_batch_norm_matches_batch_norm_on_the_whole_batch():
-    """Two ranks of GlobalBatchNorm == BatchNorm1d on the concatenation (values, gradients, running stats)."""
+def test_sync_conversion_keeps_parameters_and_buffers():
+    """GlobalBatchNorm replaces every BN in place, sharing its Parameters / buffers (the optimizer and
+    checkpoints see the same tensors); in one process it is plain batch norm (same values)."""
     from siamlab.engine import dist
 
-    assert dist.world_size() == 1
-    bn = torch.nn.BatchNorm2d(3).double()
-    x = torch.randn(6, 3, 2, 2, dtype=torch.float64, requires_grad=True)
-    y = bn(x)
-    (y * torch.linspace(-1, 1, y.numel(), dtype=torch.float64).view_as(y)).sum().backward()
-    g = dist.convert_sync_batchnorm(torch.nn.Sequential(torch.nn.BatchNorm2d(3)), torch.device("cpu"))[0]
-    assert isinstance(g, dist.GlobalBatchNorm)  # one process: the plain path, same numbers
-    g = g.double()
-    torch.testing.assert_close(g(x.detach()), y.detach())
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3), torch.nn.Sequential(torch.nn.BatchNorm1d(3)))
+    before = net.state_dict()
+    weight, running = net[1].weight, net[2][0].running_mean
+    x = torch.randn(8, 4)
+    y = net(x)
+    net.load_state_dict(before)
+    out = dist.convert_sync_batchnorm(net, torch.device("cpu"))
+    assert out is net and isinstance(net[1], dist.GlobalBatchNorm) and isinstance(net[2][0], dist.GlobalBatchNorm)
+    assert net[1].weight is weight and net[2][0].running_mean is running
+    assert net.state_dict().keys() == before.keys()
+    torch.testing.assert_close(net(x), y)
 
 
 def test_two_processes_match_one_process_for_every_batch_statistics_method(tmp_path):
@@ -219,6 +237,9 @@ def test_two_processes_match_one_process_for_every_batch_statistics_method(tmp_p
             assert ref["grads"][step].keys() == two["grads"][step].keys(), name
             for k, g in ref["grads"][step].items():
                 torch.testing.assert_close(two["grads"][step][k], g, rtol=RTOL, atol=ATOL, msg=f"{name} step {step} grad {k}")
+        assert two["diag"].keys() == ref["diag"].keys(), name
+        for k, v in ref["diag"].items():
+            assert two["diag"][k] == pytest.approx(v, rel=1e-6, abs=DIAG_ATOL, nan_ok=True), (name, "diagnostic", k)
         for k, v in ref["state"].items():
             if v.is_floating_point():
                 torch.testing.assert_close(two["state"][k], v, rtol=RTOL, atol=ATOL, msg=f"{name} state {k}")
@@ -226,8 +247,9 @@ def test_two_processes_match_one_process_for_every_batch_statistics_method(tmp_p
                 assert torch.equal(two["state"][k], v), (name, k)
 
 
-def test_two_process_epoch_resumes_in_one_process_like_a_one_process_run(tmp_path):
-    """Epoch 1 on 2 processes, epoch 2 resumed in 1 process == 2 epochs in 1 process (same global batches)."""
+def test_two_process_checkpoint_resumes_in_one_or_two_processes_like_a_one_process_run(tmp_path):
+    """Epoch 1 on 2 processes, then epoch 2 resumed in 1 process (API) and, from a copy, in 2 processes
+    (CLI --resume): both end with the weights of 2 epochs in 1 process (same global batches)."""
     from siamlab import config
     from siamlab.engine.trainer import train
 
@@ -239,22 +261,25 @@ def test_two_process_epoch_resumes_in_one_process_like_a_one_process_run(tmp_pat
     steps = [r["step"] for r in metrics(run) if r["kind"] == "train"]
     assert steps == sorted(set(steps)), "only rank 0 logs"
     assert json.loads((run / "summary.json").read_text())["world_size"] == 2
+    shutil.copytree(run, tmp_path / "copy")
 
+    procs = cli_procs(["train", "--resume", str(tmp_path / "copy")])
     resumed = train(config.load(None, toy_sets(tmp_path / "two", "half")), run_dir=str(run), resume=True)
+    outs = [p.communicate(timeout=170) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [e[-2000:] for _, e in outs]
     straight = train(config.load(None, toy_sets(tmp_path / "one", "straight")))
-    assert resumed.summary["status"] == straight.summary["status"] == "completed"
-    assert resumed.summary["steps"] == straight.summary["steps"] == 2 * (1500 // 64)
-    a = torch.load(resumed.run_dir / "checkpoints" / "last.pt", weights_only=True)
-    b = torch.load(straight.run_dir / "checkpoints" / "last.pt", weights_only=True)
-    for k, v in b["method"].items():  # float32, 46 SGD steps: summation order only
-        if v.is_floating_point():
-            torch.testing.assert_close(a["method"][k], v, rtol=1e-4, atol=1e-5, msg=k)
-    for k, v in b["probe"].items():
-        if v.is_floating_point():
-            torch.testing.assert_close(a["probe"][k], v, rtol=1e-4, atol=1e-5, msg=f"probe {k}")
-    la = [r["loss"] for r in metrics(resumed.run_dir) if r["kind"] == "train"]
-    lb = [r["loss"] for r in metrics(straight.run_dir) if r["kind"] == "train"]
-    assert la == pytest.approx(lb, rel=1e-4, abs=1e-5)
+    ref = torch.load(straight.run_dir / "checkpoints" / "last.pt", weights_only=True)
+    for run_dir in (resumed.run_dir, tmp_path / "copy"):
+        summary = json.loads((run_dir / "summary.json").read_text())
+        assert summary["status"] == "completed" and summary["steps"] == straight.summary["steps"] == 2 * (1500 // 64)
+        got = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+        for part in ("method", "probe"):  # float32, 46 SGD steps: summation order only
+            for k, v in ref[part].items():
+                if v.is_floating_point():
+                    torch.testing.assert_close(got[part][k], v, rtol=1e-4, atol=1e-5, msg=f"{run_dir} {part} {k}")
+        losses = [r["loss"] for r in metrics(run_dir) if r["kind"] == "train"]
+        assert losses == pytest.approx([r["loss"] for r in metrics(straight.run_dir) if r["kind"] == "train"],
+                                       rel=1e-4, abs=1e-5)
 
 
 def cli_procs(args: list, world: int = WORLD) -> list:
@@ -266,10 +291,7 @@ def cli_procs(args: list, world: int = WORLD) -> list:
 
 def test_sigterm_to_one_rank_stops_all_at_the_same_step_with_a_checkpoint(tmp_path):
     procs = cli_procs(["train", *toy_args(tmp_path, "sig", epochs=300), "--set", "eval.every_epochs=0"])
-    log = tmp_path / "sig" / "metrics.jsonl"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (log.exists() and '"train"' in log.read_text()):
-        time.sleep(0.2)
+    wait_for_training(tmp_path / "sig")
     procs[1].send_signal(signal.SIGTERM)
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [e for _, e in outs]
@@ -280,6 +302,28 @@ def test_sigterm_to_one_rank_stops_all_at_the_same_step_with_a_checkpoint(tmp_pa
     assert state["step"] == summary["steps"] > 0
     assert [r["step"] for r in metrics(tmp_path / "sig") if r["kind"] == "train"][-1] == state["step"]  # a log step
     assert summary["steps"] < 300 * (1500 // 64)
+
+
+def wait_for_training(run_dir: Path, timeout: float = 120) -> None:
+    log = run_dir / "metrics.jsonl"
+    deadline = time.time() + timeout
+    while time.time() < deadline and not (log.exists() and '"train"' in log.read_text()):
+        time.sleep(0.2)
+
+
+def test_a_killed_rank_makes_the_other_stop_with_lost_contact(tmp_path):
+    """Rank 1 dies without a word (SIGKILL): rank 0 stops with one line and a failed summary."""
+    procs = cli_procs(["train", *toy_args(tmp_path, "kill", epochs=300), "--set", "eval.every_epochs=0"])
+    wait_for_training(tmp_path / "kill")
+    procs[1].kill()
+    out, err = procs[0].communicate(timeout=120)
+    procs[1].communicate(timeout=30)
+    assert procs[0].returncode == 2
+    lines = [x for x in err.splitlines() if x.startswith("siamlab: error:")]
+    assert len(lines) == 1 and "rank 0 of 2 stopped: it lost contact with the other processes" in lines[0], err[-2000:]
+    assert "Traceback" not in err
+    summary = json.loads((tmp_path / "kill" / "summary.json").read_text())
+    assert summary["status"] == "failed" and "lost contact" in summary["message"]
 
 
 def test_a_failing_rank_stops_the_other_with_one_line_each(tmp_path):

@@ -178,6 +178,19 @@ def test_rules_decide_and_can_fail():
     assert ok is None and "'Z' not run" in why
 
 
+def test_experiment_check_aggregates_claims():
+    arms = [Arm("A"), Arm("B")]
+    res = _results([_rec("A", std=0.9), _rec("B", std=0.01)], arms)
+    exp = res.experiment
+    exp.claims = [Claim("A trains", ["A"], R.trains("A")), Claim("B collapses", ["B"], R.collapses("B"))]
+    assert exp.check(res)[0] is True
+    exp.claims.append(Claim("B trains", ["B"], R.trains("B")))
+    ok, why = exp.check(res)
+    assert ok is False and "[no] B trains" in why
+    exp.claims = [Claim("C trains", ["C"], R.trains("C"))]
+    assert exp.check(res)[0] is None
+
+
 def test_changes_rule_reads_first_and_last():
     up = [{"kind": "diag", "epoch": e, "m_o": v, "std_scaled": 1.0} for e, v in ((1, 0.1), (2, 0.5), (3, 0.7))]
     res = _results([_rec("A", diag=up)], [Arm("A")])
@@ -194,6 +207,16 @@ def test_missing_method_is_reported_as_not_run(tmp_path):
     assert res["reproduced"] is None and res["verdict"].startswith(NOT_RUN)
     assert "method no_such_method missing" in res["verdict"]
     assert [r["verdict"] for r in res["rows"] if not r["random_init"]] == [NOT_RUN]
+
+
+def test_overrides_reach_every_run_and_bad_keys_fail_early(tmp_path):
+    exp = get("zhang-f3")
+    out = run_experiment(exp, "tiny", 1, str(tmp_path / "o"), log=lambda s: None, overrides=["optim.lr=0.0123"])
+    for run in json.loads((out / "results.json").read_text())["runs"]:
+        assert config.load(str(Path(run["run_dir"]) / "config.yaml")).optim.lr == 0.0123
+    with pytest.raises(SiamlabError, match="optim.nope"):
+        run_experiment(exp, "tiny", 1, str(tmp_path / "bad"), log=lambda s: None, overrides=["optim.nope=1"])
+    assert not (tmp_path / "bad" / "runs").exists()
 
 
 def test_catalogue_table(tmp_path):

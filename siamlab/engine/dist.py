@@ -20,6 +20,7 @@ group timeout is the last resort) and stop with :class:`PeerFailure`, which name
 from __future__ import annotations
 
 import datetime
+import inspect
 import os
 import threading
 import time
@@ -216,9 +217,10 @@ def gather_objects(obj) -> list:
 class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
     """Batch norm over the global batch for CPU (gloo) runs: statistics from all ranks, gradient included.
 
-    Training mode under torch.distributed: per channel, the sums Σx, Σx² and the count are summed over
-    ranks by a gradient-carrying all-reduce (in float64), then mean = Σx/n and biased variance
-    Σx²/n − mean² normalize the input, exactly as ``BatchNorm`` does on the concatenated batch; running
+    Training mode under torch.distributed: per channel, the sums Σx, Σx² (accumulated in float64) and
+    the count are summed over ranks by a gradient-carrying all-reduce, then mean = Σx/n and biased
+    variance Σx²/n − mean² normalize the input in its own dtype, exactly as ``BatchNorm`` does on the
+    concatenated batch; running
     statistics use the unbiased variance, like PyTorch. Otherwise (eval mode, one process) it is plain
     batch norm. Accepts [N, C] and [N, C, *] inputs.
     """
@@ -233,25 +235,25 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         self._check_input_dim(x)
         c = x.shape[1]
         dims = [0] + list(range(2, x.dim()))
-        xd = x.double()
-        count = xd.new_full((1,), float(x.numel() // c))
-        stats = all_reduce_sum_with_grad(torch.cat([xd.sum(dims), xd.square().sum(dims), count]))
+        count = torch.full((1,), float(x.numel() // c), dtype=torch.float64, device=x.device)
+        sums = [x.sum(dims, dtype=torch.float64), x.square().sum(dims, dtype=torch.float64), count]
+        stats = all_reduce_sum_with_grad(torch.cat(sums))
         n = stats[-1]
         mean = stats[:c] / n
         var = (stats[c:2 * c] / n - mean.square()).clamp_min(0.0)
         shape = [1, c] + [1] * (x.dim() - 2)
-        y = (xd - mean.view(shape)) * torch.rsqrt(var + self.eps).view(shape)
+        y = (x - mean.to(x.dtype).view(shape)) * torch.rsqrt(var + self.eps).to(x.dtype).view(shape)
         if self.affine:
-            y = y * self.weight.double().view(shape) + self.bias.double().view(shape)
+            y = y * self.weight.to(x.dtype).view(shape) + self.bias.to(x.dtype).view(shape)
         if self.track_running_stats:
-            self._update_running(mean.detach(), var.detach(), float(n))
-        return y.to(x.dtype)
+            self._update_running(mean.detach(), var.detach(), n.detach())
+        return y
 
     @torch.no_grad()
-    def _update_running(self, mean: torch.Tensor, var: torch.Tensor, n: float) -> None:
+    def _update_running(self, mean: torch.Tensor, var: torch.Tensor, n: torch.Tensor) -> None:
         self.num_batches_tracked.add_(1)
         m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-        unbiased = var * (n / max(n - 1.0, 1.0))
+        unbiased = var * n / (n - 1.0).clamp_min(1.0)
         self.running_mean.mul_(1 - m).add_(mean.to(self.running_mean.dtype), alpha=m)
         self.running_var.mul_(1 - m).add_(unbiased.to(self.running_var.dtype), alpha=m)
 
@@ -291,17 +293,11 @@ def wrap_ddp(method: nn.Module, cfg, device: torch.device, find_unused: bool = F
     if cfg.model.sync_bn:
         method = convert_sync_batchnorm(method, device)
     ids = [device.index] if device.type == "cuda" else None
-    return DDP(method, device_ids=ids, broadcast_buffers=not cfg.model.sync_bn,
-               find_unused_parameters=bool(find_unused or cfg.phases))
-
-
-def any_rank(flag: bool, device: torch.device) -> bool:
-    """True on every rank when ``flag`` is true on at least one (one small all-reduce, a host sync)."""
-    if not is_dist():
-        return bool(flag)
-    t = torch.tensor([1.0 if flag else 0.0], device=device if backend() == "nccl" else "cpu")
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item() > 0)
+    sync_buffers = not cfg.model.sync_bn
+    # PyTorch >= 2.13 renamed broadcast_buffers (both still sync every buffer once, at construction)
+    buffers = ({"forward_sync_buffers": sync_buffers} if "forward_sync_buffers" in inspect.signature(DDP).parameters
+               else {"broadcast_buffers": sync_buffers})
+    return DDP(method, device_ids=ids, find_unused_parameters=bool(find_unused or cfg.phases), **buffers)
 
 
 # --- failures ------------------------------------------------------------------------------------------------
@@ -313,6 +309,18 @@ def _store():
         return getter()
     except Exception:  # noqa: BLE001 - no store, nothing to report through
         return None
+
+
+_COMM_WORDS = ("gloo", "nccl", "connection closed", "connection reset", "timed out", "timeout", "process group")
+
+
+def is_communication_error(err: BaseException) -> bool:
+    """Whether ``err`` comes from a collective that could not complete (dead, hung or aborted peer)."""
+    dist_error = getattr(dist, "DistError", ())
+    if dist_error and isinstance(err, dist_error):
+        return True
+    text = str(err).lower()
+    return isinstance(err, RuntimeError) and any(w in text for w in _COMM_WORDS)
 
 
 def announce_failure(message: str) -> None:

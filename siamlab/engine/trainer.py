@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import signal
 import sys
 import time
@@ -47,7 +46,8 @@ DEVICE_DATA_SHARE = 0.4  # keep the uint8 training set on the GPU when it takes 
 @dataclass
 class RunResult:
     run_dir: Path
-    summary: dict
+    summary: dict  # under torchrun: rank 0's, on every rank
+    is_main: bool = True  # False on ranks other than 0 (print results once)
 
 
 def pick_device(name: str) -> torch.device:
@@ -161,6 +161,19 @@ class _StopFlag:
         for s, h in self._old.items():
             signal.signal(s, h)
 
+    def abandon(self) -> None:
+        """This process is on its way out after a failure: ignore SIGTERM (torchrun sends it to every
+        rank once one has exited) so that the one-line report and the summary get written."""
+        ignore_sigterm()
+        self._old.pop(signal.SIGTERM, None)
+
+
+def ignore_sigterm() -> None:
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    except ValueError:  # not the main thread
+        pass
+
 
 def _fits_on_device(nbytes: int, device: torch.device) -> bool:
     if device.type != "cuda":
@@ -249,6 +262,15 @@ class Trainer:
             raise ConfigError(
                 f"optim.batch_size={batch_size} is larger than the {len(self.train_ds)} training samples; lower it."
             )
+
+    def use_training_set(self, dataset) -> None:
+        """Train on ``dataset`` instead of the configured training split (benchmarks): steps per epoch and
+        device placement are recomputed; the augmentation keeps the normalization it was built with."""
+        self.train_ds = dataset
+        self.method.bind_dataset(len(dataset))
+        self._set_batch_sizes(self.global_batch)
+        self.total_steps = self.steps_per_epoch * self.cfg.optim.epochs
+        self._place_dataset()
 
     def _place_dataset(self) -> None:
         """The training set on the device when ``data.on_device`` and it fits; else in host memory."""
@@ -373,11 +395,14 @@ class Trainer:
     def train_step(self, idx: torch.Tensor, idx_dev: Optional[torch.Tensor] = None) -> dict:
         """One optimizer step on this rank's part ``idx`` (CPU sample indices; ``idx_dev``: the same on the
         device). Returns the step's record with tensors, not numbers: it never waits for the device."""
-        cfg = self.cfg
         idx = idx.cpu()
         if idx_dev is None:
             idx_dev = idx.to(self.device)
-        views = self._views(idx, idx_dev)
+        return self.train_on_views(self._views(idx, idx_dev), idx, idx_dev)
+
+    def train_on_views(self, views: list, idx: torch.Tensor, idx_dev: torch.Tensor) -> dict:
+        """The step of :meth:`train_step` on views made elsewhere (e.g. by a DataLoader, for benchmarks)."""
+        cfg = self.cfg
         lr = self._set_lr()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.engine.bf16):
             out = self.forward(views, idx_dev)
@@ -431,67 +456,71 @@ class Trainer:
     def fit(self) -> RunResult:
         t_start = time.time()
         watch = dist.FailureWatch(on_stuck=lambda line: self._write_failed_summary(line, time.time() - t_start)).start()
-        try:
-            status, message = self._train_epochs()
-        except Exception as err:
-            watch.stop()
-            if not dist.is_dist():
-                raise
-            raise failure_error(err, self, time.time() - t_start) from err
-        finally:
-            watch.stop()
-        summary = self._finish(status, message, time.time() - t_start)
-        return RunResult(self.run_dir, summary)
+        with _StopFlag() as stop:
+            try:
+                status, message = self._train_epochs(stop)
+            except Exception as err:
+                watch.stop()
+                if not dist.is_dist():
+                    raise
+                stop.abandon()
+                raise failure_error(err, self, time.time() - t_start) from err
+            finally:
+                watch.stop()
+        summary = dist.broadcast_object(self._finish(status, message, time.time() - t_start))
+        return RunResult(self.run_dir, summary, is_main=dist.is_main())
 
-    def _train_epochs(self) -> tuple:
-        cfg = self.cfg
-        status, message = "completed", ""
-        if not self.random_init and cfg.eval.random_init:
+    def _train_epochs(self, stop: _StopFlag) -> tuple:
+        if not self.random_init and self.cfg.eval.random_init:
             self.random_init = self._evaluate_random_init()
             self.log.write("eval", 0, 0, random_init=True, **self.random_init)
-        with _StopFlag() as stop:
-            while self.epoch < cfg.optim.epochs:
-                self.method.on_epoch_start(self.epoch)
-                order, order_dev = self._epoch_order()
-                bar = self._progress()
-                t0, seen = time.time(), 0
-                while self.step_in_epoch < self.steps_per_epoch:
-                    a, b = local_span(self.step_in_epoch, self.global_batch, self.rank, self.world)
-                    rec = self.train_step(order[a:b], order_dev[a:b])
-                    self.step += 1
-                    self.step_in_epoch += 1
-                    seen += self.global_batch * self.views
-                    diag = rec.pop("_diag", None)
-                    log_now = diag is not None or self.step_in_epoch == self.steps_per_epoch or self.step % LOG_EVERY == 0
-                    stop_now = stop.signal is not None and not dist.is_dist()  # under torchrun: agreed at log steps
-                    if log_now:
-                        rec, stop_any = self._read_record(rec, stop.signal is not None)
-                        stop_now = stop_now or stop_any
-                        last_loss = rec["loss"]
-                        ep = self.epoch + self.step_in_epoch / self.steps_per_epoch
-                        rate = seen / max(1e-9, time.time() - t0)
-                        self.log.write("train", self.step, ep, views_per_s=rate, **rec)
-                        if diag:
-                            self.log.write("diag", self.step, ep, **diag)
-                        if bar is not None:
-                            bar.set_postfix(loss=f"{last_loss:.4f}", views_s=f"{rate:.0f}")
-                        if not math.isfinite(last_loss):
-                            status, message = "diverged", f"loss became {last_loss} at step {self.step}"
-                            break
-                    if bar is not None:
-                        bar.update(1)
-                    if stop_now:
-                        status, message = "interrupted", self._stop_message(stop.signal)
-                        self.save("last.pt")
-                        break
+        while self.epoch < self.cfg.optim.epochs:
+            self.method.on_epoch_start(self.epoch)
+            status, message = self._run_epoch(stop)
+            if status != "completed":
+                return status, message
+            self.epoch += 1
+            self.step_in_epoch = 0
+            self._end_of_epoch()
+        return "completed", ""
+
+    def _run_epoch(self, stop: _StopFlag) -> tuple:
+        """The remaining steps of this epoch; ("completed", "") or why it stopped early."""
+        order, order_dev = self._epoch_order()
+        bar = self._progress()
+        t0, seen = time.time(), 0
+        try:
+            while self.step_in_epoch < self.steps_per_epoch:
+                a, b = local_span(self.step_in_epoch, self.global_batch, self.rank, self.world)
+                rec = self.train_step(order[a:b], order_dev[a:b])
+                self.step += 1
+                self.step_in_epoch += 1
+                seen += self.global_batch * self.views
+                diag = rec.pop("_diag", None)
+                stop_now = stop.signal is not None and not dist.is_dist()  # under torchrun: agreed at log steps
+                if diag is not None or self.step_in_epoch == self.steps_per_epoch or self.step % LOG_EVERY == 0:
+                    rec, stop_any = self._read_record(rec, stop.signal is not None)
+                    self._log_train(rec, diag, seen / max(1e-9, time.time() - t0), bar)
+                    if not math.isfinite(rec["loss"]):
+                        return "diverged", f"loss became {rec['loss']} at step {self.step}"
+                    stop_now = stop_now or stop_any
                 if bar is not None:
-                    bar.close()
-                if status != "completed":
-                    break
-                self.epoch += 1
-                self.step_in_epoch = 0
-                self._end_of_epoch()
-        return status, message
+                    bar.update(1)
+                if stop_now:
+                    self.save("last.pt")
+                    return "interrupted", self._stop_message(stop.signal)
+        finally:
+            if bar is not None:
+                bar.close()
+        return "completed", ""
+
+    def _log_train(self, rec: dict, diag: Optional[dict], rate: float, bar) -> None:
+        ep = self.epoch + self.step_in_epoch / self.steps_per_epoch
+        self.log.write("train", self.step, ep, views_per_s=rate, **rec)
+        if diag:
+            self.log.write("diag", self.step, ep, **diag)
+        if bar is not None:
+            bar.set_postfix(loss=f"{rec['loss']:.4f}", views_s=f"{rate:.0f}")
 
     def _stop_message(self, signum: Optional[int]) -> str:
         if signum is None:
@@ -577,18 +606,25 @@ def _first_line(err: BaseException) -> str:
 def failure_error(err: BaseException, trainer: Optional[Trainer], seconds: float = 0.0) -> SiamlabError:
     """The one-sentence error a rank raises when a torchrun run fails; rank 0 also writes the failed summary.
 
-    If another rank announced a failure (polled for a few seconds when ``err`` looks like a broken
-    collective), this rank stopped because of it: :class:`~siamlab.engine.dist.PeerFailure` naming that
-    rank. Otherwise this rank is the one that failed: it announces it, keeps the traceback in the run
+    If another rank announced a failure (polled for a few seconds when ``err`` is a broken collective),
+    this rank stopped because of it: :class:`~siamlab.engine.dist.PeerFailure` naming that rank; a
+    broken collective with no announcement (a peer died or hung past the timeout) is a PeerFailure
+    too. Otherwise this rank is the one that failed: it announces it, keeps the traceback in the run
     directory and raises :class:`~siamlab.engine.dist.RankFailure`.
     """
+    ignore_sigterm()
     if isinstance(err, (dist.RankFailure, dist.PeerFailure)):
         return err
     me = f"rank {dist.rank()} of {dist.world_size()}"
-    peer = dist.peer_failure(wait_s=5.0 if isinstance(err, RuntimeError) else 0.0)
+    comm = dist.is_communication_error(err)
+    peer = dist.peer_failure(wait_s=5.0 if comm else 0.0)
     if peer is not None:
         exc: SiamlabError = dist.PeerFailure(f"{me} stopped because {peer}.")
         cause = peer
+    elif comm:
+        cause = f"rank {dist.rank()} lost contact with the other processes ({type(err).__name__}: {_first_line(err)})"
+        dist.announce_failure(cause)
+        exc = dist.PeerFailure(f"{me} stopped: it lost contact with the other processes ({_first_line(err)}).")
     else:
         step = f" at step {trainer.step}" if trainer is not None else ""
         what = _first_line(err) if isinstance(err, SiamlabError) else f"{type(err).__name__}: {_first_line(err)}"

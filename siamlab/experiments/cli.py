@@ -14,7 +14,8 @@ def list_table() -> str:
 
 
 def reproduce(args) -> int:
-    """Entry point of the CLI subcommand (args: id, list, scale, seeds, out). Returns the exit code."""
+    """Entry point of the CLI subcommand (args: id, list, scale, seeds, out, and ``set`` — a list of
+    ``key=value`` overrides for every run — when the parser provides it). Returns the exit code."""
     from .registry import get
     from .runner import run_experiment
 
@@ -28,7 +29,7 @@ def reproduce(args) -> int:
     if args.seeds is not None and args.seeds < 1:
         raise ConfigError(f"--seeds={args.seeds!r} is not valid: expected an integer >= 1.")
     exp = get(args.id)
-    out = run_experiment(exp, args.scale, args.seeds, args.out)
+    out = run_experiment(exp, args.scale, args.seeds, args.out, overrides=getattr(args, "set", None))
     import json
 
     res = json.loads((out / "results.json").read_text())

@@ -9,6 +9,10 @@ def method(name: str, **params) -> dict:
     return {"method": {"name": name, "params": dict(params)}}
 
 
+# BYOL, Barlow Twins, VICReg, SwAV and BRIDGE projectors end with a plain FC (no BN); SimSiam's ends with BN.
+NO_FINAL_BN = {"model": {"proj_final_bn": False}}
+
+
 def with_(*dicts: dict) -> dict:
     """Merge override dicts left to right."""
     from .spec import merge

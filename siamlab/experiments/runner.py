@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .. import config as config_mod
-from ..errors import SiamlabError
+from ..errors import ConfigError, SiamlabError
 from .measures import RunRecord
 from .results import Results
 from .scales import arm_config, methods_needed
@@ -61,7 +61,18 @@ def _sibling(out_dir: Path, cfg_text: str) -> Optional[Path]:
     return None
 
 
-def run_one(exp: Experiment, arm, scale: str, seed: int, out_dir: Path, available: set) -> RunRecord:
+def apply_overrides(cfg, overrides: list) -> None:
+    """``key=value`` strings (as ``siamlab train --set``) applied last, e.g. ``data.root=/data/cifar-100-python``."""
+    import yaml
+
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value (e.g. data.root=/data/cifar).")
+        key, val = item.split("=", 1)
+        config_mod.set_field(cfg, key.strip(), yaml.safe_load(val) if val.strip() else val)
+
+
+def run_one(exp: Experiment, arm, scale: str, seed: int, out_dir: Path, available: set, overrides: Optional[list] = None) -> RunRecord:
     """Train one arm with one seed; never raises for a user-level or run-level failure (it is recorded)."""
     from ..engine.trainer import train
 
@@ -72,6 +83,7 @@ def run_one(exp: Experiment, arm, scale: str, seed: int, out_dir: Path, availabl
     run_dir = out_dir / "runs" / f"{slug(arm.label)}-s{seed}"
     try:
         cfg = config_mod.from_dict(cfg_dict)
+        apply_overrides(cfg, overrides)
     except SiamlabError as err:
         return RunRecord(arm.label, seed, "error", f"config: {err}", str(run_dir))
     cfg_text = config_mod.dump(cfg)
@@ -111,21 +123,25 @@ def _line(rec: RunRecord) -> str:
 
 
 def run_experiment(exp: Experiment, scale: str = "smoke", seeds: Optional[int] = None, out: Optional[str] = None,
-                   log: Callable[[str], None] = print) -> Path:
-    """Run (or reuse) every arm × seed, then write results, figures and the report. Returns the folder."""
+                   log: Callable[[str], None] = print, overrides: Optional[list] = None) -> Path:
+    """Run (or reuse) every arm × seed, then write results, figures and the report. Returns the folder.
+
+    ``overrides``: ``key=value`` strings applied to every run last (e.g. ``data.root=...`` at paper scale).
+    """
     from ..methods import available as available_methods
     from . import outputs
 
     out_dir = Path(out) if out else default_out(exp.id, scale)
     out_dir.mkdir(parents=True, exist_ok=True)
     n_seeds = int(seeds or exp.seeds.get(scale, 1))
+    apply_overrides(config_mod.RunConfig(), overrides)  # a bad key is a user error: fail before any run
     avail = set(available_methods())
     jobs = [(arm, s) for arm in exp.arms_for(scale) for s in range(n_seeds)]
     t0 = time.time()
     records = []
     for i, (arm, s) in enumerate(jobs, 1):
         log(f"[{exp.id} {i}/{len(jobs)}] running {arm.label} (seed {s}) ...")
-        rec = run_one(exp, arm, scale, s, out_dir, avail)
+        rec = run_one(exp, arm, scale, s, out_dir, avail, overrides)
         records.append(rec)
         log(f"[{exp.id} {i}/{len(jobs)}] {_line(rec)}")
     results = Results(exp, records, scale)

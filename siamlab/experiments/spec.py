@@ -8,8 +8,8 @@ adapt an experiment, copy it from its paper module (``zhang.py``, ``center.py``,
 
 Config overrides are nested dicts in the layout of :class:`siamlab.config.RunConfig`
 (``{"method": {"name": "byol", "params": {"momentum": 0.99}}, "optim": {"epochs": 5}}``); they are
-merged in this order: scale preset (by data kind) → experiment base → experiment scale override →
-arm → seed.
+merged in this order: scale preset (by data kind, :mod:`.scales`) → experiment base → experiment
+scale override → arm → arm scale override → seed; ``siamlab reproduce --set`` overrides come last.
 """
 from __future__ import annotations
 
@@ -97,6 +97,15 @@ class Experiment:
     sweep: str = ""  # name of the swept variable for sweep plots ("τ", "d", "momentum")
     notes: dict = field(default_factory=dict)  # scale -> text shown in the report (settings, caveats)
     arms_by_scale: dict = field(default_factory=dict)  # scale -> arms replacing ``arms`` at that scale
+
+    def check(self, results) -> tuple:
+        """(reproduced: bool | None, explanation): every claim's rule on ``results``; True only if all hold,
+        False if any fails, None if some could not be decided (and none failed)."""
+        outs = [(c.text, *c.rule(results)) for c in self.claims]
+        lines = "; ".join(f"[{'yes' if ok else 'no' if ok is False else 'undecided'}] {text}: {why}" for text, ok, why in outs)
+        if any(ok is False for _, ok, _ in outs):
+            return False, lines
+        return (None if any(ok is None for _, ok, _ in outs) else True), lines
 
     def arms_for(self, scale: str) -> list:
         return self.arms_by_scale.get(scale, self.arms)

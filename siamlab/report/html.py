@@ -99,7 +99,7 @@ def render(res: dict, folder: Path) -> str:
 <h1>{escape(title)}</h1>
 <p><b>Expected (paper):</b> {escape(str(res.get('expected', '')))}</p>
 <p><b>Scale:</b> {escape(str(res.get('scale', '')))} &middot; <b>seeds:</b> {escape(str(res.get('seeds', '')))}
- &middot; <b>time:</b> {escape(str(res.get('seconds', '')))} s &middot; <b>finished:</b> {escape(str(res.get('finished', '')))}</p>
+ &middot; <b>time:</b> {escape(str(res.get('seconds', '')))} s (training runs: {escape(str(res.get('run_seconds', '')))} s) &middot; <b>finished:</b> {escape(str(res.get('finished', '')))}</p>
 <p><span class="verdict" style="background:{_verdict_colour(verdict)}">{escape(verdict)}</span></p>
 <p>{escape(scale_note)}</p>
 <p>{escape(str(res.get('notes', '')))}</p>
