@@ -1,13 +1,17 @@
 """Scaling of torchrun-style training on the CPU: 1 process vs N gloo processes, same global batch.
 
-Both runs train SimSiam on the default CPU setting (siamlab/config.py; its batch is the global batch)
-for the same number of steps: one process with ``--threads`` torch threads, then N processes (each
-with threads / N, as torchrun does) holding 1/N of the batch each, with global batch norm, gathered losses
-and DDP's gradient all-reduce over gloo. Workers are started the way torchrun starts them (RANK,
-WORLD_SIZE, MASTER_ADDR, MASTER_PORT in the environment). Prints views/s, speed-up and efficiency.
+The runs train SimSiam on the default CPU setting (siamlab/config.py; its batch is the global batch)
+for the same number of steps: one process with ``--threads`` torch threads, one process with
+threads / N, then N processes (each with threads / N, as torchrun does) holding 1/N of the batch
+each, with global batch norm, gathered losses and DDP's gradient all-reduce over gloo. Workers are
+started the way torchrun starts them (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT in the environment).
+Prints views/s, the ratios and the scaling efficiency.
 
-    python benchmarks/bench_ddp.py            # ~2 minutes on 2 cores
-    python benchmarks/bench_ddp.py --quick    # ~30 s
+    python benchmarks/bench_ddp.py            # ~1-2 minutes on 2 cores
+    python benchmarks/bench_ddp.py --quick    # ~30-50 s
+    python benchmarks/bench_ddp.py --threads 4 --procs 4
+
+``--threads`` is the number of threads in all (default: the CPU count), at least one per process.
 """
 from __future__ import annotations
 
@@ -75,18 +79,22 @@ def main() -> None:
         return worker(args)
     if args.quick:
         args.steps = 2
-    total = args.threads or os.cpu_count() or 1
+    total = max(args.threads or os.cpu_count() or 1, args.procs)  # threads in all, at least one per process
+    share = max(1, total // args.procs)
     one = launch(1, total, args)
-    many = launch(args.procs, max(1, total // args.procs), args)
+    single = launch(1, share, args) if share != total else one
+    many = launch(args.procs, share, args)
     print(header())
-    print(f"SimSiam on the default CPU setting {' '.join(args.set) or ''}, global batch {one['local_batch']}, "
-          f"{args.steps} timed steps per run, {total} threads in all")
-    print(f"1 process  x {total} threads          : {one['views_per_s']:8.1f} views/s")
-    print(f"{args.procs} processes x {max(1, total // args.procs)} thread(s) (gloo, DDP) : {many['views_per_s']:8.1f} views/s "
+    print(f"SimSiam on the default CPU setting{' + ' + ' '.join(args.set) if args.set else ''}, global batch {one['local_batch']}, "
+          f"{args.steps} timed steps per run")
+    print(f"1 process  x {total} thread(s)               : {one['views_per_s']:8.1f} views/s")
+    if single is not one:
+        print(f"1 process  x {share} thread(s)               : {single['views_per_s']:8.1f} views/s")
+    print(f"{args.procs} processes x {share} thread(s) (gloo, DDP) : {many['views_per_s']:8.1f} views/s "
           f"(local batch {many['local_batch']})")
-    speedup = many["views_per_s"] / one["views_per_s"]
-    print(f"ratio {args.procs} processes / 1 process: {speedup:.2f}x on the same {total} cores "
-          "(1.0 = data parallelism costs nothing over intra-op threading)")
+    print(f"{args.procs} processes vs 1 process with the same {total} threads: {many['views_per_s'] / one['views_per_s']:.2f}x")
+    print(f"{args.procs} processes vs 1 process with {share} thread(s): {many['views_per_s'] / single['views_per_s']:.2f}x "
+          f"(scaling efficiency {many['views_per_s'] / single['views_per_s'] / args.procs:.0%})")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import statistics
 import tempfile
 import time
 
+import common  # noqa: F401  (puts the repository on sys.path)
 import torch
 
 from siamlab import config

@@ -78,7 +78,7 @@ def main() -> None:
     p.add_argument("--no-bf16", action="store_true")
     p.add_argument("--no-channels-last", action="store_true")
     p.add_argument("--no-compile", action="store_true")
-    p.add_argument("--cpu-smoke", action="store_true", help="run on the CPU with 1,024 images, batch 64, width-8 "
+    p.add_argument("--cpu-smoke", action="store_true", help="run on the CPU with 512 images, batch 64, width-8 "
                    "projector, no compile (checks the script; the numbers mean nothing)")
     add_common_args(p)
     args = p.parse_args()
@@ -86,7 +86,7 @@ def main() -> None:
     if not torch.cuda.is_available() and not args.cpu_smoke:
         sys.exit("bench_gpu: no CUDA GPU on this machine; run it on a GPU machine (or pass --cpu-smoke to check the script).")
     device = "cpu" if args.cpu_smoke else "cuda"
-    dim, pred, n, batch = (2048, 512, args.images, args.batch_size) if not args.cpu_smoke else (8, 4, 1024, 64)
+    dim, pred, n, batch = (2048, 512, args.images, args.batch_size) if not args.cpu_smoke else (8, 4, 512, 64)
     sets = ["data.name=synthetic", "data.augment=zhang_a1", "model.backbone=resnet18", "method.name=simsiam",
             f"model.proj_hidden={dim}", f"model.proj_out={dim}", f"model.pred_hidden={pred}",
             f"optim.batch_size={batch}", f"optim.epochs={args.epochs}", "eval.every_epochs=0",

@@ -40,13 +40,13 @@ def cache_datasets() -> None:
 
 
 def measure(name: str, args) -> str:
-    try:
+    try:  # a method whose defaults do not fit the setting refuses at build time or at its first step
         tr = build_trainer([f"method.name={name}", *args.set], args.device)
+        batches = Batches(tr)
+        tr.step = 1  # past the step-0 diagnostics (every diag.every_steps steps: amortized, not timed here)
+        time_train_steps(tr, batches, 1)
     except SiamlabError as err:
         return f"{name:16s} {'refused':>10s}  {err}"
-    batches = Batches(tr)
-    tr.step = 1  # past the step-0 diagnostics (every diag.every_steps steps: amortized, not timed here)
-    time_train_steps(tr, batches, 1)
     seconds = time_train_steps(tr, batches, args.steps)
     rate = views_per_s(tr, args.steps, seconds)
     return f"{name:16s} {rate:10.1f}  {1e3 * seconds / args.steps:9.0f} ms/step"

@@ -68,12 +68,14 @@ def launch(args: list, world: int = WORLD, timeout: float = 170) -> list:
 
 # --- the computation, shared by the workers and the one-process reference ------------------------
 CONV = "simsiam+convnet"  # also a conv backbone (BatchNorm2d) on 1×8×8 images
+ALTERNATING = "sympred+alternating"  # a step leaves parameters without gradient (DDP must look for them)
+METHOD_SETS[ALTERNATING] = ["method.variant=alternating"]
 
 
 def method_names() -> list:
     from siamlab.methods import available
 
-    return [m for m in available() if m not in SKIP] + [CONV]
+    return [m for m in available() if m not in SKIP] + [CONV, ALTERNATING]
 
 
 def in_shape(name: str) -> tuple:
@@ -106,9 +108,11 @@ def run_steps(name: str, rank: int = 0, world: int = 1) -> dict:
     """STEPS SGD steps of method ``name``; this process holds rows [rank·b, (rank+1)·b) of each batch."""
     from siamlab.analysis.live import LiveDiagnostics
     from siamlab.engine import dist
+    from siamlab.engine.trainer import LossStep
 
     cfg, method = build(name)
-    model = dist.wrap_ddp(method, cfg, torch.device("cpu")) if world > 1 else method
+    model = LossStep(method)  # what the trainer runs: forward + loss, wrapped in DDP
+    model = dist.wrap_ddp(model, cfg, torch.device("cpu")) if world > 1 else model
     opt = torch.optim.SGD([p for p in method.parameters() if p.requires_grad], lr=0.05, momentum=0.9)
     b = BATCH // world
     rows = slice(rank * b, (rank + 1) * b)
@@ -116,10 +120,9 @@ def run_steps(name: str, rank: int = 0, world: int = 1) -> dict:
     for step in range(STEPS):
         views, index = batch(name, step)
         method.on_epoch_start(0)
-        out = model([v[rows] for v in views], index[rows])
+        loss, _, out = model([v[rows] for v in views], index[rows])
         if step == 0:  # live diagnostics see the global batch too (they gather)
             record["diag"] = LiveDiagnostics(method, every_steps=1)(out, 0)
-        loss = method.total_loss(out).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         record["loss"].append(float(dist.all_reduce_mean(loss.detach())))
@@ -202,6 +205,26 @@ def test_contiguous_shards_rebuild_the_one_process_batch():
             assert {len(p) for p in parts} == {16 // world}
             assert torch.equal(torch.cat(parts), order[step * 16:(step + 1) * 16])
     assert torch.equal(epoch_order(103, 5, 2), order) and not torch.equal(epoch_order(103, 5, 3), order)
+
+
+def test_fast_path_options_run_on_cpu_and_the_step_never_reads_back(tmp_path):
+    """bf16 autocast and channels_last train on the CPU too; a step's record holds tensors (loss, terms,
+    probe), not Python numbers, so the loop synchronizes only at log steps. (engine.compile also runs
+    on the CPU but compiles for ~a minute: checked by hand, not here.)"""
+    from siamlab import config
+    from siamlab.engine.trainer import Trainer
+
+    cfg = config.load(None, ["data.name=digits", "data.train_subset=256", "data.test_subset=64", "model.backbone=convnet",
+                             "model.width=4", "model.proj_hidden=16", "model.proj_out=8", "model.pred_hidden=4",
+                             "optim.batch_size=32", "optim.epochs=1", "engine.bf16=true", "engine.channels_last=true",
+                             "engine.progress=false", "eval.random_init=false", "diag.every_steps=0",
+                             f"engine.out={tmp_path}", "engine.run_name=fast"])
+    t = Trainer(cfg)
+    assert next(t.method.encoder.backbone.parameters()).is_contiguous(memory_format=torch.channels_last)
+    rec = t.train_step(torch.arange(32))
+    assert {"loss", "probe_loss", "probe_acc"} <= rec.keys()
+    assert all(isinstance(rec[k], torch.Tensor) for k in ("loss", "probe_loss", "probe_acc"))
+    assert t.fit().summary["status"] == "completed"
 
 
 def test_sync_conversion_keeps_parameters_and_buffers():

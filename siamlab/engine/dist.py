@@ -114,7 +114,7 @@ def cleanup() -> None:
 
 
 def shutdown(failed: bool = False) -> None:
-    """Leave the process group; after a failure NCCL communicators are aborted instead (never hangs)."""
+    """Leave the process group; after a failure NCCL communicators are aborted instead (no waiting on a dead peer)."""
     if not is_dist():
         return
     abort = getattr(dist.distributed_c10d, "_abort_process_group", None)
@@ -285,6 +285,9 @@ def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module
 def wrap_ddp(method: nn.Module, cfg, device: torch.device, find_unused: bool = False):
     """Global batch norm (when ``model.sync_bn``) and DistributedDataParallel around ``method``.
 
+    A module whose steps leave some parameters without gradient says so with ``unused_parameters =
+    True`` (alternating Symmetric Predictor, phase schedules; the trainer's LossStep passes its
+    method's flag on); DDP then looks for them every step, from the module's outputs.
     Buffers are broadcast from rank 0 at every forward only without sync_bn (each rank's running
     statistics would differ); with it every buffer is already identical on all ranks.
     """
@@ -297,7 +300,8 @@ def wrap_ddp(method: nn.Module, cfg, device: torch.device, find_unused: bool = F
     # PyTorch >= 2.13 renamed broadcast_buffers (both still sync every buffer once, at construction)
     buffers = ({"forward_sync_buffers": sync_buffers} if "forward_sync_buffers" in inspect.signature(DDP).parameters
                else {"broadcast_buffers": sync_buffers})
-    return DDP(method, device_ids=ids, find_unused_parameters=bool(find_unused or cfg.phases), **buffers)
+    unused = bool(find_unused or cfg.phases or getattr(method, "unused_parameters", False))
+    return DDP(method, device_ids=ids, find_unused_parameters=unused, **buffers)
 
 
 # --- failures ------------------------------------------------------------------------------------------------

@@ -130,7 +130,19 @@ def _rng_state(augment, device: torch.device) -> dict:
     return state
 
 
+def _on_cpu(obj):
+    """RNG states must be CPU ByteTensors (a checkpoint loaded with map_location=cuda has them on the GPU)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.cpu()
+    if isinstance(obj, dict):
+        return {k: _on_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_on_cpu(v) for v in obj)
+    return obj
+
+
 def _set_rng_state(state: dict, augment, device: torch.device) -> None:
+    state = _on_cpu(state)
     torch.set_rng_state(state["torch"])
     if "cuda" in state and device.type == "cuda":
         torch.cuda.set_rng_state(state["cuda"], device)
@@ -175,6 +187,35 @@ def ignore_sigterm() -> None:
         pass
 
 
+def _detached(v):
+    if isinstance(v, torch.Tensor):
+        return v.detach()
+    if isinstance(v, (list, tuple)):
+        return type(v)(_detached(x) for x in v)
+    return v
+
+
+class LossStep(torch.nn.Module):
+    """The method's forward and loss as one module: what DDP wraps and ``torch.compile`` compiles.
+
+    Returns (loss, terms, record): the record of the forward with every tensor detached, so that DDP's
+    search for unused parameters (``unused_parameters = True`` on a method) starts from the loss alone
+    and not from record tensors the loss ignores (e.g. the alternating Symmetric Predictor's extras).
+    """
+
+    def __init__(self, method):
+        super().__init__()
+        self.method = method
+        self.unused_parameters = bool(getattr(method, "unused_parameters", False))
+
+    def forward(self, views: list, index: Optional[torch.Tensor] = None) -> tuple:
+        out = self.method(views, index)
+        lo = self.method.total_loss(out)
+        record = out.replace(**{k: _detached(getattr(out, k)) for k in ("z", "p", "targets", "h")},
+                             extra={k: _detached(v) for k, v in out.extra.items()})
+        return lo.loss, {k: _detached(v) for k, v in lo.terms.items()}, record
+
+
 def _fits_on_device(nbytes: int, device: torch.device) -> bool:
     if device.type != "cuda":
         return True
@@ -201,10 +242,11 @@ class Trainer:
             seed_everything(e.seed + self.rank)  # different augmentations on every rank
         if e.channels_last and self.train_ds.kind == "image":
             self.method = self.method.to(memory_format=torch.channels_last)
-        self.model = self.method
+        self.model = LossStep(self.method)
         if dist.is_dist():
-            self.model = dist.wrap_ddp(self.method, cfg, self.device)
-        self.forward = torch.compile(self.model) if e.compile else self.model
+            self.model = dist.wrap_ddp(self.model, cfg, self.device)
+        self.loss_step = torch.compile(self.model) if e.compile else self.model
+        self.forward = self.method  # the plain forward (no DDP, not compiled), for tools and benchmarks
         self.views = cfg.data.views
         self._set_batch_sizes(cfg.optim.batch_size)
         self.total_steps = self.steps_per_epoch * cfg.optim.epochs
@@ -405,17 +447,15 @@ class Trainer:
         cfg = self.cfg
         lr = self._set_lr()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.engine.bf16):
-            out = self.forward(views, idx_dev)
-            lo = self.method.total_loss(out)
-        loss = lo.loss.float()
+            loss, terms, out = self.loss_step(views, idx_dev)
+        loss = loss.float()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.optim.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.method.parameters(), cfg.optim.grad_clip)
         self.optimizer.step()
         self.method.after_step(self.step, self.total_steps)
-        rec = {"loss": loss.detach(), "lr": lr}
-        rec.update({k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in lo.terms.items()})
+        rec = {"loss": loss.detach(), "lr": lr, **terms}
         if self.probe is not None and out.h is not None:
             rec.update(self._probe_step(out.h[0], idx, idx_dev))
         if self.diag.should_log(self.step):

@@ -78,7 +78,8 @@ def t1() -> Experiment:
     arms_by = {s: dim_arms(s) for s in DIMS}
     return Experiment(
         "gen-t1", "GEN", "Table 1, output dimension", "accuracy holds for d ≥ 2K, drops fast for d < K", arms_by["smoke"],
-        [Claim(f"{n}: accuracy holds for d ≥ 2K (within 3 points) and drops for d < K (> 3 points)", ["*"], holds_and_drops(n)) for n in METHODS],
+        [Claim(f"{n}: accuracy holds for d ≥ 2K (within 3 points) and drops for d < K (> 3 points)", [f"group:{n}"], holds_and_drops(n))
+         for n in METHODS],
         [KNN, L_BOUND],
         figures=[Figure("sweep", "knn_d.png", "kNN top-1 against the output dimension d (GEN Table 1)", {"measure": "knn", "logx": True, "xlabel": "d"})],
         sweep="d", arms_by_scale=arms_by, scale_overrides={"paper": GEN_PAPER}, notes=NOTES, smoke_minutes=10)
@@ -91,7 +92,7 @@ def f3() -> Experiment:
                     "fit_arms": [a.label for a in arms_by["smoke"] if a.group == n and a.x > K]}) for i, n in enumerate(METHODS)]
     return Experiment(
         "gen-f3", "GEN", "Fig. 3, L_bound vs kNN", "negative correlation across d, least-squares line", arms_by["smoke"],
-        [Claim(f"{n}: L_bound and kNN are negatively correlated across d > K", ["*"], _corr_above_k(n)) for n in METHODS],
+        [Claim(f"{n}: L_bound and kNN are negatively correlated across d > K", [f"group:{n}"], _corr_above_k(n)) for n in METHODS],
         [KNN, L_BOUND, Column("l_cor", "L_cor", 3)], figures=figs,
         sweep="d", arms_by_scale=arms_by, scale_overrides={"paper": GEN_PAPER}, notes=NOTES, smoke_minutes=10)
 
@@ -125,7 +126,7 @@ def f4() -> Experiment:
     d = {"tiny": 32, "smoke": 64, "paper": 2048}
     arms_by = {s: [Arm(f"{n}, d={d[s]}", with_(METHODS[n][0], {"model": {"proj_out": d[s]}}), x=d[s], group=n,
                        scale_overrides={"paper": METHODS[n][1]}) for n in METHODS] for s in d}
-    claims = [Claim(f"{n}: L_bound falls while kNN rises over training (negative correlation after burn-in)", ["*"],
+    claims = [Claim(f"{n}: L_bound falls while kNN rises over training (negative correlation after burn-in)", [f"group:{n}"],
                     (lambda name: lambda res: trajectory_rule([a.label for a in res.arms if a.group == name][0])(res))(n)) for n in METHODS]
     return Experiment(
         "gen-f4", "GEN", "Fig. 4, trajectories", "L_bound falls as kNN rises over training", arms_by["smoke"], claims,

@@ -44,8 +44,14 @@ def overall(claims: list[dict], results: Results) -> tuple:
     return None, f"{NOT_RUN} ({held}/{n} claims decided; {why})"
 
 
-def row_verdict(label: str, claims: list[dict], results: Results) -> str:
-    mine = [c for c in claims if label in c["arms"] or "*" in c["arms"]]
+def judged_by(arm, claim_arms: list) -> bool:
+    """A claim judges an arm named in its list, every arm ("*"), or the arms of a group ("group:<name>")."""
+    return arm.label in claim_arms or "*" in claim_arms or f"group:{arm.group}" in claim_arms
+
+
+def row_verdict(arm, claims: list[dict], results: Results) -> str:
+    label = arm.label
+    mine = [c for c in claims if judged_by(arm, c["arms"])]
     if not results.ran(label):
         return NOT_RUN
     if any(c["reproduced"] is False for c in mine):
@@ -98,7 +104,7 @@ def table_rows(exp, results: Results, claims: list[dict]) -> list[dict]:
         cells = {c.key: results.stats(arm.label, c.key) for c in exp.columns}
         status = sorted({r.status if r.ran else f"{r.status}: {r.message}" for r in results.runs(arm.label)})
         rows.append({"label": arm.label, "paper": dict(arm.paper), "observed": cells, "x": arm.x,
-                     "verdict": row_verdict(arm.label, claims, results), "status": ", ".join(status), "random_init": False})
+                     "verdict": row_verdict(arm, claims, results), "status": ", ".join(status), "random_init": False})
     return rows
 
 

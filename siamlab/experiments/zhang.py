@@ -203,8 +203,8 @@ def f5c() -> Experiment:
         [Claim("cos(r_e, −∇decor) exceeds cos(o_e, −∇decor) at every τ", labels, R.each_greater(labels, "cos_re_decor_mean", "cos_oe_decor_mean")),
          Claim("cos(r_e, −∇decor) peaks at τ = 0.1 or 0.2", labels, R.argmax_among(labels, "cos_re_decor_mean", ["τ = 0.1", "τ = 0.2"]))],
         [Column("cos_re_decor_mean", "cos(r_e, ∇decor)", 3), Column("cos_oe_decor_mean", "cos(o_e, ∇decor)", 3), KNN],
-        figures=[Figure("sweep", "cos_re.png", "cos(r_e, −∇ de-correlation loss) against τ (ZHANG Fig. 5c)", {"measure": "cos_re_decor_mean", "logx": True, "xlabel": "τ"}),
-                 Figure("sweep", "cos_oe.png", "cos(o_e, −∇ de-correlation loss) against τ", {"measure": "cos_oe_decor_mean", "logx": True, "xlabel": "τ"})],
+        figures=[Figure("sweep", "cos_re.png", "cos(r_e, −∇ de-correlation loss) against τ (ZHANG Fig. 5c)", {"measure": "cos_re_decor_mean", "logx": True, "xlabel": "τ", "ylabel": "cos(r_e, −∇L_decor)"}),
+                 Figure("sweep", "cos_oe.png", "cos(o_e, −∇ de-correlation loss) against τ", {"measure": "cos_oe_decor_mean", "logx": True, "xlabel": "τ", "ylabel": "cos(o_e, −∇L_decor)"})],
         sweep="τ", base={"diag": {"every_steps": 5}}, scale_overrides={"smoke": {"optim": {"epochs": 10}}}, notes=NOTES, smoke_minutes=5)
 
 
@@ -231,7 +231,7 @@ def f6() -> Experiment:
          Claim("Without r_e, InfoNCE ends with a higher covariance", [n, i], R.greater(n, i, "cov")),
          Claim("Without r_e, InfoNCE loses accuracy", [n, i], R.greater(i, n, "knn"))],
         [COV, Column("cov_max", "peak covariance", 4), M_R, KNN],
-        figures=[Figure("curve", "cov.png", "covariance term (ZHANG A.6) over training (ZHANG Fig. 6)", {"measure": "cov", "logy": True}),
+        figures=[Figure("curve", "cov.png", "covariance term (ZHANG A.6) over training (ZHANG Fig. 6)", {"measure": "cov", "logy": True, "ylabel": "covariance term (A.6)"}),
                  Figure("curve", "m_r.png", "m_r over training", {"measure": "m_r"}), KNN_CURVE],
         notes=NOTES, smoke_minutes=4)
 
@@ -260,9 +260,9 @@ def f7() -> Experiment:
          Claim("The covariance rises with τ (Spearman ρ ≥ 0.6)", labels, R.trend(labels, "cov", +1)),
          Claim("Accuracy falls at high τ (the largest τ is > 1 point below the best)", labels, falls_at_high(labels, "knn", 1.0))],
         [Column("entropy_mean", "entropy of λ", 3), COV, KNN],
-        figures=[Figure("sweep", "entropy.png", "entropy of λ_i against τ (ZHANG Fig. 7a)", {"measure": "entropy_mean", "logx": True, "xlabel": "τ"}),
-                 Figure("sweep", "knn_tau.png", "kNN top-1 against τ (ZHANG Fig. 7b)", {"measure": "knn", "logx": True, "xlabel": "τ"}),
-                 Figure("sweep", "cov_tau.png", "covariance against τ (ZHANG Fig. 7c)", {"measure": "cov", "logx": True, "xlabel": "τ"})],
+        figures=[Figure("sweep", "entropy.png", "entropy of λ_i against τ (ZHANG Fig. 7a)", {"measure": "entropy_mean", "logx": True, "xlabel": "τ", "ylabel": "entropy of λ_i"}),
+                 Figure("sweep", "knn_tau.png", "kNN top-1 against τ (ZHANG Fig. 7b)", {"measure": "knn", "logx": True, "xlabel": "τ", "ylabel": "kNN top-1 %"}),
+                 Figure("sweep", "cov_tau.png", "covariance against τ (ZHANG Fig. 7c)", {"measure": "cov", "logx": True, "xlabel": "τ", "ylabel": "covariance term (A.6)"})],
         sweep="τ", scale_overrides={"paper": {"optim": {"epochs": 200}}}, notes=NOTES, smoke_minutes=8)
 
 
