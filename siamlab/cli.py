@@ -56,6 +56,8 @@ def cmd_train(args) -> int:
         cfg = config.load(args.config, args.set)
         res = train(cfg)
     s = res.summary
+    if not res.is_main:  # under torchrun only rank 0 reports
+        return 0 if s["status"] in ("completed", "interrupted") else 3
     print(f"\nstatus: {s['status']}" + (f" ({s['message']})" if s.get("message") else ""))
     if s.get("final"):
         print(_result_table(s["final"], s.get("random_init") or {}))

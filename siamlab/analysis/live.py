@@ -177,6 +177,9 @@ class LiveDiagnostics:
         vals = {}
         for name, f in features.items():
             f = gather_nograd(f.detach()) if gather else f.detach()
+            if not bool(torch.isfinite(f).all()):  # a diverged network: report it, do not crash on it
+                vals[f"nonfinite_{name}"] = torch.tensor(1.0)
+                continue
             with torch.no_grad():
                 spectrum = M.covariance_spectrum(f)
                 self._spectra[name] = spectrum.cpu().numpy()

@@ -521,7 +521,8 @@ class Trainer:
                 return status, message
             self.epoch += 1
             self.step_in_epoch = 0
-            self._end_of_epoch()
+            if not self._end_of_epoch():
+                return "diverged", f"the network's features became non-finite by the end of epoch {self.epoch}"
         return "completed", ""
 
     def _run_epoch(self, stop: _StopFlag) -> tuple:
@@ -580,12 +581,15 @@ class Trainer:
             dynamic_ncols=True,
         )
 
-    def _end_of_epoch(self) -> None:
+    def _end_of_epoch(self) -> bool:
+        """Evaluate and checkpoint as configured; False when the weights have diverged (kept out of checkpoints)."""
         ev = self.cfg.eval
         last = self.epoch == self.cfg.optim.epochs
         if (ev.every_epochs and self.epoch % ev.every_epochs == 0) or last:
             res = self.evaluate()
             self.log.write("eval", self.step, self.epoch, **res)
+            if any(k.startswith("nonfinite_") for k in res):
+                return False
             if dist.is_main():
                 self.diag.snapshot(self.run_dir / "snapshots" / f"epoch_{self.epoch:04d}.npz")
             knn = res.get("knn_backbone", -1.0)
@@ -594,6 +598,7 @@ class Trainer:
                 self.save("best.pt")
         if self.epoch % self.cfg.engine.checkpoint_every_epochs == 0 or last:
             self.save("last.pt")
+        return True
 
     def _finish(self, status: str, message: str, seconds: float) -> dict:
         from ..analysis.verdict import verdicts
