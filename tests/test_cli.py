@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TOY = ["--set", "data.name=blobs", "--set", "model.backbone=mlp", "--set", "model.width=32",
+TOY = ["--set", "method.name=simsiam", "--set", "data.name=blobs", "--set", "model.backbone=mlp", "--set", "model.width=32",
        "--set", "model.proj_hidden=32", "--set", "model.proj_out=16", "--set", "optim.batch_size=64",
        "--set", "optim.epochs=1", "--set", "engine.progress=false"]
 
@@ -49,8 +49,8 @@ def test_train_from_yaml_config(tmp_path):
     (["train", "--set", "optim.lr=-1"], ["optim.lr", "-1", "> 0"]),
     (["train", "--set", "optim.lrr=0.1"], ["unknown config key", "optim.lrr", "lr"]),
     (["train", "--set", "optim.epochs=many"], ["optim.epochs", "many", "integer"]),
-    (["train", "--set", "method.tau=0.1"], ["method.tau", "simsiam", "predictor"]),
-    (["train", "--set", "method.predictor=cubic"], ["method.predictor", "cubic", "mlp"]),
+    (["train", "--set", "method.momentum=0.1"], ["method.momentum", "simclr", "tau"]),
+    (["train", "--set", "method.name=simsiam", "--set", "method.predictor=cubic"], ["method.predictor", "cubic", "mlp"]),
     (["train", "does-not-exist.yaml"], ["does-not-exist.yaml", "does not exist"]),
     (["train", "--set", "data.name=cifar10", "--set", "data.root=/nonexistent"], ["CIFAR-10", "/nonexistent"]),
     (["eval", "/nonexistent/run"], ["not a siamlab run directory"]),

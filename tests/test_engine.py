@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def toy_cfg(tmp_path, *extra) -> config.RunConfig:
     """SimSiam on the 2-D blobs with a small MLP: a full run takes about a second."""
     return config.load(None, [
-        "data.name=blobs", "model.backbone=mlp", "model.width=32", "model.proj_hidden=32",
+        "method.name=simsiam", "data.name=blobs", "model.backbone=mlp", "model.width=32", "model.proj_hidden=32",
         "model.proj_out=16", "model.pred_hidden=8", "optim.batch_size=64", "optim.epochs=2",
         "optim.lr=0.1", "diag.every_steps=5", "eval.knn_k=20", "engine.progress=false",
         f"engine.out={tmp_path}", "engine.run_name=run", *extra,

@@ -57,7 +57,7 @@ def test_gradient_on_unit_p_is_the_projected_target():
 def test_simsiam_method_stop_gradient_and_predictor_wiring():
     """All of the gradient on z reaches it through the predictor path: with P detached, z gets none."""
     torch.manual_seed(0)
-    cfg = config.load(None, ["model.pred_hidden=4"])
+    cfg = config.load(None, ["method.name=simsiam", "model.pred_hidden=4"])
     enc = Encoder(nn.Sequential(nn.Linear(3, 8)), nn.Sequential(nn.Linear(8, 6), nn.BatchNorm1d(6)), 6)
     m = build_method(cfg.method, enc, cfg.model)
     out = m([torch.randn(8, 3), torch.randn(8, 3)])

@@ -66,10 +66,6 @@ PRESETS = {
 }
 
 
-def method_of(cfg: dict) -> dict:
-    return cfg.get("method", {})
-
-
 def arm_config(exp: Experiment, arm, scale: str, seed: int) -> dict:
     """The nested config dict of one run. A method override with a new name drops the old params."""
     cfg = merge(PRESETS[(scale, exp.data_kind)], exp.base)
