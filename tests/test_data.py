@@ -21,6 +21,7 @@ FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
 def cfg(name, **kw) -> DataConfig:
+    kw.setdefault("train_subset", 0)  # the whole split unless a test asks for a subset
     return DataConfig(name=name, **kw)
 
 
