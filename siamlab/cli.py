@@ -150,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--scale", default="smoke", choices=["tiny", "smoke", "paper"])
     r.add_argument("--seeds", type=int, default=None)
     r.add_argument("--out", default=None)
+    r.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a field of every run, e.g. data.root=/data/cifar-100-python (repeatable)")
     r.set_defaults(func=cmd_reproduce)
 
     rp = sub.add_parser("report", help="rebuild the HTML report of an experiment folder")
@@ -173,6 +175,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("siamlab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `siamlab reproduce --list | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ def f3() -> Experiment:
                    {"measure": "knn", "arms": [f"SimSiam ({ds})", f"Simplified objective ({ds})"]}) for ds in TOY]
     return Experiment("center-f3", "CENTER", "Fig. 3, simplified objective", "toy blobs and moons, 5 seeds: ≥ SimSiam", arms, claims,
                       [KNN, CENTER, COLLAPSE], figures=figs, data_kind="vector", seeds={"tiny": 1, "smoke": 5, "paper": 5},
-                      scale_overrides=TOY_SCALES, notes=TOY_NOTES, smoke_minutes=6)
+                      scale_overrides=TOY_SCALES, notes=TOY_NOTES, smoke_minutes=3)
 
 
 def f4() -> Experiment:
@@ -61,7 +61,7 @@ def f4() -> Experiment:
     figs += [Figure("curve", f"knn_{ds}.png", f"kNN top-1 on {ds} over training", {"measure": "knn", "arms": [f"{v} ({ds})" for v, _, _ in variants]}) for ds in TOY]
     return Experiment("center-f4", "CENTER", "Fig. 4, toy collapse", "no predictor / no stop-grad: high center norm, collapse", arms, claims,
                       [CENTER, COLLAPSE, STD, KNN], figures=figs, data_kind="vector", seeds={"tiny": 1, "smoke": 3, "paper": 5},
-                      scale_overrides=TOY_SCALES, notes=TOY_NOTES, smoke_minutes=6)
+                      scale_overrides=TOY_SCALES, notes=TOY_NOTES, smoke_minutes=3)
 
 
 def f5() -> Experiment:
@@ -77,7 +77,7 @@ def f5() -> Experiment:
         figures=[Figure("curve", "knn.png", "kNN top-1 over training (CENTER Fig. 5a)", {"measure": "knn"}),
                  Figure("curve", "center_pre.png", "‖center‖ of z before the final BN (CENTER Fig. 5b)", {"measure": "center_pre_bn"}),
                  Figure("curve", "center_post.png", "‖center‖ of z after the final BN (CENTER Fig. 5c)", {"measure": "center_post_bn"})],
-        base={"optim": {"lr": 0.05}}, scale_overrides={"paper": CENTER_PAPER}, notes=IMAGE_NOTES, smoke_minutes=3)
+        base={"optim": {"lr": 0.05}}, scale_overrides={"paper": CENTER_PAPER}, notes=IMAGE_NOTES, smoke_minutes=1)
 
 
 def f6() -> Experiment:
@@ -94,7 +94,7 @@ def f6() -> Experiment:
         [KNN, CENTER, COLLAPSE],
         figures=[Figure("curve", "center.png", "‖center‖ over training (CENTER Fig. 6)", {"measure": "center"}),
                  Figure("curve", "knn.png", "kNN top-1 over training", {"measure": "knn"})],
-        scale_overrides={"paper": CENTER_PAPER}, notes=IMAGE_NOTES, smoke_minutes=3)
+        scale_overrides={"paper": CENTER_PAPER}, notes=IMAGE_NOTES, smoke_minutes=1)
 
 
 MOMENTA = {"tiny": [0.5, 0.99], "smoke": [0.5, 0.9, 0.99], "paper": [0.9, 0.99, 0.996]}
@@ -121,7 +121,7 @@ def f7() -> Experiment:
         figures=[Figure("sweep", "center.png", "‖center‖ against the EMA momentum ε (CENTER Fig. 7)", {"measure": "center", "xlabel": "ε"}),
                  Figure("sweep", "knn.png", "kNN top-1 against ε (CENTER Fig. 7)", {"measure": "knn", "xlabel": "ε"}),
                  Figure("curve", "center_curve.png", "‖center‖ over training", {"measure": "center"})],
-        sweep="ε", arms_by_scale=arms_by_scale, scale_overrides={"paper": CENTER_PAPER}, notes=IMAGE_NOTES, smoke_minutes=4)
+        sweep="ε", arms_by_scale=arms_by_scale, scale_overrides={"paper": CENTER_PAPER}, notes=IMAGE_NOTES, smoke_minutes=2)
 
 
 EXPERIMENTS = [f3, f4, f5, f6, f7]

@@ -22,6 +22,7 @@ METHODS = {
     "SimSiam (linear)": (with_(method("simsiam", predictor="linear"), {"model": {"proj_layers": 1}}), {}, 1),
 }
 L_BOUND = Column("l_bound", "L_bound (eq. 11)", 4)
+L_BOUND_INIT = Column("l_bound_init", "L_bound at random init (this d)", 4)
 NOTES = {"smoke": SMOKE_IMAGE_NOTE + "Digits has K = 10 classes like CIFAR-10, whose column of GEN Table 1 is shown. " + ACCURACY_NOTE,
          "tiny": "Plumbing check only.", "paper": "GEN §5 settings on CIFAR-10; set data.root (use data.name=cifar100 for the CIFAR-100 columns)."}
 
@@ -80,9 +81,9 @@ def t1() -> Experiment:
         "gen-t1", "GEN", "Table 1, output dimension", "accuracy holds for d ≥ 2K, drops fast for d < K", arms_by["smoke"],
         [Claim(f"{n}: accuracy holds for d ≥ 2K (within 3 points) and drops for d < K (> 3 points)", [f"group:{n}"], holds_and_drops(n))
          for n in METHODS],
-        [KNN, L_BOUND],
+        [KNN, L_BOUND, L_BOUND_INIT],
         figures=[Figure("sweep", "knn_d.png", "kNN top-1 against the output dimension d (GEN Table 1)", {"measure": "knn", "logx": True, "xlabel": "d"})],
-        sweep="d", arms_by_scale=arms_by, scale_overrides={"paper": GEN_PAPER}, notes=NOTES, smoke_minutes=10)
+        sweep="d", arms_by_scale=arms_by, scale_overrides={"paper": GEN_PAPER}, notes=NOTES, smoke_minutes=3)
 
 
 def f3() -> Experiment:
@@ -93,8 +94,8 @@ def f3() -> Experiment:
     return Experiment(
         "gen-f3", "GEN", "Fig. 3, L_bound vs kNN", "negative correlation across d, least-squares line", arms_by["smoke"],
         [Claim(f"{n}: L_bound and kNN are negatively correlated across d > K", [f"group:{n}"], _corr_above_k(n)) for n in METHODS],
-        [KNN, L_BOUND, Column("l_cor", "L_cor", 3)], figures=figs,
-        sweep="d", arms_by_scale=arms_by, scale_overrides={"paper": GEN_PAPER}, notes=NOTES, smoke_minutes=10)
+        [KNN, L_BOUND, L_BOUND_INIT, Column("l_cor", "L_cor", 3)], figures=figs,
+        sweep="d", arms_by_scale=arms_by, scale_overrides={"paper": GEN_PAPER}, notes=NOTES, smoke_minutes=3)
 
 
 def trajectory_rule(label: str, burn_in: float = 0.25) -> callable:
@@ -135,7 +136,7 @@ def f4() -> Experiment:
                         {"x": "l_bound", "y": "knn", "burn_in": 0.25}),
                  Figure("curve", "lbound.png", "L_bound over training", {"measure": "l_bound"})],
         base={"eval": {"every_epochs": 1}}, arms_by_scale=arms_by, scale_overrides={"paper": with_(GEN_PAPER, {"eval": {"every_epochs": 10}}), "tiny": {"optim": {"epochs": 3}}},
-        notes=NOTES, smoke_minutes=4)
+        notes=NOTES, smoke_minutes=1)
 
 
 def f5() -> Experiment:
@@ -149,7 +150,7 @@ def f5() -> Experiment:
         figures=[Figure("heatmap", "lambda.png", "Λ = E[f fᵀ] of projector features on test images, first 32 dimensions: "
                         "random init and trained (GEN Fig. 5)", {"keys": ["random_init", "trained"]})],
         probe="correlation", scale_overrides={"paper": with_(GEN_PAPER, {"model": {"proj_out": 2048}})},
-        notes=NOTES, smoke_minutes=2)
+        notes=NOTES, smoke_minutes=1)
 
 
 def _close_to_identity(label: str) -> callable:

@@ -65,7 +65,7 @@ def f3() -> Experiment:
         [Claim("The trainable inverse predictor trains without collapse", ["Inverse predictor"], R.trains("Inverse predictor")),
          Claim("Its accuracy is a little below SimSiam's (below, by at most 10 points)", ["SimSiam", "Inverse predictor"],
                R.slightly_below("Inverse predictor", "SimSiam", "knn", 10.0))],
-        [COLLAPSE, STD, KNN], figures=[KNN_CURVE, STD_CURVE], notes=NOTES, smoke_minutes=3)
+        [COLLAPSE, STD, KNN], figures=[KNN_CURVE, STD_CURVE], notes=NOTES, smoke_minutes=1)
 
 
 def f4() -> Experiment:
@@ -131,7 +131,7 @@ def f5a() -> Experiment:
         [eta, COLLAPSE],
         figures=[Figure("eta_scan", "eta_scan.png", "cos(o_e − η·o, o) against η (ZHANG Fig. 5a), end of training", {}),
                  Figure("curve", "eta.png", "zero crossing η* over training", {"measure": "eta", "ylabel": "η*"})],
-        base={"diag": {"every_steps": 5}}, scale_overrides={"smoke": {"optim": {"epochs": 10}}}, notes=NOTES, smoke_minutes=2)
+        base={"diag": {"every_steps": 5}}, scale_overrides={"smoke": {"optim": {"epochs": 10}}}, notes=NOTES, smoke_minutes=1)
 
 
 SIMSIAM_EPOCHS, COLLAPSE_EPOCHS = 5, 1  # ZHANG Fig. 5b: SimSiam 5 epochs, collapsing loss 1 epoch, then de-correlation
@@ -205,7 +205,7 @@ def f5c() -> Experiment:
         [Column("cos_re_decor_mean", "cos(r_e, ∇decor)", 3), Column("cos_oe_decor_mean", "cos(o_e, ∇decor)", 3), KNN],
         figures=[Figure("sweep", "cos_re.png", "cos(r_e, −∇ de-correlation loss) against τ (ZHANG Fig. 5c)", {"measure": "cos_re_decor_mean", "logx": True, "xlabel": "τ", "ylabel": "cos(r_e, −∇L_decor)"}),
                  Figure("sweep", "cos_oe.png", "cos(o_e, −∇ de-correlation loss) against τ", {"measure": "cos_oe_decor_mean", "logx": True, "xlabel": "τ", "ylabel": "cos(o_e, −∇L_decor)"})],
-        sweep="τ", base={"diag": {"every_steps": 5}}, scale_overrides={"smoke": {"optim": {"epochs": 10}}}, notes=NOTES, smoke_minutes=5)
+        sweep="τ", base={"diag": {"every_steps": 5}}, scale_overrides={"smoke": {"optim": {"epochs": 10}}}, notes=NOTES, smoke_minutes=1)
 
 
 def below_peak(label: str, measure: str, frac: float) -> callable:
@@ -233,7 +233,7 @@ def f6() -> Experiment:
         [COV, Column("cov_max", "peak covariance", 4), M_R, KNN],
         figures=[Figure("curve", "cov.png", "covariance term (ZHANG A.6) over training (ZHANG Fig. 6)", {"measure": "cov", "logy": True, "ylabel": "covariance term (A.6)"}),
                  Figure("curve", "m_r.png", "m_r over training", {"measure": "m_r"}), KNN_CURVE],
-        notes=NOTES, smoke_minutes=4)
+        notes=NOTES, smoke_minutes=2)
 
 
 def falls_at_high(labels: list, measure: str, margin: float) -> callable:
@@ -263,7 +263,7 @@ def f7() -> Experiment:
         figures=[Figure("sweep", "entropy.png", "entropy of λ_i against τ (ZHANG Fig. 7a)", {"measure": "entropy_mean", "logx": True, "xlabel": "τ", "ylabel": "entropy of λ_i"}),
                  Figure("sweep", "knn_tau.png", "kNN top-1 against τ (ZHANG Fig. 7b)", {"measure": "knn", "logx": True, "xlabel": "τ", "ylabel": "kNN top-1 %"}),
                  Figure("sweep", "cov_tau.png", "covariance against τ (ZHANG Fig. 7c)", {"measure": "cov", "logx": True, "xlabel": "τ", "ylabel": "covariance term (A.6)"})],
-        sweep="τ", scale_overrides={"paper": {"optim": {"epochs": 200}}}, notes=NOTES, smoke_minutes=8)
+        sweep="τ", scale_overrides={"paper": {"optim": {"epochs": 200}}}, notes=NOTES, smoke_minutes=2)
 
 
 def t5() -> Experiment:
@@ -279,7 +279,7 @@ def t5() -> Experiment:
                Claim("FC+FC+Bias > Tanh(FC) > Bias", labels[1:], R.ordered(labels[1:], "knn"))]
     return Experiment("zhang-t5", "ZHANG", "Table 5, predictors", "MLP ≈ FC+FC+Bias > Tanh(FC) > Bias, none collapse", arms, claims,
                       [COLLAPSE, STD, KNN], figures=[Figure("bars", "knn.png", "kNN top-1 per predictor (ZHANG Table 5)", {"measure": "knn"}), STD_CURVE],
-                      notes=NOTES, smoke_minutes=5)
+                      notes=NOTES, smoke_minutes=2)
 
 
 def t6() -> Experiment:
@@ -292,7 +292,7 @@ def t6() -> Experiment:
          Claim("The MLP's last bias aligns with it too (cosine > 0.7)", [m], R.compare(m, "bias_center", ">", 0.7))],
         [Column("bias_center", "cos(bias, center)", 3), COLLAPSE, KNN],
         figures=[Figure("curve", "bias_center.png", "cosine between the predictor bias and the center vector over training", {"measure": "bias_center"})],
-        notes=NOTES, smoke_minutes=3)
+        notes=NOTES, smoke_minutes=1)
 
 
 def f9() -> Experiment:
@@ -301,7 +301,7 @@ def f9() -> Experiment:
         "zhang-f9", "ZHANG", "Fig. 9, BN + MSE", "no collapse, below SimSiam", arms,
         [Claim("BN + MSE (no predictor, no stop-gradient) does not collapse", ["BN + MSE"], R.trains("BN + MSE")),
          Claim("BN + MSE is below SimSiam", ["SimSiam", "BN + MSE"], R.greater("SimSiam", "BN + MSE", "knn"))],
-        [COLLAPSE, STD, KNN], figures=[KNN_CURVE, STD_CURVE], notes=NOTES, smoke_minutes=3)
+        [COLLAPSE, STD, KNN], figures=[KNN_CURVE, STD_CURVE], notes=NOTES, smoke_minutes=1)
 
 
 EXPERIMENTS = [t1, t2, f3, f4, t3, t4, f5a, f5b, f5c, f6, f7, t5, t6, f9]
