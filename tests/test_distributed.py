@@ -180,7 +180,7 @@ def worker_half(out_dir: str) -> None:
 def toy_sets(out_dir, name, epochs=2) -> list:
     """SimSiam on the blobs without augmentation noise (identity views), so that runs with different
     numbers of processes see the same inputs and must reach the same weights."""
-    return ["data.name=blobs", "data.augment=identity", "model.backbone=mlp", "model.width=32", "model.proj_hidden=32",
+    return ["method.name=simsiam", "data.name=blobs", "data.augment=identity", "model.backbone=mlp", "model.width=32", "model.proj_hidden=32",
             "model.proj_out=16", "model.pred_hidden=8", "optim.batch_size=64", f"optim.epochs={epochs}",
             "diag.every_steps=5", "eval.knn_k=20", "engine.progress=false", f"engine.out={out_dir}",
             f"engine.run_name={name}"]
