@@ -73,20 +73,24 @@ class SimSiamNoPredictor(Method):
         return symmetric_frame(out, "z")
 
 
-@register
-class SimSiamNoStopGrad(Method):
-    name = "simsiam_nosg"
-    description = "SimSiam without stop-gradient: predictor on both paths, gradient through the target; collapses (CENTER Fig. 4)."
-    reference = "Chen & He 2021 Table 1; CENTER §3.2, Fig. 4"
-    Params = SimSiamParams
+class PredictorOnEveryView(Method):
+    """Shared shape of SimSiam-like setups: one predictor (``method.predictor``) applied to every view's z."""
 
-    def __init__(self, encoder, params: SimSiamParams, model_cfg):
+    def __init__(self, encoder, params, model_cfg):
         super().__init__(encoder, params, model_cfg)
         self.predictor = make_predictor(params, model_cfg, encoder.out_dim)
 
     def forward(self, views, index=None) -> Forward:
         hs, zs = encode(self.encoder, views)
         return Forward(z=zs, p=[self.predictor(z) for z in zs], h=hs, index=index)
+
+
+@register
+class SimSiamNoStopGrad(PredictorOnEveryView):
+    name = "simsiam_nosg"
+    description = "SimSiam without stop-gradient: predictor on both paths, gradient through the target; collapses (CENTER Fig. 4)."
+    reference = "Chen & He 2021 Table 1; CENTER §3.2, Fig. 4"
+    Params = SimSiamParams
 
     def loss(self, out: Forward) -> LossOut:
         # ZHANG eq. 2 with sg removed: −½[P_a·Z_b + P_b·Z_a].

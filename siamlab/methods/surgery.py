@@ -16,7 +16,7 @@ from ..losses.surgery import KEEP, infonce_surgery_loss, surgery_target, target_
 from ..models import PREDICTORS
 from . import register
 from .base import Forward, GradFrame, LossOut, Method, require
-from .naive import encode, encoder_predictor_groups, make_predictor, symmetric_frame
+from .naive import PredictorOnEveryView, encode, encoder_predictor_groups, symmetric_frame
 
 _KEEP_HELP = "one of both, o_e, r_e, none (the parts of G_e kept)"
 
@@ -85,19 +85,11 @@ class TripletSurgery(Method):
 
 
 @register
-class SimSiamSurgery(Method):
+class SimSiamSurgery(PredictorOnEveryView):
     name = "simsiam_surgery"
     description = "SimSiam −P_a·sg(P_b + G_e), G_e = Z_b − P_b, with o_e / r_e removable (ZHANG §3.4, Table 4)."
     reference = "ZHANG §3.4, eq. 4, Table 4"
     Params = SimSiamSurgeryParams
-
-    def __init__(self, encoder, params: SimSiamSurgeryParams, model_cfg):
-        super().__init__(encoder, params, model_cfg)
-        self.predictor = make_predictor(params, model_cfg, encoder.out_dim)
-
-    def forward(self, views, index=None) -> Forward:
-        hs, zs = encode(self.encoder, views)
-        return Forward(z=zs, p=[self.predictor(z) for z in zs], h=hs, index=index)
 
     def loss(self, out: Forward) -> LossOut:
         (z1, z2), (p1, p2) = out.z, out.p
