@@ -28,8 +28,8 @@ WORLD = 2
 BATCH = 16  # global batch; 8 per rank
 DIM = 6  # input vectors
 STEPS = 2
-# every registered method except the triplets, whose random negative is drawn inside the local batch
-SKIP = {"triplet": "random negative drawn within each rank's batch", "triplet_surgery": "same as triplet"}
+# methods left out of the parity test, with the reason (none: the triplets draw their negative from the global batch)
+SKIP: dict = {}
 # small sizes so that every method fits a batch of 16 (queue / prototypes / whitening sub-batches)
 METHOD_SETS = {
     "moco": ["method.queue_size=32"], "swav": ["method.num_prototypes=10", "method.freeze_prototypes_steps=1"],
@@ -209,8 +209,8 @@ def test_contiguous_shards_rebuild_the_one_process_batch():
 
 def test_fast_path_options_run_on_cpu_and_the_step_never_reads_back(tmp_path):
     """bf16 autocast and channels_last train on the CPU too; a step's record holds tensors (loss, terms,
-    probe), not Python numbers, so the loop synchronizes only at log steps. (engine.compile also runs
-    on the CPU but compiles for ~a minute: checked by hand, not here.)"""
+    probe), not Python numbers, so the loop synchronizes only at log steps. (engine.compile:
+    tests/test_engine.py; no synchronization inside the step: tests/test_hostsync.py.)"""
     from siamlab import config
     from siamlab.engine.trainer import Trainer
 

@@ -28,8 +28,10 @@ Randomness: unseeded (the default), parameters come from torch's global RNGs, wh
 seeds with ``torch.manual_seed`` (and DataLoader seeds per worker). After ``manual_seed(s)`` the
 Augment draws from its own generators, so its output depends only on ``s`` and the calls made;
 ``state_dict()`` / ``load_state_dict()`` carry that state for an exact resume. Per-sample
-parameters are drawn on the CPU (a few numbers per image) and moved to the batch's device; pixel
-noise is drawn on the device.
+parameters and pixel noise are drawn on the batch's device, and no step reads a value back or selects
+rows by a mask (a blur applied with probability p is computed for the batch and kept where drawn), so
+making views never waits for a GPU (``tests/test_hostsync.py``); only the order of the four jitter
+operations, one draw per batch, is made on the CPU. The same seed gives different views on CPU and GPU.
 """
 from __future__ import annotations
 
@@ -117,9 +119,9 @@ class RandomSource:
             self.generators[str(device)] = torch.Generator(device=device).manual_seed(self.seed)
         return self.generators[str(device)]
 
-    def rand(self, *shape) -> torch.Tensor:
-        """Uniform [0, 1) numbers on the CPU (per-sample parameters)."""
-        return torch.rand(shape, generator=self.generator("cpu"))
+    def rand(self, *shape, device="cpu") -> torch.Tensor:
+        """Uniform [0, 1) numbers on ``device`` (per-sample parameters)."""
+        return torch.rand(shape, generator=self.generator(device), device=device)
 
     def randn_like(self, x: torch.Tensor) -> torch.Tensor:
         return torch.randn(x.shape, generator=self.generator(x.device), device=x.device, dtype=x.dtype)
@@ -133,32 +135,36 @@ class RandomSource:
             self.generator(device).set_state(s)
 
 
-def uniform(rng: RandomSource, n: int, lo: float, hi: float) -> torch.Tensor:
-    return lo + (hi - lo) * rng.rand(n)
+def uniform(rng: RandomSource, n: int, lo: float, hi: float, device="cpu") -> torch.Tensor:
+    return lo + (hi - lo) * rng.rand(n, device=device)
 
 
-def jitter_factors(rng: RandomSource, n: int, recipe: ImageRecipe) -> list:
+def chance(rng: RandomSource, n: int, p: float, device="cpu") -> torch.Tensor:
+    """Per-sample booleans, true with probability ``p``."""
+    return rng.rand(n, device=device) < p
+
+
+def jitter_factors(rng: RandomSource, n: int, recipe: ImageRecipe, device="cpu") -> list:
     """Per-sample (brightness, contrast, saturation, hue) factors; the neutral value where the
     jitter is not applied (probability 1 − jitter_p) or its strength is 0."""
-    applied = rng.rand(n) < recipe.jitter_p
+    applied = chance(rng, n, recipe.jitter_p, device)
     out = []
     for j, strength in enumerate(recipe.jitter):
         lo, hi, neutral = (-strength, strength, 0.0) if j == 3 else (max(0.0, 1 - strength), 1 + strength, 1.0)
-        out.append(torch.where(applied, uniform(rng, n, lo, hi), torch.full((n,), neutral)))
+        out.append(torch.where(applied, uniform(rng, n, lo, hi, device), neutral))
     return out
 
 
-def color_jitter(x: torch.Tensor, factors: list, order: torch.Tensor) -> torch.Tensor:
-    """Apply brightness, contrast, saturation and hue (per-sample factors) in ``order``."""
+def color_jitter(x: torch.Tensor, factors: list, order: list) -> torch.Tensor:
+    """Apply brightness (0), contrast (1), saturation (2) and hue (3) in ``order``, a list of the ones
+    to apply, with per-sample factors on x's device; hue keeps the exact input where its shift is 0."""
     adjust = (ops.adjust_brightness, ops.adjust_contrast, ops.adjust_saturation)
-    for j in order.tolist():
-        f = factors[j].to(x.device)
+    for j in order:
+        f = factors[j]
         if j < 3:
             x = adjust[j](x, f)
-            continue
-        rows = (factors[j] != 0).nonzero().squeeze(1).to(x.device)  # found on the CPU: no device sync
-        if len(rows) and x.shape[1] == 3:
-            x = x.index_copy(0, rows, ops.adjust_hue(x[rows], f[rows]))
+        elif x.shape[1] == 3:
+            x = torch.where(ops.per_sample(f != 0), ops.adjust_hue(x, f), x)
     return x
 
 
@@ -166,25 +172,21 @@ def augment_images(x: torch.Tensor, recipe: ImageRecipe, size: int, rng: RandomS
     """One random view of a batch ``x`` (float, [0, 1]) as float [0, 1] images of side ``size``."""
     n, c, h, w = x.shape
     dev = x.device
-    boxes = ops.crop_boxes(rng.rand(n, CROP_TRIES + 1, 2), h, w, recipe.crop_scale, recipe.crop_ratio)
-    flip = rng.rand(n) < recipe.flip_p
-    out = ops.resized_crop(x, ops.crop_flip_theta(boxes, flip, h, w).to(dev), size, recipe.interpolation)
+    boxes = ops.crop_boxes(rng.rand(n, CROP_TRIES + 1, 2, device=dev), h, w, recipe.crop_scale, recipe.crop_ratio)
+    flip = chance(rng, n, recipe.flip_p, dev)
+    out = ops.resized_crop(x, ops.crop_flip_theta(boxes, flip, h, w), size, recipe.interpolation)
     if recipe.jitter_p > 0 and any(recipe.jitter):
-        factors = jitter_factors(rng, n, recipe)
-        out = color_jitter(out, factors, torch.argsort(rng.rand(4)))
+        factors = jitter_factors(rng, n, recipe, dev)
+        order = [j for j in torch.argsort(rng.rand(4)).tolist() if recipe.jitter[j] > 0]  # CPU: no device sync
+        out = color_jitter(out, factors, order)
     if recipe.gray_p > 0 and c == 3:
-        to_gray = (rng.rand(n) < recipe.gray_p).to(dev)
-        out = torch.where(ops.per_sample(to_gray), ops.to_grayscale(out), out)
+        out = torch.where(ops.per_sample(chance(rng, n, recipe.gray_p, dev)), ops.to_grayscale(out), out)
     if recipe.blur_p > 0:
-        blurred = rng.rand(n) < recipe.blur_p
-        sigma = uniform(rng, n, *recipe.blur_sigma)
-        rows = blurred.nonzero().squeeze(1).to(dev)
-        if len(rows):
-            k = ops.blur_kernel_size(size)
-            out = out.index_copy(0, rows, ops.gaussian_blur(out[rows], sigma.to(dev)[rows], k).clamp_(0, 1))
+        blurred, sigma = chance(rng, n, recipe.blur_p, dev), uniform(rng, n, *recipe.blur_sigma, dev)
+        soft = ops.gaussian_blur(out, sigma, ops.blur_kernel_size(size)).clamp_(0, 1)
+        out = soft if recipe.blur_p >= 1 else torch.where(ops.per_sample(blurred), soft, out)
     if recipe.solarize_p > 0:
-        sol = (rng.rand(n) < recipe.solarize_p).to(dev)
-        out = torch.where(ops.per_sample(sol), ops.solarize(out), out)
+        out = torch.where(ops.per_sample(chance(rng, n, recipe.solarize_p, dev)), ops.solarize(out), out)
     return out
 
 
@@ -200,6 +202,18 @@ class ClassPartners:
         self.position = torch.empty_like(self.order)
         self.position[self.order] = torch.arange(len(y))
         self.y = y
+
+    def on(self, device) -> "ClassPartners":
+        """The same tables on ``device`` (made once per device)."""
+        if self.order.device == torch.device(device):
+            return self
+        cache = self.__dict__.setdefault("_copies", {})
+        if str(device) not in cache:
+            copy = object.__new__(ClassPartners)
+            copy.order, copy.start, copy.count, copy.position, copy.y = (
+                t.to(device) for t in (self.order, self.start, self.count, self.position, self.y))
+            cache[str(device)] = copy
+        return cache[str(device)]
 
     def draw(self, index: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """Partner indices for ``index`` from uniforms ``u`` (same shape); never the sample itself."""
@@ -219,7 +233,7 @@ class Augment:
         self.mean, self.std, self.noise_std = tuple(mean), tuple(std), float(noise_std)
         self.pool = pool  # the dataset ``index`` refers to (toy preset)
         self.partners = ClassPartners(pool.y) if preset.mode == "toy" else None
-        self._pool_on: dict = {}
+        self._on_device: dict = {}
         self.rng = RandomSource(seed)
 
     @property
@@ -243,7 +257,7 @@ class Augment:
         """Un-augmented input: vectors as float32; images in [0, 1], resized to the output side, normalized."""
         if self.kind == "vector":
             return x.float()
-        return ops.normalize(ops.resize(to_unit(x), self.out_shape[-1]), self.mean, self.std)
+        return ops.normalize(ops.resize(to_unit(x), self.out_shape[-1]), *self.stats_on(x.device))
 
     @torch.no_grad()
     def views(self, x: torch.Tensor, index: Optional[torch.Tensor] = None, n: int = 2) -> list:
@@ -252,8 +266,9 @@ class Augment:
         if mode == "augment":
             unit = to_unit(x)
             recipes = self.preset.recipes
-            return [ops.normalize(augment_images(unit, recipes[i % len(recipes)], self.out_shape[-1], self.rng),
-                                  self.mean, self.std) for i in range(n)]
+            stats = self.stats_on(x.device)
+            return [ops.normalize(augment_images(unit, recipes[i % len(recipes)], self.out_shape[-1], self.rng), *stats)
+                    for i in range(n)]
         if mode == "toy":
             return self.toy_views(x, index, n)
         base = self.clean(x)
@@ -264,21 +279,28 @@ class Augment:
     def toy_views(self, x: torch.Tensor, index: Optional[torch.Tensor], n: int) -> list:
         if index is None:
             raise DataError("the toy augmentation needs the dataset indices of the batch; pass index to views().")
-        index = index.cpu().long()
-        pool_x = self.pool_on(x.device)
+        index = index.to(x.device).long()
+        pool_x, partners = self.pool_on(x.device), self.partners.on(x.device)
         out = [x.to(torch.float32, copy=True)]
         for _ in range(n - 1):
-            partner = self.partners.draw(index, self.rng.rand(len(index)))
-            out.append(pool_x[partner.to(x.device)])
+            out.append(pool_x[partners.draw(index, self.rng.rand(len(index), device=x.device))])
         if self.noise_std > 0:
             out = [v + self.noise_std * self.rng.randn_like(v) for v in out]
         return out
 
     def pool_on(self, device) -> torch.Tensor:
         key = str(device)
-        if key not in self._pool_on:
-            self._pool_on[key] = self.pool.x.to(device).float()
-        return self._pool_on[key]
+        if key not in self._on_device:
+            self._on_device[key] = self.pool.x.to(device).float()
+        return self._on_device[key]
+
+    def stats_on(self, device) -> tuple:
+        """The normalization mean and std as ``[1, C, 1, 1]`` float32 tensors on ``device`` (made once)."""
+        key = ("stats", str(device))
+        if key not in self._on_device:
+            like = torch.empty(0, device=device)
+            self._on_device[key] = (ops.channel_constants(self.mean, like), ops.channel_constants(self.std, like))
+        return self._on_device[key]
 
 
 def to_unit(x: torch.Tensor) -> torch.Tensor:

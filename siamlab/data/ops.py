@@ -74,8 +74,8 @@ def gray(x: torch.Tensor) -> torch.Tensor:
     """Luma ``[B, 1, H, W]`` (the image itself when it has one channel)."""
     if x.shape[1] == 1:
         return x
-    w = torch.tensor(LUMA, dtype=x.dtype, device=x.device).reshape(1, 3, 1, 1)
-    return (x * w).sum(dim=1, keepdim=True)
+    r, g, b = x.split(1, dim=1)
+    return LUMA[0] * r + LUMA[1] * g + LUMA[2] * b  # Python weights: no host-to-device copy
 
 
 def adjust_brightness(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
@@ -118,8 +118,8 @@ def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
     """Inverse of :func:`rgb_to_hsv` via the piecewise-linear channel formula
     c(n) = v − v·s·clamp(min(k, 4 − k), 0, 1) with k = (n + 6h) mod 6, n = 5, 3, 1 for r, g, b."""
     h, s, v = hsv.unbind(1)
-    n = torch.tensor([5.0, 3.0, 1.0], dtype=hsv.dtype, device=hsv.device).reshape(1, 3, 1, 1)
-    k = (n + 6 * h.unsqueeze(1)) % 6
+    six_h = 6 * h.unsqueeze(1)
+    k = torch.cat([(n + six_h) % 6 for n in (5.0, 3.0, 1.0)], dim=1)  # n as Python numbers: no host copy
     ramp = torch.minimum(k, 4 - k).clamp(0, 1)
     return v.unsqueeze(1) - (v * s).unsqueeze(1) * ramp
 
@@ -171,7 +171,13 @@ def solarize(x: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
     return torch.where(x >= threshold, 1.0 - x, x)
 
 
-def normalize(x: torch.Tensor, mean: tuple, std: tuple) -> torch.Tensor:
-    m = torch.tensor(mean, dtype=x.dtype, device=x.device).reshape(1, -1, 1, 1)
-    s = torch.tensor(std, dtype=x.dtype, device=x.device).reshape(1, -1, 1, 1)
+def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
+    """(x − mean) / std per channel; ``mean`` / ``std`` are sequences or tensors of one value per channel
+    (a sequence is copied to x's device on every call: pass :func:`channel_constants` in a loop)."""
+    m, s = channel_constants(mean, x), channel_constants(std, x)
     return (x - m) / s
+
+
+def channel_constants(values, like: torch.Tensor) -> torch.Tensor:
+    """``values`` (one per channel) as a ``[1, C, 1, 1]`` tensor with the dtype and device of ``like``."""
+    return torch.as_tensor(values, dtype=like.dtype, device=like.device).reshape(1, -1, 1, 1)

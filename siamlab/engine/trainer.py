@@ -11,11 +11,12 @@ gather what they need, batch norm is global (``model.sync_bn``) and DDP averages
 processes compute what one process would. Rank 0 logs and writes checkpoints; a failing rank stops the
 others (:class:`~siamlab.engine.dist.PeerFailure`) and the summary says ``failed``.
 
-GPU fast path: the uint8 training set stays on the device when it fits, views are made there on a
-side stream (so the few host-to-device copies of augmentation parameters never wait for the training
-step), bf16 autocast / channels_last / torch.compile are options, and the step never synchronizes with
-the host: loss, probe and terms stay tensors until a log step (every ``LOG_EVERY`` steps), where they
-are averaged over ranks and read back at once, and where NaN and stop requests are checked.
+GPU fast path: the uint8 training set stays on the device when it fits, views are made there (random
+parameters drawn on the device) on a side stream that overlaps the previous step's tail, bf16 autocast /
+channels_last / torch.compile are options, and the step never synchronizes with the host (checked for
+every method by ``tests/test_hostsync.py``): loss, probe and terms stay tensors until a log step (every
+``LOG_EVERY`` steps), where they are averaged over ranks and read back at once, and where NaN and stop
+requests are checked.
 """
 from __future__ import annotations
 
@@ -380,7 +381,9 @@ class Trainer:
 
     # --- evaluation -----------------------------------------------------------------------------
     def evaluate(self, method=None) -> dict:
-        """kNN / NCM / bound on clean features; every rank computes it, rank 0's result is used by all."""
+        """kNN / NCM / bound on clean features. Under torchrun the feature extraction is split over the
+        ranks (each embeds 1/world of each split, SPEC §6); every rank then computes the metrics on the
+        gathered features and rank 0's numbers are used by all (bit-identical best-checkpoint choices)."""
         from ..eval.evaluate import evaluate
 
         m = method if method is not None else self.method
@@ -417,7 +420,7 @@ class Trainer:
         return rows.to(self.device)
 
     def _make_views(self, idx: torch.Tensor, idx_dev: torch.Tensor) -> list:
-        views = self.augment.views(self._rows(self.x_train, idx, idx_dev), idx, self.views)
+        views = self.augment.views(self._rows(self.x_train, idx, idx_dev), idx_dev, self.views)
         if self.cfg.engine.channels_last and views[0].ndim == 4:
             views = [v.contiguous(memory_format=torch.channels_last) for v in views]
         return views

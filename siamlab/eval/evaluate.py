@@ -1,11 +1,12 @@
 """One call that evaluates a method's clean features (SPEC §3): weighted kNN, GEN's NCM and its bound.
 
 The engine calls it on the trained method and on a randomly initialized copy (the random-init row
-every results table shows).
+every results table shows). Under torchrun (SPEC §6) it is collective: the feature extraction is split
+over the ranks (:func:`~siamlab.eval.features.extract_all_features`).
 """
 from __future__ import annotations
 
-from .features import extract_features, module_device
+from .features import extract_all_features, module_device
 from .knn import knn_accuracy
 from .ncm import gen_bound, ncm_accuracy
 
@@ -21,10 +22,17 @@ def evaluate(method, train_ds, test_ds, augment, eval_cfg, batch_size: int = 512
     The bound quantities are measured on the test split, the one whose error they bound.
     ``on_features(test_features)`` (optional) receives the clean test features, so callers can
     compute further metrics without extracting them twice.
+
+    Under torch.distributed every rank must call it: each embeds 1/world of each split, and all end with
+    the full feature matrices (those of one process, in dataset order). The metrics are then computed on
+    every rank: they are cheap next to the extraction (one similarity matrix, class means), need no
+    further communication, and every rank raises the same error on bad input instead of leaving the
+    others waiting on a broadcast. Callers that need bit-identical numbers on every rank (GPU kernels
+    need not be) broadcast rank 0's, as the trainer does.
     """
     device = module_device(method)
-    train = extract_features(method, train_ds, augment, batch_size, device)
-    test = extract_features(method, test_ds, augment, batch_size, device)
+    train = extract_all_features(method, train_ds, augment, batch_size, device)
+    test = extract_all_features(method, test_ds, augment, batch_size, device)
     if on_features is not None:
         on_features(test)
     k = train_ds.num_classes

@@ -1,4 +1,9 @@
-"""Clean (un-augmented) features of a whole dataset, for kNN, probes and NCM (SPEC §3)."""
+"""Clean (un-augmented) features of a whole dataset, for kNN, probes and NCM (SPEC §3).
+
+Under torchrun (SPEC §6) :func:`extract_all_features` splits the work: each rank embeds one contiguous
+part of the dataset (:func:`shard_span`) and the parts are gathered, so every rank ends with the
+features of the whole dataset, in dataset order, for 1/world of the forward passes.
+"""
 from __future__ import annotations
 
 from typing import Optional
@@ -6,6 +11,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from ..engine import dist
 from ..errors import ConfigError, DataError
 
 
@@ -22,13 +28,22 @@ def _restore_modes(modes: dict) -> None:
         m.training = training
 
 
+def shard_span(n: int, rank: int = 0, world: int = 1) -> tuple:
+    """Rows [start, stop) of part ``rank`` of ``world`` contiguous parts of ``n`` rows, in order; the sizes
+    differ by at most one (the first ``n % world`` parts have one row more)."""
+    q, r = divmod(n, world)
+    start = rank * q + min(rank, r)
+    return start, start + q + (rank < r)
+
+
 @torch.no_grad()
 def extract_features(method, dataset, augment, batch_size: int = 512,
-                     device: Optional[torch.device] = None) -> dict:
+                     device: Optional[torch.device] = None, rank: int = 0, world: int = 1) -> dict:
     """Run ``method.embed(augment.clean(x))`` over ``dataset.x`` in eval mode and without gradients.
 
     Returns every named feature of ``embed`` (``backbone``, ``projector``, ...) as a float32 CPU
-    tensor ``[N, D]`` in dataset order. The train/eval flag of every submodule is restored
+    tensor ``[N, D]`` in dataset order; with ``world`` > 1 only the rows :func:`shard_span` gives part
+    ``rank`` (empty dict for an empty part). The train/eval flag of every submodule is restored
     afterwards, so a submodule kept in eval mode on purpose (an EMA teacher) stays so.
     """
     n = int(dataset.x.shape[0])
@@ -37,14 +52,39 @@ def extract_features(method, dataset, augment, batch_size: int = 512,
     if batch_size < 1:
         raise ConfigError(f"batch_size={batch_size!r} is not valid for feature extraction: expected an integer >= 1.")
     device = device or module_device(method)
+    start, stop = shard_span(n, rank, world)
     modes = {m: m.training for m in method.modules()}
     method.eval()
     chunks: dict = {}
     try:
-        for i in range(0, n, batch_size):
-            x = dataset.x[i:i + batch_size].to(device, non_blocking=True)
+        for i in range(start, stop, batch_size):
+            x = dataset.x[i:min(i + batch_size, stop)].to(device, non_blocking=True)
             for name, feat in method.embed(augment.clean(x)).items():
                 chunks.setdefault(name, []).append(feat.detach().flatten(1).float().cpu())
     finally:
         _restore_modes(modes)
     return {name: torch.cat(parts) for name, parts in chunks.items()}
+
+
+def extract_all_features(method, dataset, augment, batch_size: int = 512,
+                         device: Optional[torch.device] = None) -> dict:
+    """:func:`extract_features` of the whole dataset, with the work split over ranks under torch.distributed.
+
+    Collective there (every rank must call it): rank r embeds its :func:`shard_span` part, the parts are
+    padded to the longest, all-gathered as one tensor on ``device`` (the method's: CUDA under NCCL, CPU
+    under gloo) and trimmed, so every rank returns the one-process result. A dataset with fewer samples
+    than ranks is embedded whole on every rank.
+    """
+    device = device or module_device(method)
+    n, world = int(dataset.x.shape[0]), dist.world_size()
+    if world == 1 or n < world:
+        return extract_features(method, dataset, augment, batch_size, device)
+    local = extract_features(method, dataset, augment, batch_size, device, dist.rank(), world)
+    spans = [shard_span(n, r, world) for r in range(world)]
+    longest = spans[0][1] - spans[0][0]
+    names, widths = list(local), [f.shape[1] for f in local.values()]
+    flat = torch.cat(list(local.values()), 1).to(device)
+    flat = torch.cat([flat, flat.new_zeros(longest - flat.shape[0], flat.shape[1])])
+    every = dist.gather_nograd(flat).cpu()
+    rows = torch.cat([every[r * longest:r * longest + b - a] for r, (a, b) in enumerate(spans)])
+    return {name: f.contiguous() for name, f in zip(names, rows.split(widths, 1))}

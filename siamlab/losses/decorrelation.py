@@ -7,10 +7,12 @@ from .functional import gather, l2n
 
 
 def off_diagonal(m: torch.Tensor) -> torch.Tensor:
-    """The off-diagonal entries of the square matrix ``m`` as a flat vector (ZHANG Alg. 6's ``cov[~diag]``)."""
+    """The off-diagonal entries of the square matrix ``m`` as a flat vector, row by row (ZHANG Alg. 6's
+    ``cov[~diag]``). Without a boolean mask, whose indexing would wait for the GPU: in the flattened
+    matrix the diagonal entries sit every d + 1 places, so dropping the last entry and viewing the rest
+    as (d − 1) rows of d + 1 puts one diagonal entry at the start of every row."""
     d = m.shape[0]
-    mask = ~torch.eye(d, dtype=torch.bool, device=m.device)
-    return m[mask]
+    return m.flatten()[:-1].view(d - 1, d + 1)[:, 1:].flatten()
 
 
 def covariance_penalty(x: torch.Tensor) -> torch.Tensor:

@@ -28,8 +28,7 @@ def _nt_xent_logits(z1: torch.Tensor, z2: torch.Tensor, tau: float):
     self_idx = torch.cat([local, local + big])
     pos_idx = torch.cat([local + big, local])
     logits = anchors @ keys.T / tau
-    is_self = torch.zeros_like(logits, dtype=torch.bool)
-    is_self[torch.arange(2 * n, device=z1.device), self_idx] = True
+    is_self = self_idx[:, None] == torch.arange(logits.shape[1], device=z1.device)
     return logits.masked_fill(is_self, float("-inf")), pos_idx
 
 

@@ -75,8 +75,8 @@ def infonce_weights(anchor_n: torch.Tensor, cands_n: torch.Tensor, tau: float, o
     at row ``offset + k`` of C (ZHANG A.7: λ_i, with the positive Z_0 = Z_b among the candidates)."""
     logits = anchor_n @ cands_n.T / tau
     rows = torch.arange(anchor_n.shape[0], device=anchor_n.device)
-    logits[rows, rows + offset] = float("-inf")
-    return torch.softmax(logits, dim=1)
+    is_self = (rows + offset)[:, None] == torch.arange(cands_n.shape[0], device=anchor_n.device)
+    return torch.softmax(logits.masked_fill(is_self, float("-inf")), dim=1)
 
 
 def infonce_target(anchors: torch.Tensor, positives: torch.Tensor, cands: torch.Tensor, self_offset: int,

@@ -67,11 +67,12 @@ def wmse_loss(zs: list, w_size: int = 0, w_iter: int = 1, eps: float = 0.0, kind
     zs = [gather(z) for z in zs]
     n, dim = zs[0].shape
     size = check_sub_batch(n, w_size, dim, eps)
-    gen = torch.Generator().manual_seed(int(seed))
+    device = zs[0].device
+    gen = torch.Generator(device=device).manual_seed(int(seed))  # drawn where it is used: no host copy
     pairs = list(itertools.combinations(range(len(zs)), 2))
     total = 0.0
     for _ in range(w_iter):
-        for idx in torch.randperm(n, generator=gen).to(zs[0].device).view(-1, size):
+        for idx in torch.randperm(n, generator=gen, device=device).view(-1, size):
             white = [whiten(z[idx], eps, kind) for z in zs]
             chunk = sum(_pair_distance(white[i], white[j], normalize) for i, j in pairs)
             total = total + chunk * (size / n)

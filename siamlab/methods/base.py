@@ -66,6 +66,42 @@ class GradFrame:
     scale: float = 1.0
 
 
+class StepCounter(nn.Module):
+    """A count kept twice: as a Python int, read every step without waiting for the device, and as a
+    buffer, so that checkpoints carry it (loading a checkpoint refreshes the int from the buffer).
+
+    ``int(counter)`` reads it; ``counter.add(k)`` advances both. Use it for anything a step branches
+    on (MoCo's queue pointer, how many steps SwAV's prototypes stay frozen, DirectPred's update count):
+    ``int(buffer)`` would be a host synchronization on a GPU (siamlab.engine.hostsync).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("value", torch.zeros((), dtype=torch.long))
+        self.n = 0
+
+    def __int__(self) -> int:
+        return self.n
+
+    __index__ = __int__
+
+    def add(self, k: int = 1) -> int:
+        self.n += int(k)
+        self.value.fill_(self.n)
+        return self.n
+
+    def set(self, n: int) -> None:
+        self.n = int(n)
+        self.value.fill_(self.n)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self.n = int(self.value)  # once per load, not per step
+
+    def extra_repr(self) -> str:
+        return str(self.n)
+
+
 class Method(nn.Module):
     """Base class. Subclasses set ``name``, ``description``, ``reference`` and ``Params``."""
 

@@ -46,7 +46,7 @@ class BYOL(EMAMethod):
 
     def loss(self, out: Forward) -> LossOut:
         (p1, p2), (t1, t2) = out.p, out.targets
-        return LossOut(byol_loss(p1, p2, t1, t2), {"momentum": torch.tensor(out.extra["momentum"])})
+        return LossOut(byol_loss(p1, p2, t1, t2), {"momentum": float(out.extra["momentum"])})
 
     def gradient_frame(self, out: Forward) -> GradFrame:
         # −∂L/∂P_a = 2 T_b / M = (2/M)[P_b + (T_b − P_b)]: basic P_b as in SimSiam (ZHANG eq. 4).

@@ -98,7 +98,7 @@ class DINO(EMAMethod):
         student = [self.head(z) for z in out.z]
         loss = dino_loss(student, out.targets, out.extra["center"], self.params.student_temp,
                          out.extra["teacher_temp"])
-        terms = {"center_norm": out.extra["center"].norm(), "momentum": torch.tensor(out.extra["momentum"])}
+        terms = {"center_norm": out.extra["center"].norm(), "momentum": float(out.extra["momentum"])}
         return LossOut(loss, terms)
 
     @torch.no_grad()

@@ -16,7 +16,7 @@ from ..engine.dist import all_reduce_mean
 from ..losses.byol import byol_loss
 from ..models import build_predictor
 from . import register
-from .base import Forward, GradFrame, LossOut, require
+from .base import Forward, GradFrame, LossOut, StepCounter, require
 from .ema import EMAMethod
 
 
@@ -68,7 +68,7 @@ class DirectPred(EMAMethod):
             self.weight.copy_(torch.eye(d))
         self._init_target()
         self.register_buffer("corr", torch.zeros(d, d))
-        self.register_buffer("corr_updates", torch.zeros((), dtype=torch.long))
+        self.corr_updates = StepCounter()
         self._pending: Optional[torch.Tensor] = None
 
     @property
@@ -94,9 +94,9 @@ class DirectPred(EMAMethod):
         super().after_step(step, total_steps)
         if self._pending is None:
             return
-        rho = self.params.rho if self.corr_updates > 0 else 0.0  # the first estimate is E_B[zzᵀ] itself
+        rho = self.params.rho if int(self.corr_updates) > 0 else 0.0  # the first estimate is E_B[zzᵀ] itself
         self.corr.mul_(rho).add_(self._pending, alpha=1.0 - rho)
-        self.corr_updates += 1
+        self.corr_updates.add()
         self._pending = None
         if int(self.corr_updates) % self.params.freq == 0:
             self.weight.copy_(directpred_weight(self.corr, self.params.eps))

@@ -86,8 +86,13 @@ class ExplicitEOA(Method):
             raise ConfigError("method.mode='moving_average' needs the dataset index of every sample; use method.mode=same_batch or pass index to forward.")
         if n == 0:
             raise ConfigError("method eoa with mode='moving_average' has no target memory; call bind_dataset(num_samples) before training.")
-        if int(index.min()) < 0 or int(index.max()) >= n:
-            raise DataError(f"sample index {int(index.max())} is outside the eoa memory of {n} rows; bind_dataset with the training-set size.")
+        # Checked on the device: reading the indices back would stall a GPU every step. On the CPU the
+        # assertion fails at once (DataError); on a GPU it stops the run at the next synchronization.
+        try:
+            torch._assert_async(((index >= 0) & (index < n)).all(),
+                                f"a sample index is outside the eoa memory of {n} rows; bind_dataset with the training-set size.")
+        except RuntimeError as err:
+            raise DataError(str(err)) from None
 
     def loss(self, out: Forward) -> LossOut:
         if self.params.mode == "moving_average":
@@ -110,7 +115,7 @@ class ExplicitEOA(Method):
         self._pending = None
         index, rows = gather_nograd(index), gather_nograd(rows)
         self.memory[index] = rows.to(self.memory.dtype)
-        self.seen[index] = True
+        self.seen.index_fill_(0, index, True)
 
 
 def same_batch_loss(zs: list, grad_through_mean: bool = False) -> torch.Tensor:

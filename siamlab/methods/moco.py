@@ -15,7 +15,7 @@ from ..engine.dist import gather_nograd
 from ..losses.functional import l2n
 from ..losses.moco import moco_loss
 from . import register
-from .base import Forward, GradFrame, LossOut, require
+from .base import Forward, GradFrame, LossOut, StepCounter, require
 from .ema import EMAMethod
 
 
@@ -55,7 +55,7 @@ class MoCo(EMAMethod):
         super().__init__(encoder, params, model_cfg)
         self._init_target()
         self.register_buffer("queue", l2n(torch.randn(params.queue_size, encoder.out_dim)))
-        self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+        self.queue_ptr = StepCounter()
         self._pending: Optional[torch.Tensor] = None
 
     def forward(self, views, index=None) -> Forward:
@@ -76,7 +76,7 @@ class MoCo(EMAMethod):
     def after_step(self, step: int, total_steps: int) -> None:
         super().after_step(step, total_steps)
         if self._pending is not None:
-            self.queue_ptr.fill_(enqueue_(self.queue, int(self.queue_ptr), self._pending))
+            self.queue_ptr.set(enqueue_(self.queue, int(self.queue_ptr), self._pending))
             self._pending = None
 
     def gradient_frame(self, out: Forward) -> GradFrame:

@@ -51,11 +51,11 @@ class PhasedMethod(Method):
     # --- the method interface, delegated -----------------------------------------------------
     def forward(self, views, index=None) -> Forward:
         out = self.phases[self.active](views, index)
-        out.extra["phase"] = torch.tensor(self.active)
+        out.extra["phase"] = self.active
         return out
 
     def _with_phase(self, lo: LossOut, out: Forward) -> LossOut:
-        phase = torch.tensor(float(out.extra.get("phase", self.active)))
+        phase = float(out.extra.get("phase", self.active))
         return LossOut(lo.loss, {**lo.terms, "phase": phase})
 
     def loss(self, out: Forward) -> LossOut:

@@ -13,10 +13,12 @@ import torch
 
 from ..losses.functional import l2n
 from ..losses.surgery import KEEP, infonce_surgery_loss, surgery_target, target_loss
+from ..engine import dist
 from ..models import PREDICTORS
 from . import register
 from .base import Forward, GradFrame, LossOut, Method, require
 from .naive import PredictorOnEveryView, encode, encoder_predictor_groups, symmetric_frame
+from .triplet import GlobalNegatives, random_negatives
 
 _KEEP_HELP = "one of both, o_e, r_e, none (the parts of G_e kept)"
 
@@ -50,9 +52,7 @@ class InfoNCESurgeryParams(KeepParams):
 
 def random_other(m: int, device) -> torch.Tensor:
     """For each i in [0, m) a uniformly random j ≠ i: the random negative of ZHANG §3.3."""
-    if m < 2:
-        raise ValueError("a random negative needs a batch of at least 2 samples")
-    return (torch.arange(m, device=device) + torch.randint(1, m, (m,), device=device)) % m
+    return random_negatives(m, device)
 
 
 def unit(x: torch.Tensor) -> torch.Tensor:
@@ -67,17 +67,21 @@ class TripletSurgery(Method):
     reference = "ZHANG §3.3, Table 3"
     Params = KeepParams
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.negatives = GlobalNegatives()  # ZHANG §3.3's random negative, from the global batch
+
     def forward(self, views, index=None) -> Forward:
         hs, zs = encode(self.encoder, views)
-        neg = random_other(zs[0].shape[0], zs[0].device)
+        neg = self.negatives(zs[0].shape[0], zs[0].device)  # global-batch rows
         return Forward(z=zs, h=hs, index=index, extra={"neg_index": neg})
 
     def loss(self, out: Forward) -> LossOut:
         z1, z2 = out.z[0], out.z[1]
         neg = out.extra["neg_index"]
         n1, n2 = unit(z1), unit(z2)
-        t1 = surgery_target(n2 - n2[neg], n2, self.params.keep)  # B = Z_b, G_e = −Z_n
-        t2 = surgery_target(n1 - n1[neg], n1, self.params.keep)
+        t1 = surgery_target(n2 - dist.gather_nograd(n2)[neg], n2, self.params.keep)  # B = Z_b, G_e = −Z_n
+        t2 = surgery_target(n1 - dist.gather_nograd(n1)[neg], n1, self.params.keep)
         return LossOut(0.5 * (target_loss(z1, t1) + target_loss(z2, t2)))
 
     def gradient_frame(self, out: Forward) -> GradFrame:

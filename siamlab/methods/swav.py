@@ -9,7 +9,7 @@ from torch import nn
 from ..losses.swav import swav_loss
 from ..models.heads import unit_rows
 from . import register
-from .base import Forward, LossOut, Method, require
+from .base import Forward, LossOut, Method, StepCounter, require
 
 
 @dataclass
@@ -61,7 +61,7 @@ class SwAV(Method):
             self.register_buffer("prototypes", init)
         else:
             self.prototypes = nn.Parameter(init)
-        self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
+        self.steps_done = StepCounter()
 
     def prototypes_frozen(self) -> bool:
         return self.params.prototypes == "learnable" and int(self.steps_done) < self.params.freeze_prototypes_steps
@@ -84,7 +84,7 @@ class SwAV(Method):
         super().after_step(step, total_steps)
         if isinstance(self.prototypes, nn.Parameter):
             self.prototypes.copy_(unit_rows(self.prototypes))
-        self.steps_done += 1
+        self.steps_done.add()
 
     def param_groups(self):
         groups = [{"params": list(self.encoder.parameters()), "name": "encoder"}]

@@ -19,7 +19,7 @@ from torch.func import functional_call
 from ..losses.cosine import negative_cosine
 from ..models import PREDICTORS
 from . import register
-from .base import Forward, GradFrame, LossOut, Method, require
+from .base import Forward, GradFrame, LossOut, Method, StepCounter, require
 from .naive import encode, encoder_predictor_groups, make_predictor, symmetric_frame
 
 VARIANTS = ("alg3", "alg4", "alternating")
@@ -62,7 +62,7 @@ class SymmetricPredictor(Method):
     def __init__(self, encoder, params: SymPredParams, model_cfg):
         super().__init__(encoder, params, model_cfg)
         self.predictor = make_predictor(params, model_cfg, encoder.out_dim)
-        self.register_buffer("updates", torch.zeros((), dtype=torch.long))  # optimizer steps taken
+        self.updates = StepCounter()  # optimizer steps taken
         self.unused_parameters = params.variant == "alternating"  # DDP: each step leaves one part without gradient
 
     def _predictor_turn(self) -> bool:
@@ -78,7 +78,7 @@ class SymmetricPredictor(Method):
         if v != "alg3":
             extra["p_sg_input"] = [self.predictor(z.detach()) for z in zs]
         if v == "alternating":
-            extra["predictor_turn"] = torch.tensor(self._predictor_turn())
+            extra["predictor_turn"] = self._predictor_turn()
         return Forward(z=zs, p=ps, h=hs, index=index, extra=extra)
 
     def loss(self, out: Forward) -> LossOut:
@@ -90,7 +90,7 @@ class SymmetricPredictor(Method):
         l_pred = symmetric_sg(d1, d2, z1, z2)
         terms = {"l_enc": l_enc.detach(), "l_pred": l_pred.detach()}
         if self.params.variant == "alternating":
-            return LossOut(l_pred if bool(out.extra["predictor_turn"]) else l_enc, terms)
+            return LossOut(l_pred if out.extra["predictor_turn"] else l_enc, terms)
         return LossOut(l_pred + l_enc, terms)
 
     def gradient_frame(self, out: Forward) -> GradFrame:
@@ -100,7 +100,7 @@ class SymmetricPredictor(Method):
     @torch.no_grad()
     def after_step(self, step: int, total_steps: int) -> None:
         super().after_step(step, total_steps)
-        self.updates += 1
+        self.updates.add()
 
     def param_groups(self):
         return encoder_predictor_groups(self, self.predictor)

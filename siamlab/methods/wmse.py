@@ -5,9 +5,10 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import bad_value
 from ..losses.wmse import WHITENINGS, wmse_loss
 from . import register
-from .base import Forward, LossOut, Method, require
+from .base import Forward, LossOut, Method, StepCounter, require
 
 
 @dataclass
@@ -41,7 +42,11 @@ class WMSE(Method):
 
     def __init__(self, encoder, params: WMSEParams, model_cfg=None):
         super().__init__(encoder, params, model_cfg)
-        self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
+        if params.w_size and params.w_size <= encoder.out_dim and not params.w_eps:
+            raise bad_value("method.w_size", params.w_size, f"a whitening sub-batch larger than the embedding dimension "
+                            f"{encoder.out_dim} (W-MSE uses 128 for 64-d embeddings: set model.proj_out=64, raise "
+                            "method.w_size, or set method.w_eps > 0)")
+        self.steps_done = StepCounter()
 
     def forward(self, views, index=None) -> Forward:
         hs, zs = zip(*(self.encoder(v) for v in views))
@@ -55,4 +60,4 @@ class WMSE(Method):
     @torch.no_grad()
     def after_step(self, step: int, total_steps: int) -> None:
         super().after_step(step, total_steps)
-        self.steps_done += 1
+        self.steps_done.add()
