@@ -312,6 +312,23 @@ def cli_procs(args: list, world: int = WORLD) -> list:
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(world)]
 
 
+def test_the_documented_torchrun_command_trains_with_two_processes(tmp_path):
+    """The launch docs/distributed.md gives, with the real torchrun (its rendezvous, its environment):
+    one run directory written by rank 0, a summary that records 2 processes, results printed once."""
+    torchrun = shutil.which("torchrun")
+    if torchrun is None:
+        pytest.skip("torchrun is not on PATH")
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    res = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "siamlab", "train",
+                          *toy_args(tmp_path, "trun"), "--set", "engine.device=cpu"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=170)
+    assert res.returncode == 0, res.stderr[-2000:]
+    summary = json.loads((tmp_path / "trun" / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["world_size"] == 2
+    assert res.stdout.count("status: completed") == 1, res.stdout
+    assert (tmp_path / "trun" / "checkpoints" / "last.pt").exists()
+
+
 def test_sigterm_to_one_rank_stops_all_at_the_same_step_with_a_checkpoint(tmp_path):
     procs = cli_procs(["train", *toy_args(tmp_path, "sig", epochs=300), "--set", "eval.every_epochs=0"])
     wait_for_training(tmp_path / "sig")
