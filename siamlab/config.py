@@ -98,7 +98,7 @@ class EngineConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     out: str = "runs"
     run_name: str = ""  # empty = <method>-<dataset>-<timestamp>
-    bf16: bool = False
+    bf16: bool = False  # bfloat16 autocast for the networks; losses stay float32
     channels_last: bool = False
     compile: bool = False
     checkpoint_every_epochs: int = 1

@@ -164,3 +164,27 @@ def test_compiled_step_matches_the_eager_step_on_cpu(tmp_path):
             losses[compiled].append(float(rec["loss"]))
     assert losses[True] == pytest.approx(losses[False], rel=1e-4, abs=1e-5)
     assert len(set(losses[False])) == 3  # three different batches, three different losses
+
+
+# --- bf16 --------------------------------------------------------------------------------------------
+def test_bf16_runs_the_networks_in_bfloat16_and_the_loss_in_float32(tmp_path):
+    """engine.bf16: the projector's output is bfloat16, the loss is float32 and equals the loss recomputed
+    in float32 from the step's record; computing it under autocast instead would change it (Barlow
+    Twins' cross-correlation is a bfloat16 matmul there), so the comparison can fail."""
+    from siamlab.engine.trainer import Trainer
+
+    cfg = toy_cfg(tmp_path, "method.name=barlow", "engine.bf16=true", "diag.every_steps=0")
+    trainer = Trainer(cfg)
+    seen = []
+    trainer.method.encoder.projector.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    idx = torch.arange(64)
+    views = trainer._views(idx, idx)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, _, record = trainer.model(views, idx)
+    assert seen and set(seen) == {torch.bfloat16}
+    assert loss.dtype == torch.float32 and record.z[0].dtype == torch.float32
+    again = trainer.method.total_loss(record).loss
+    torch.testing.assert_close(loss.detach(), again, rtol=1e-6, atol=1e-6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        in_bf16 = trainer.method.total_loss(record).loss
+    assert abs(float(in_bf16) - float(again)) > 1e-4 * abs(float(again))

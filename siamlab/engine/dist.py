@@ -120,8 +120,10 @@ def shutdown(failed: bool = False) -> None:
     abort = getattr(dist.distributed_c10d, "_abort_process_group", None)
     if failed and backend() == "nccl" and abort is not None:
         abort()
-    else:
-        dist.destroy_process_group()
+        return
+    if not failed:  # leave together: a rank that exits while a peer still talks to it can abort the peer
+        dist.barrier()
+    dist.destroy_process_group()
 
 
 # --- collectives ----------------------------------------------------------------------------------------
@@ -383,7 +385,11 @@ class FailureWatch:
         return self
 
     def stop(self) -> None:
+        """Stop polling and wait for the thread, so that no store request is in flight when the process
+        group is destroyed (a thread inside one at exit aborts the interpreter)."""
         self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=10.0)
 
     def _run(self) -> None:
         store = _store()

@@ -196,12 +196,25 @@ def _detached(v):
     return v
 
 
+def _float32(v):
+    """bfloat16 / float16 tensors (also inside lists) as float32; everything else as it is."""
+    if isinstance(v, torch.Tensor):
+        return v.float() if v.dtype in (torch.bfloat16, torch.float16) else v
+    if isinstance(v, (list, tuple)):
+        return type(v)(_float32(x) for x in v)
+    return v
+
+
 class LossStep(torch.nn.Module):
     """The method's forward and loss as one module: what DDP wraps and ``torch.compile`` compiles.
 
     Returns (loss, terms, record): the record of the forward with every tensor detached, so that DDP's
     search for unused parameters (``unused_parameters = True`` on a method) starts from the loss alone
     and not from record tensors the loss ignores (e.g. the alternating Symmetric Predictor's extras).
+
+    Under bf16 autocast (``engine.bf16``) the networks run in bfloat16 but the loss is computed in
+    float32 from float32 copies of the record: whitening, Sinkhorn iterations, cross-correlation and
+    covariance terms are batch statistics that bfloat16's 8-bit mantissa would blur.
     """
 
     def __init__(self, method):
@@ -211,7 +224,10 @@ class LossStep(torch.nn.Module):
 
     def forward(self, views: list, index: Optional[torch.Tensor] = None) -> tuple:
         out = self.method(views, index)
-        lo = self.method.total_loss(out)
+        out = out.replace(**{k: _float32(getattr(out, k)) for k in ("z", "p", "targets", "h")},
+                          extra={k: _float32(v) for k, v in out.extra.items()})
+        with torch.autocast(views[0].device.type, enabled=False):
+            lo = self.method.total_loss(out)
         record = out.replace(**{k: _detached(getattr(out, k)) for k in ("z", "p", "targets", "h")},
                              extra={k: _detached(v) for k, v in out.extra.items()})
         return lo.loss, {k: _detached(v) for k, v in lo.terms.items()}, record
