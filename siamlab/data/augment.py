@@ -35,6 +35,7 @@ operations, one draw per batch, is made on the CPU. The same seed gives differen
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Optional
 
@@ -203,17 +204,12 @@ class ClassPartners:
         self.position[self.order] = torch.arange(len(y))
         self.y = y
 
-    def on(self, device) -> "ClassPartners":
-        """The same tables on ``device`` (made once per device)."""
-        if self.order.device == torch.device(device):
-            return self
-        cache = self.__dict__.setdefault("_copies", {})
-        if str(device) not in cache:
-            copy = object.__new__(ClassPartners)
-            copy.order, copy.start, copy.count, copy.position, copy.y = (
-                t.to(device) for t in (self.order, self.start, self.count, self.position, self.y))
-            cache[str(device)] = copy
-        return cache[str(device)]
+    def to(self, device) -> "ClassPartners":
+        """The same tables on ``device``."""
+        moved = copy.copy(self)
+        for name in ("order", "start", "count", "position", "y"):
+            setattr(moved, name, getattr(self, name).to(device))
+        return moved
 
     def draw(self, index: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """Partner indices for ``index`` from uniforms ``u`` (same shape); never the sample itself."""
@@ -280,7 +276,8 @@ class Augment:
         if index is None:
             raise DataError("the toy augmentation needs the dataset indices of the batch; pass index to views().")
         index = index.to(x.device).long()
-        pool_x, partners = self.pool_on(x.device), self.partners.on(x.device)
+        pool_x = self.pool_on(x.device)
+        partners = self.on_device("partners", x.device, lambda: self.partners.to(x.device))
         out = [x.to(torch.float32, copy=True)]
         for _ in range(n - 1):
             out.append(pool_x[partners.draw(index, self.rng.rand(len(index), device=x.device))])
@@ -288,19 +285,21 @@ class Augment:
             out = [v + self.noise_std * self.rng.randn_like(v) for v in out]
         return out
 
-    def pool_on(self, device) -> torch.Tensor:
-        key = str(device)
+    def on_device(self, what: str, device, make):
+        """``make()``, the copy of ``what`` for ``device``, made once per device and kept."""
+        key = (what, str(device))
         if key not in self._on_device:
-            self._on_device[key] = self.pool.x.to(device).float()
+            self._on_device[key] = make()
         return self._on_device[key]
 
+    def pool_on(self, device) -> torch.Tensor:
+        return self.on_device("pool", device, lambda: self.pool.x.to(device).float())
+
     def stats_on(self, device) -> tuple:
-        """The normalization mean and std as ``[1, C, 1, 1]`` float32 tensors on ``device`` (made once)."""
-        key = ("stats", str(device))
-        if key not in self._on_device:
-            like = torch.empty(0, device=device)
-            self._on_device[key] = (ops.channel_constants(self.mean, like), ops.channel_constants(self.std, like))
-        return self._on_device[key]
+        """The normalization mean and std as ``[1, C, 1, 1]`` float32 tensors on ``device``."""
+        like = torch.empty(0, device=device)
+        return self.on_device("stats", device, lambda: (ops.channel_constants(self.mean, like),
+                                                        ops.channel_constants(self.std, like)))
 
 
 def to_unit(x: torch.Tensor) -> torch.Tensor:

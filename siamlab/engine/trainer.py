@@ -188,21 +188,23 @@ def ignore_sigterm() -> None:
         pass
 
 
-def _detached(v):
+def _map_tensors(fn, v):
+    """``fn`` applied to every tensor in ``v`` (a tensor, or lists / tuples of them); the rest as it is."""
     if isinstance(v, torch.Tensor):
-        return v.detach()
+        return fn(v)
     if isinstance(v, (list, tuple)):
-        return type(v)(_detached(x) for x in v)
+        return type(v)(_map_tensors(fn, x) for x in v)
     return v
 
 
-def _float32(v):
-    """bfloat16 / float16 tensors (also inside lists) as float32; everything else as it is."""
-    if isinstance(v, torch.Tensor):
-        return v.float() if v.dtype in (torch.bfloat16, torch.float16) else v
-    if isinstance(v, (list, tuple)):
-        return type(v)(_float32(x) for x in v)
-    return v
+def _map_record(fn, out):
+    """The Forward record with ``fn`` applied to every tensor it holds."""
+    return out.replace(**{k: _map_tensors(fn, getattr(out, k)) for k in ("z", "p", "targets", "h")},
+                       extra={k: _map_tensors(fn, v) for k, v in out.extra.items()})
+
+
+def _float32(t: torch.Tensor) -> torch.Tensor:
+    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
 
 
 class LossStep(torch.nn.Module):
@@ -223,14 +225,11 @@ class LossStep(torch.nn.Module):
         self.unused_parameters = bool(getattr(method, "unused_parameters", False))
 
     def forward(self, views: list, index: Optional[torch.Tensor] = None) -> tuple:
-        out = self.method(views, index)
-        out = out.replace(**{k: _float32(getattr(out, k)) for k in ("z", "p", "targets", "h")},
-                          extra={k: _float32(v) for k, v in out.extra.items()})
+        out = _map_record(_float32, self.method(views, index))
         with torch.autocast(views[0].device.type, enabled=False):
             lo = self.method.total_loss(out)
-        record = out.replace(**{k: _detached(getattr(out, k)) for k in ("z", "p", "targets", "h")},
-                             extra={k: _detached(v) for k, v in out.extra.items()})
-        return lo.loss, {k: _detached(v) for k, v in lo.terms.items()}, record
+        detach = torch.Tensor.detach
+        return lo.loss, {k: _map_tensors(detach, v) for k, v in lo.terms.items()}, _map_record(detach, out)
 
 
 def _fits_on_device(nbytes: int, device: torch.device) -> bool:

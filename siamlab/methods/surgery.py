@@ -18,7 +18,7 @@ from ..models import PREDICTORS
 from . import register
 from .base import Forward, GradFrame, LossOut, Method, require
 from .naive import PredictorOnEveryView, encode, encoder_predictor_groups, symmetric_frame
-from .triplet import GlobalNegatives, random_negatives
+from .triplet import GlobalNegatives
 
 _KEEP_HELP = "one of both, o_e, r_e, none (the parts of G_e kept)"
 
@@ -48,11 +48,6 @@ class InfoNCESurgeryParams(KeepParams):
     def validate(self):
         super().validate()
         require(self.temperature > 0, "method.temperature", self.temperature, "a number > 0")
-
-
-def random_other(m: int, device) -> torch.Tensor:
-    """For each i in [0, m) a uniformly random j ≠ i: the random negative of ZHANG §3.3."""
-    return random_negatives(m, device)
 
 
 def unit(x: torch.Tensor) -> torch.Tensor:
