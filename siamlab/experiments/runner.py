@@ -224,29 +224,6 @@ def _line(rec: RunRecord) -> str:
     return " | ".join(parts)
 
 
-class _Signals:
-    """SIGTERM / SIGINT between runs set a flag (inside a run the engine's own handler checkpoints first)."""
-
-    def __init__(self):
-        self.signum: Optional[int] = None
-        self._old = {}
-
-    def __enter__(self):
-        for s in (signal.SIGTERM, signal.SIGINT):
-            try:
-                self._old[s] = signal.signal(s, self._handle)
-            except ValueError:  # not the main thread: signals are not ours to handle
-                pass
-        return self
-
-    def _handle(self, signum, frame):
-        self.signum = signum
-
-    def __exit__(self, *exc):
-        for s, h in self._old.items():
-            signal.signal(s, h)
-
-
 def _signal_of(rec: RunRecord) -> Optional[int]:
     """The signal that stopped a run (the engine writes "stopped by signal SIGTERM at step N")."""
     if rec.status != "interrupted":
@@ -276,14 +253,16 @@ def run_experiment(exp: Experiment, scale: str = "smoke", seeds: Optional[int] =
         raise ConfigError(f"{exp.id}: two arm labels map to one run folder ({folders}); make the labels differ in letters or digits.")
     t0 = time.time()
     records = []
-    with _Signals() as sig:
+    from ..engine.trainer import _StopFlag  # SIGTERM / SIGINT between runs set a flag (inside a run the engine's own)
+
+    with _StopFlag() as sig:
         for i, (arm, s) in enumerate(jobs, 1):
             prefix = f"[{exp.id} {i}/{len(jobs)}]"
             log(f"{prefix} running {arm.label} (seed {s}) ...")
             rec = run_one(exp, arm, scale, s, out_dir, avail, overrides, log, f"{prefix} {arm.label} s{s}")
             records.append(rec)
             log(f"{prefix} {_line(rec)}")
-            signum = sig.signum or _signal_of(rec)
+            signum = sig.signal or _signal_of(rec)
             if signum is not None:
                 name = signal.Signals(signum).name
                 done = sum(r.ran for r in records)
