@@ -10,6 +10,14 @@ eigenvalues of (W + Wᵀ)/2 that sit in the two clusters of BRIDGE Fig. 4b: with
 median of the eigenvalues ≥ 0.3·λ_max) or below 0.3·c in magnitude.
 
 ``representation`` (BRIDGE Fig. 1): ‖Σ − I‖²/d of clean projector features at init and at the end.
+
+``bias`` (ZHANG Table 6): the predictor's last bias at initialization b_0 (the network rebuilt with the
+run's seed) and at the end b, and the center o = mean of the l2-normalized projector outputs of the clean
+test images; scalars: ``bias_center_learned`` = cos(b − b_0, o) (what training put into the bias),
+``bias_center_end`` = cos(b, o) and ``bias_init_share`` = cos(b, b_0). PyTorch initializes an FC bias
+uniformly in ±1/√fan_in, so the MLP's last bias starts with a norm comparable to what training adds and
+weight decay removes it only over far more steps than a smoke run has; the single bias starts at 0, so its
+learned part is the bias itself.
 """
 from __future__ import annotations
 
@@ -109,7 +117,32 @@ def representation_probe(run_dir: Path, seed: int) -> tuple[dict, dict]:
             "sigma_i_init": init}, {}
 
 
-PROBES = {"correlation": correlation_probe, "predictor": predictor_probe, "representation": representation_probe}
+def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.double().flatten(), b.double().flatten()
+    return float(a @ b / (a.norm() * b.norm()).clamp_min(1e-300))
+
+
+def bias_probe(run_dir: Path, seed: int) -> tuple[dict, dict]:
+    """ZHANG Table 6 on the learned part of the predictor's last bias (module docstring)."""
+    from ..analysis.metrics import center
+    from ..eval.features import extract_features
+
+    method, test_ds, augment = _build(run_dir, seed)
+    pred = getattr(method, "predictor", None)
+    b0 = getattr(pred, "last_bias", None) if pred is not None else None
+    if b0 is None:
+        return {}, {}
+    b0 = b0.detach().clone()
+    if not _load_trained(method, run_dir):
+        return {}, {}
+    b1 = method.predictor.last_bias.detach().clone()
+    o = center(extract_features(method, test_ds, augment, 512, torch.device("cpu"))["projector"])
+    learned = b1 - b0
+    return ({"bias_center_learned": _cos(learned, o), "bias_center_end": _cos(b1, o), "bias_init_share": _cos(b1, b0)},
+            {"bias_init": b0.numpy(), "bias_end": b1.numpy(), "center": o.numpy()})
+
+
+PROBES = {"correlation": correlation_probe, "bias": bias_probe, "predictor": predictor_probe, "representation": representation_probe}
 
 
 def run_probe(name: str, results, out_dir: Path) -> None:
