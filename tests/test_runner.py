@@ -53,6 +53,22 @@ def test_matches_reads_the_run_folder(tmp_path):
     assert not matches(tmp_path, current)
 
 
+def test_only_finished_runs_are_reused_and_interrupted_ones_resume(tmp_path):
+    from siamlab.experiments.runner import _cached, _resumable
+
+    current = _current(optim__epochs=2)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(current))
+    (tmp_path / "summary.json").write_text(json.dumps({"status": "interrupted"}))
+    assert _cached(tmp_path, current) is None and not _resumable(tmp_path, current)  # no checkpoint: start again
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.pt").write_bytes(b"x")
+    assert _resumable(tmp_path, current) and not _resumable(tmp_path, _current(optim__epochs=3))
+    (tmp_path / "summary.json").write_text(json.dumps({"status": "completed", "seconds": 1.0}))
+    assert _cached(tmp_path, current) == {"status": "completed", "seconds": 1.0} and not _resumable(tmp_path, current)
+    (tmp_path / "summary.json").write_text(json.dumps({"status": "error"}))
+    assert _cached(tmp_path, current) is None
+
+
 def test_epoch_lines_follow_the_metrics_file(tmp_path):
     lines = []
     rows = [{"kind": "train", "step": 5, "epoch": 0.5, "loss": -0.1}, {"kind": "train", "step": 10, "epoch": 1.0, "loss": -0.2},

@@ -58,7 +58,7 @@ def t1() -> Experiment:
          Claim("Explicit EOA with N=10 augmentations in one batch collapses", [labels[1]], R.collapses(labels[1])),
          Claim("Explicit EOA with N=25 augmentations in one batch collapses", [labels[2]], R.collapses(labels[2]))],
         [COLLAPSE, STD_RAW, STD, DIM, ERANK, KNN], figures=[STD_CURVE, KNN_CURVE], scale_overrides=COLLAPSE_SMOKE,
-        notes=COLLAPSE_NOTES, smoke_minutes=8)
+        notes=COLLAPSE_NOTES, smoke_minutes=3)
 
 
 def t2() -> Experiment:
@@ -73,7 +73,7 @@ def t2() -> Experiment:
     return Experiment("zhang-t2", "ZHANG", "Table 2 / Fig. 8, architectures",
                       "SimSiam trains; Mirror, Naive, Symmetric Predictor collapse", arms, claims,
                       [COLLAPSE, STD, P_STD, DIM, KNN], figures=[STD_CURVE, KNN_CURVE], scale_overrides=COLLAPSE_SMOKE,
-                      notes=COLLAPSE_NOTES, smoke_minutes=3)
+                      notes=COLLAPSE_NOTES, smoke_minutes=1.5)
 
 
 def f3() -> Experiment:
@@ -87,7 +87,7 @@ def f3() -> Experiment:
         scale_overrides={"smoke": {"optim": {"epochs": 40}}},
         notes={**NOTES, "smoke": NOTES["smoke"] + " 40 epochs: the inverse predictor trains two predictors and, at the "
                "preset's 20 epochs, gained only +1.2 kNN points over its random-init network (seed spread 1.4), too "
-               "little for its accuracy to be compared."}, smoke_minutes=11)
+               "little for its accuracy to be compared."}, smoke_minutes=9)
 
 
 def f4() -> Experiment:
@@ -127,7 +127,7 @@ def t3() -> Experiment:
     return _surgery("zhang-t3", "Table 3, triplet surgery", "keep both: ok; remove r_e: ok and better; remove o_e: collapse",
                     "triplet_surgery", rows, [better], [STD_RAW, M_O, M_R, COLLAPSE, DIM, KNN],
                     scale_overrides={"smoke": with_(NO_FINAL_BN, {"optim": {"epochs": 20}})},
-                    seeds={"tiny": 1, "smoke": 3, "paper": 1}, notes=COLLAPSE_NOTES, smoke_minutes=8)
+                    seeds={"tiny": 1, "smoke": 3, "paper": 1}, notes=COLLAPSE_NOTES, smoke_minutes=6)
 
 
 # ZHANG Table 4's labels: ✓ keeps the component of the extra gradient G_e = Z_b − P_b, ✗ removes it.
@@ -147,7 +147,7 @@ def t4() -> Experiment:
             "on (P, √d·std(P) → 0) while z, under the BN, cannot become constant; the collapse verdict sees that.")
     return _surgery("zhang-t4", "Table 4, SimSiam surgery", "both best; o_e only ok; r_e only ok; neither: collapse",
                     "simsiam_surgery", T4_ROWS, [best], [COLLAPSE, STD, P_STD, DIM, KNN],
-                    seeds={"tiny": 1, "smoke": 3, "paper": 1}, notes={**NOTES, "smoke": NOTES["smoke"] + note}, smoke_minutes=13)
+                    seeds={"tiny": 1, "smoke": 3, "paper": 1}, notes={**NOTES, "smoke": NOTES["smoke"] + note}, smoke_minutes=9)
 
 
 def f5a() -> Experiment:
@@ -164,7 +164,7 @@ def f5a() -> Experiment:
         [eta, Column("eta_mean", "η* (mean over training)", 3), COLLAPSE, KNN], seeds={"tiny": 1, "smoke": 3, "paper": 1},
         figures=[Figure("eta_scan", "eta_scan.png", "cos(o_e − η·o, o) against η (ZHANG Fig. 5a), end of training", {}),
                  Figure("curve", "eta.png", "zero crossing η* over training", {"measure": "eta", "ylabel": "η*"})],
-        notes=NOTES, smoke_minutes=2)
+        notes=NOTES, smoke_minutes=6)
 
 
 # ZHANG Fig. 5b: SimSiam 5 epochs, the collapsing loss (eq. 1) 1 epoch, then the de-correlation loss alone
@@ -200,7 +200,7 @@ def f5b() -> Experiment:
         scale_overrides={"tiny": {"optim": {"epochs": F5B_PHASES["tiny"][2]}},
                          "smoke": with_(NO_FINAL_BN, {"optim": {"epochs": end, "schedule": "constant"}}),
                          "paper": {"optim": {"epochs": F5B_PHASES["paper"][2]}}},
-        arms_by_scale=by_scale, notes={**COLLAPSE_NOTES, "smoke": COLLAPSE_NOTES["smoke"] + note}, smoke_minutes=3)
+        arms_by_scale=by_scale, notes={**COLLAPSE_NOTES, "smoke": COLLAPSE_NOTES["smoke"] + note}, smoke_minutes=2)
 
 
 TAUS = [0.05, 0.1, 0.2, 0.5, 1.0]
@@ -220,7 +220,7 @@ def f5c() -> Experiment:
         [Column("cos_re_decor_mean", "cos(r_e, ∇decor)", 3), Column("cos_oe_decor_mean", "cos(o_e, ∇decor)", 3), KNN],
         figures=[Figure("sweep", "cos_re.png", "cos(r_e, −∇ de-correlation loss) against τ (ZHANG Fig. 5c)", {"measure": "cos_re_decor_mean", "logx": True, "xlabel": "τ", "ylabel": "cos(r_e, −∇L_decor)"}),
                  Figure("sweep", "cos_oe.png", "cos(o_e, −∇ de-correlation loss) against τ", {"measure": "cos_oe_decor_mean", "logx": True, "xlabel": "τ", "ylabel": "cos(o_e, −∇L_decor)"})],
-        sweep="τ", seeds=SIMCLR_SEEDS, notes=NOTES, smoke_minutes=14)
+        sweep="τ", seeds=SIMCLR_SEEDS, notes=NOTES, smoke_minutes=16)
 
 
 def f6() -> Experiment:
@@ -235,7 +235,7 @@ def f6() -> Experiment:
         [COV, Column("cov_max", "peak covariance", 4), M_R, DIM, KNN],
         figures=[Figure("curve", "cov.png", "covariance term (ZHANG A.6) over training (ZHANG Fig. 6)", {"measure": "cov", "logy": True, "ylabel": "covariance term (A.6)"}),
                  Figure("curve", "m_r.png", "m_r over training", {"measure": "m_r"}), KNN_CURVE],
-        seeds={"tiny": 1, "smoke": 3, "paper": 1}, notes=NOTES, smoke_minutes=4)
+        seeds={"tiny": 1, "smoke": 3, "paper": 1}, notes=NOTES, smoke_minutes=10)
 
 
 def f7() -> Experiment:
@@ -251,7 +251,7 @@ def f7() -> Experiment:
         figures=[Figure("sweep", "entropy.png", "entropy of λ_i against τ (ZHANG Fig. 7a)", {"measure": "entropy_mean", "logx": True, "xlabel": "τ", "ylabel": "entropy of λ_i"}),
                  Figure("sweep", "knn_tau.png", "kNN top-1 against τ (ZHANG Fig. 7b)", {"measure": "knn", "logx": True, "xlabel": "τ", "ylabel": "kNN top-1 %"}),
                  Figure("sweep", "cov_tau.png", "covariance against τ (ZHANG Fig. 7c)", {"measure": "cov", "logx": True, "xlabel": "τ", "ylabel": "covariance term (A.6)"})],
-        sweep="τ", seeds=SIMCLR_SEEDS, scale_overrides={"paper": {"optim": {"epochs": 200}}}, notes=NOTES, smoke_minutes=1)
+        sweep="τ", seeds=SIMCLR_SEEDS, scale_overrides={"paper": {"optim": {"epochs": 200}}}, notes=NOTES, smoke_minutes=16)
 
 
 def t5() -> Experiment:
@@ -267,7 +267,7 @@ def t5() -> Experiment:
                Claim("FC+FC+Bias > Tanh(FC) > Bias", labels[1:], R.ordered(labels[1:], "knn"))]
     return Experiment("zhang-t5", "ZHANG", "Table 5, predictors", "MLP ≈ FC+FC+Bias > Tanh(FC) > Bias, none collapse", arms, claims,
                       [COLLAPSE, STD, P_STD, DIM, KNN], figures=[Figure("bars", "knn.png", "kNN top-1 per predictor (ZHANG Table 5)", {"measure": "knn"}), STD_CURVE],
-                      seeds={"tiny": 1, "smoke": 3, "paper": 1}, notes=NOTES, smoke_minutes=10)
+                      seeds={"tiny": 1, "smoke": 3, "paper": 1}, notes=NOTES, smoke_minutes=14)
 
 
 def t6() -> Experiment:
@@ -288,7 +288,7 @@ def t6() -> Experiment:
         [Column("bias_center_learned", "cos(b − b_0, center)", 3), Column("bias_center_end", "cos(b, center)", 3),
          Column("bias_init_share", "cos(b, b_0)", 3), COLLAPSE, KNN],
         figures=[Figure("curve", "bias_center.png", "cosine between the predictor bias (whole) and the center vector over training", {"measure": "bias_center"})],
-        probe="bias", seeds={"tiny": 1, "smoke": 3, "paper": 1}, notes={**NOTES, "smoke": NOTES["smoke"] + note}, smoke_minutes=2)
+        probe="bias", seeds={"tiny": 1, "smoke": 3, "paper": 1}, notes={**NOTES, "smoke": NOTES["smoke"] + note}, smoke_minutes=7)
 
 
 def f9() -> Experiment:
@@ -298,7 +298,7 @@ def f9() -> Experiment:
         [Claim("BN + MSE (no predictor, no stop-gradient) does not collapse", ["BN + MSE"], R.trains("BN + MSE")),
          Claim("BN + MSE is below SimSiam", ["SimSiam", "BN + MSE"], R.greater("SimSiam", "BN + MSE", "knn"))],
         [COLLAPSE, STD, DIM, KNN], figures=[KNN_CURVE, STD_CURVE], seeds={"tiny": 1, "smoke": 3, "paper": 1},
-        notes=NOTES, smoke_minutes=3)
+        notes=NOTES, smoke_minutes=5)
 
 
 EXPERIMENTS = [t1, t2, f3, f4, t3, t4, f5a, f5b, f5c, f6, f7, t5, t6, f9]
