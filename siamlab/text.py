@@ -1,6 +1,7 @@
 """Plain-text helpers shared by the command line, experiments and reports (no siamlab imports)."""
 from __future__ import annotations
 
+import hashlib
 import re
 
 
@@ -13,7 +14,18 @@ def fmt_table(rows: list[list], header: list[str]) -> str:
     return "\n".join(lines)
 
 
+_SYMBOLS = {"✓": "yes", "✗": "no", "τ": "tau", "η": "eta", "λ": "lambda", "→": "to", "−": "-", "≥": "ge", "≤": "le",
+            "+": "plus", "·": "x", "√": "sqrt"}
+
+
 def slug(text: str) -> str:
-    """``text`` as a file name: runs of other characters than letters, digits and ``._=-`` become ``_``."""
-    s = re.sub(r"[^A-Za-z0-9._=-]+", "_", text).strip("_")
-    return s[:60] or "arm"
+    """A folder name for an arm label, unique per label: symbols are spelled out (✓ → yes, τ → tau) and,
+    where anything else had to be dropped or cut, a short hash of the full label is appended (ZHANG Table 4's
+    "o_e ✓ r_e ✗" and "o_e ✗ r_e ✓" must not share a folder)."""
+    spelled = "".join(_SYMBOLS.get(ch, ch) for ch in text)
+    s = re.sub(r"[^A-Za-z0-9._=-]+", "_", spelled).strip("_")
+    lossy = re.sub(r"[^A-Za-z0-9._=-]", "", spelled.replace(" ", "")) != spelled.replace(" ", "") or len(s) > 60
+    s = s[:60] or "arm"
+    if lossy:
+        s += "-" + hashlib.sha1(text.encode()).hexdigest()[:6]
+    return s
