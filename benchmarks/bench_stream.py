@@ -83,7 +83,7 @@ class TorchvisionStyle(Dataset):
         views = []
         for v, (x0, y0, bw, bh) in enumerate(boxes.tolist()):
             crop = img.resize((self.size, self.size), Image.BICUBIC, box=(x0, y0, x0 + bw, y0 + bh))
-            x = torch.from_numpy(np.asarray(crop)).permute(2, 0, 1)[None].float().div_(255)
+            x = torch.from_numpy(np.array(crop)).permute(2, 0, 1)[None].float().div_(255)
             x = augment_crops(x, self.recipes[v % len(self.recipes)], RandomSource(None))
             views.append(ops.normalize(x, *stats)[0])
         return views, i

@@ -41,7 +41,7 @@ class DataConfig:
     # image_folder / image_shards (README "Data"): None = stream from disk only when the decoded split would take more
     # than half of the available memory; true / false force streaming / holding it in memory
     stream: Optional[bool] = None
-    workers: Optional[int] = None  # DataLoader processes that decode streamed images; None = one per CPU core, at most 8
+    workers: Optional[int] = None  # DataLoader processes decoding streamed images; None = a core each (per rank), <= 8
     on_corrupt: str = "stop"  # an unreadable image: stop (one sentence naming it) | skip (count it in the metrics)
     max_image_pixels: int = 89_478_485  # larger images are refused (PIL's decompression-bomb limit)
 

@@ -254,6 +254,11 @@ def test_folder_to_shards_round_trip(folder, tmp_path):
     r = subprocess.run([sys.executable, "-m", "siamlab", "data", "shard", str(folder), str(out)], cwd=ROOT,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "already holds shards" in r.stderr and "Traceback" not in r.stderr
+    from siamlab.data.shards import write_shards
+    from siamlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--per-shard=0"):
+        write_shards(str(folder), str(tmp_path / "other"), per_shard=0)
 
 
 def test_datasets_command_says_memory_or_stream(folder):

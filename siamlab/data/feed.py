@@ -76,7 +76,8 @@ class StreamFeed:
 
     def epoch(self, epoch: int, order: torch.Tensor, first_step: int, steps: int, global_batch: int,
               rank: int = 0, world: int = 1):
-        """(index, index on the device, crops on the device) of this rank for steps [first_step, steps)."""
+        """(index, index on the device, crops) of this rank for steps [first_step, steps); the crops stay in
+        (pinned) host memory: the trainer copies them where it makes the views (its augmentation stream)."""
         batches = [order[slice(*local_span(s, global_batch, rank, world))].tolist() for s in range(first_step, steps)]
         workers = min(self.ds.settings.worker_count(), len(batches))
         cuda = self.device.type == "cuda"
@@ -88,4 +89,4 @@ class StreamFeed:
             if error:
                 raise DataError(error)
             self.skipped += skipped
-            yield index, index.to(self.device, non_blocking=cuda), crops.to(self.device, non_blocking=cuda)
+            yield index, index.to(self.device, non_blocking=cuda), crops

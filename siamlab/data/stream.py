@@ -45,10 +45,11 @@ class ReadSettings:
         return cls(data_cfg.workers, data_cfg.on_corrupt, data_cfg.max_image_pixels)
 
     def worker_count(self) -> int:
+        """``workers``, or the CPU cores of this process's share of the node (torchrun: / LOCAL_WORLD_SIZE), at most 8."""
         if self.workers is not None:
             return self.workers
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        return min(MAX_AUTO_WORKERS, cores)
+        return max(1, min(MAX_AUTO_WORKERS, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)))
 
 
 class FileSamples:

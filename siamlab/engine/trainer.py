@@ -218,6 +218,7 @@ class Trainer:
 
     def _make_views(self, idx: torch.Tensor, idx_dev: torch.Tensor, crops: Optional[torch.Tensor] = None) -> list:
         if crops is not None:
+            crops = crops.to(self.device, non_blocking=self.device.type == "cuda")  # pinned by the DataLoader
             views = self.augment.views_of_crops(crops, idx_dev, self.views)
         else:
             views = self.augment.views(self._rows(self.x_train, idx, idx_dev), idx_dev, self.views)
