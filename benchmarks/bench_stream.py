@@ -39,6 +39,7 @@ from siamlab.data.augment import RandomSource, augment_crops
 from siamlab.data.decode import crop_boxes_for
 from siamlab.data.feed import StreamFeed
 from siamlab.data.order import epoch_order
+from siamlab.data.stream import for_device, training_threads
 
 CLASSES = 10
 
@@ -133,14 +134,17 @@ def main() -> None:
     p.add_argument("--batches", type=int, default=4, help="timed batches per block and path")
     p.add_argument("--blocks", type=int, default=2, help="alternating blocks per path")
     p.add_argument("--train-steps", type=int, default=6, help="timed steps of the in-memory training throughput")
-    p.add_argument("--threads", type=int, default=0, help="torch threads of the training process (0 = default)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads of the training process (0 = the cores the workers leave, at least 1)")
     args = p.parse_args()
     set_threads(args.threads)
     root = jpeg_folder(args.n, args.side)
     cfg = config.load(None, ["data.name=image_folder", f"data.root={root}", f"data.image_size={args.size}",
                              "data.train_subset=0", "data.stream=true", "data.augment=zhang_a1", f"data.workers={args.workers}"])
-    ds = load_dataset(cfg.data, "train")
+    ds = for_device(load_dataset(cfg.data, "train"), "cpu")
     augment = build_augment(cfg.data, ds)
+    if not args.threads:  # as the trainer does: the training process keeps the cores the workers leave
+        set_threads(training_threads(ds.settings))
     feed = StreamFeed(ds, augment.stream_recipes(), 2, 0, torch.device("cpu"))
     baseline = TorchvisionStyle(ds, augment, args.size)
     order = epoch_order(len(ds), 0, 0)

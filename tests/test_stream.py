@@ -86,6 +86,23 @@ def test_held_in_memory_only_when_it_fits(folder, monkeypatch):
     assert holding(load(folder, "train", "data.stream=false")) == (False, "in memory")
 
 
+def test_cpu_training_leaves_cores_to_the_training_process(folder, monkeypatch):
+    from siamlab.data import stream
+
+    ds = load(folder, "train", "data.stream=true", "data.workers=null")
+    monkeypatch.setattr(stream, "process_cores", lambda: 16)
+    assert ds.settings.worker_count() == 8  # a GPU trains: decoding gets the cores (at most 8)
+    on_cpu = stream.for_device(ds, "cpu").settings
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 16)
+    assert on_cpu.worker_count() == 8 and stream.training_threads(on_cpu) == 8
+    monkeypatch.setattr(stream, "process_cores", lambda: 2)
+    assert on_cpu.worker_count() == 1 and stream.training_threads(on_cpu) == 1
+    assert stream.for_device(ds, "cuda").settings.worker_count() == 2
+    assert stream.training_threads(ReadSettings(workers=4)) == 1  # never below one thread
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert stream.training_threads(ReadSettings(workers=0)) == 1  # nor above what the process was given
+
+
 def test_crops_have_the_configured_size_and_depend_only_on_seed_epoch_and_index(folder):
     ds = load(folder, "train", "data.stream=true")
     recipes = load_recipes(ds)
@@ -135,8 +152,8 @@ def test_streamed_training_resumes_mid_epoch_bit_identically(folder, tmp_path):
     t.train_step = stop_after_four
     cut = t.fit()
     assert cut.summary["status"] == "interrupted" and cut.summary["steps"] == 4 < t.steps_per_epoch == 6
-    resumed = train(config.load(None, run_sets(folder, tmp_path, "cut", "data.stream=true")), run_dir=str(cut.run_dir),
-                    resume=True)  # data.workers=0 now: the crops do not depend on it
+    resumed = train(config.load(None, run_sets(folder, tmp_path, "cut", "data.stream=true", "data.workers=1")),
+                    run_dir=str(cut.run_dir), resume=True)
     assert resumed.summary["status"] == "completed" and resumed.summary["steps"] == 12
     a = torch.load(straight.run_dir / "checkpoints" / "last.pt", weights_only=True)["method"]
     b = torch.load(resumed.run_dir / "checkpoints" / "last.pt", weights_only=True)["method"]

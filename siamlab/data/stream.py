@@ -32,24 +32,50 @@ HOLD_SHARE = 0.5  # hold a split in memory when its decoded size is at most this
 MAX_AUTO_WORKERS = 8
 
 
+def process_cores() -> int:
+    """This process's share of the node's CPU cores (under torchrun: divided by LOCAL_WORLD_SIZE)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
+
+
 @dataclass(frozen=True)
 class ReadSettings:
-    """How samples are read: the fields of ``data`` that concern decoding."""
+    """How samples are read: the fields of ``data`` that concern decoding, and whether the training
+    process computes on the same CPU cores (``cpu_training``: set by :func:`for_device`)."""
 
     workers: Optional[int] = None
     on_corrupt: str = "stop"
     max_image_pixels: int = PIL_DEFAULT_MAX_PIXELS
+    cpu_training: bool = False
 
     @classmethod
     def of(cls, data_cfg) -> "ReadSettings":
         return cls(data_cfg.workers, data_cfg.on_corrupt, data_cfg.max_image_pixels)
 
     def worker_count(self) -> int:
-        """``workers``, or the CPU cores of this process's share of the node (torchrun: / LOCAL_WORLD_SIZE), at most 8."""
+        """``data.workers``, else :func:`process_cores` (at most 8), or half of them when training runs on the
+        CPU: the training process keeps the rest (:func:`training_threads`)."""
         if self.workers is not None:
             return self.workers
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        return max(1, min(MAX_AUTO_WORKERS, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)))
+        cores = process_cores()
+        return max(1, min(MAX_AUTO_WORKERS, cores // 2 if self.cpu_training else cores))
+
+
+def training_threads(settings: ReadSettings) -> int:
+    """Torch threads for a process that trains on the CPU beside its decoding workers: the cores they leave
+    (never more than it has now, e.g. with OMP_NUM_THREADS set).
+
+    More would oversubscribe the cores, and the training process's OpenMP threads then wait for each
+    other at every operation (measured on 2 cores: 2.7 instead of 240 images/s, benchmarks/bench_stream.py).
+    """
+    return max(1, min(torch.get_num_threads(), process_cores() - settings.worker_count()))
+
+
+def for_device(ds, device):
+    """``ds`` told whether training runs on the CPU (a streamed set then leaves cores to the training process)."""
+    if not getattr(ds, "streamed", False):
+        return ds
+    return replace(ds, settings=replace(ds.settings, cpu_training=torch.device(device).type == "cpu"))
 
 
 class FileSamples:

@@ -40,7 +40,7 @@ from ..errors import ConfigError
 from . import checkpoint, dist, loop
 from ..data.feed import StreamFeed
 from ..data.order import local_span
-from .build import DEVICE_DATA_SHARE, build_run, fits_on_device, pick_device, seed_everything
+from .build import DEVICE_DATA_SHARE, build_run, fits_on_device, pick_device, seed_everything, share_cores
 from .failures import failure_error
 from .loop import RunResult
 from .optim import build_optimizer
@@ -69,6 +69,7 @@ class Trainer:
         self._check_options()
         seed_everything(e.seed)  # the same initial weights on every rank (and as in one process)
         self.train_ds, self.test_ds, self.augment, self.method = build_run(cfg, self.device)
+        share_cores(self.train_ds, self.device, e.threads)
         self.probe = build_probe(cfg, self.method, self.train_ds.num_classes, self.device)
         if self.world > 1:
             seed_everything(e.seed + self.rank)  # different augmentations on every rank
