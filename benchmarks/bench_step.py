@@ -11,7 +11,8 @@ The main job is the defaults of siamlab/config.py (SimCLR, Fashion-MNIST 10k, th
   convolutions, the usual convention) and its achieved FLOP/s = FLOPs / mean step time;
 * the breakdown: the phases of ``Trainer.train_on_views`` timed one by one (augmentation, forward,
   backward, optimizer, online probe; diagnostics: one call divided by ``diag.every_steps``), next to the
-  untouched ``Trainer.train_step`` time (their sum should match it);
+  untouched ``Trainer.train_step`` time (their sum should match it), and the operators that take the
+  most time (torch.profiler);
 * views per CPU-second (CPU time of the training process plus, for the baseline, its DataLoader
   workers) of the main job against the same training step fed by per-sample augmentation in
   ``--workers`` DataLoader processes (:mod:`siamlab.data.persample`), blocks alternated;
@@ -93,6 +94,19 @@ def timed_phases(tr, idx: torch.Tensor, totals: dict):
     lap("online probe")
     tr.step += 1
     return out
+
+
+def op_shares(tr, batches: Batches, steps: int, top: int = 8) -> list:
+    """(operator, share of the step's CPU time) of the ``top`` operators (torch.profiler, self time)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            tr.train_step(batches.next())
+            tr.step += 1
+    rows = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in rows)
+    return [(e.key, e.self_cpu_time_total / total) for e in rows[:top]]
 
 
 def diagnostics_per_step(tr, out, reps: int = 3) -> float:
@@ -189,6 +203,7 @@ def main() -> None:
         tr.train_step(batches.next())
         tr.step += 1
     plain = (time.perf_counter() - t0) / args.steps
+    ops = op_shares(tr, batches, max(2, args.steps // 2))
     per_cpu, per_wall = views_per_cpu_second(tr, batches, per_sample_loader(tr, args.workers), args.blocks, args.block_steps)
     options = {o: opt_in(args.set, o, max(2, args.steps // 2)) for o in args.opt_in or ["engine.channels_last=true"]}
 
@@ -202,10 +217,12 @@ def main() -> None:
     print(f"step FLOPs (fwd + bwd, matmul + conv)  : {flops / 1e9:8.3f} GFLOP")
     print(f"step time (train_step, mean of {args.steps})     : {plain * 1e3:8.1f} ms")
     print(f"achieved                               : {flops / plain / 1e9:8.2f} GFLOP/s = {flops / plain / peak:.1%} of "
-          "the better matmul peak")
+          "the better matmul peak (convolutions counted as direct ones; oneDNN may do fewer multiplications)")
     print(f"breakdown (phases timed one by one: {step * 1e3:.1f} ms per step in all):")
     for name, s in totals.items():
         print(f"  {name:40s} {s / args.steps * 1e3:8.2f} ms  {s / sum(totals.values()):6.1%}")
+    print("operators by self CPU time (torch.profiler): "
+          + ", ".join(f"{name.replace('aten::', '')} {share:.1%}" for name, share in ops))
     print(f"views per CPU-second, main job (batched on-device augmentation): {per_cpu['batched']:8.1f}  "
           f"({per_wall['batched']:.1f} views/s wall)")
     print(f"views per CPU-second, per-sample DataLoader ({args.workers} workers)     : {per_cpu['per-sample']:8.1f}  "
