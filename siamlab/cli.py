@@ -16,7 +16,8 @@ examples:
   siamlab train --resume runs/simsiam-fashion_mnist-20261123-101500
   siamlab eval runs/simsiam-fashion_mnist-20261123-101500 --linear
   siamlab analyze runs/simsiam-fashion_mnist-20261123-101500
-  siamlab methods | siamlab datasets
+  siamlab methods | siamlab datasets --set data.root=/data/imagenet100
+  siamlab data shard /data/imagenet100 /data/in100-shards
   siamlab reproduce --list | siamlab reproduce zhang-t2 --scale smoke
 """
 
@@ -79,10 +80,22 @@ def cmd_methods(args) -> int:
 
 
 def cmd_datasets(args) -> int:
+    from . import config
     from .data import dataset_status
 
-    rows = [[d["name"], "yes" if d["available"] else "no", d["where"], "" if d["available"] else d["how"]] for d in dataset_status()]
-    print(_fmt_table(rows, ["dataset", "available", "where", "how to get it"]))
+    data_cfg = config.load(None, args.set).data
+    rows = [[d["name"], "yes" if d["available"] else "no", d["held"], d["where"], "" if d["available"] else d["how"]]
+            for d in dataset_status(data_cfg=data_cfg)]
+    print(_fmt_table(rows, ["dataset", "available", "training holds it in", "where", "how to get it"]))
+    return 0
+
+
+def cmd_data_shard(args) -> int:
+    from .data.shards import write_shards
+
+    written = write_shards(args.root, args.out, per_shard=args.per_shard)
+    print(f"shards: {', '.join(f'{n} {split} images' for split, n in written.items())} in {args.out} "
+          f"(train with --set data.name=image_shards --set data.root={args.out})")
     return 0
 
 
@@ -131,7 +144,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_eval)
 
     sub.add_parser("methods", help="list methods with a one-line description and reference").set_defaults(func=cmd_methods)
-    sub.add_parser("datasets", help="which datasets are available, which are missing and how to get them").set_defaults(func=cmd_datasets)
+    d = sub.add_parser("datasets", help="which datasets are available, held in memory or streamed, and how to get them")
+    d.add_argument("--set", action="append", metavar="KEY=VALUE", help="data fields to assume, e.g. data.root=/data/in100")
+    d.set_defaults(func=cmd_datasets)
+
+    dt = sub.add_parser("data", help="dataset tools: `siamlab data shard ROOT OUT` writes tar shards of an image folder")
+    dsub = dt.add_subparsers(dest="data_command", metavar="TOOL", required=True)
+    sh = dsub.add_parser("shard", help="WebDataset-layout tar shards (image_shards) of an image folder, with a progress bar")
+    sh.add_argument("root", help="image folder with train/<class>/ and val/<class>/")
+    sh.add_argument("out", help="output folder (gets train/ and val/ with shard-NNNNNN.tar and index.json)")
+    sh.add_argument("--per-shard", type=int, default=1000, help="images per shard (default 1000)")
+    sh.set_defaults(func=cmd_data_shard)
 
     a = sub.add_parser("analyze", help="verdicts, final metrics and diagnostic plots of a run")
     a.add_argument("run")

@@ -38,6 +38,12 @@ class DataConfig:
     views: int = 2  # augmented views per image
     noise_std: Optional[float] = None  # Gaussian noise of the toy / noise presets; None = preset default
     on_device: bool = True  # hold the uint8 dataset on the training device
+    # image_folder / image_shards (README "Data"): None = stream from disk only when the decoded split would take more
+    # than half of the available memory; true / false force streaming / holding it in memory
+    stream: Optional[bool] = None
+    workers: Optional[int] = None  # DataLoader processes decoding streamed images; None = a core each (per rank), <= 8
+    on_corrupt: str = "stop"  # an unreadable image: stop (one sentence naming it) | skip (count it in the metrics)
+    max_image_pixels: int = 89_478_485  # larger images are refused (PIL's decompression-bomb limit)
 
 
 @dataclass
@@ -128,6 +134,9 @@ _RULES = {
     "data.test_subset": (lambda v: v >= 0, "an integer >= 0 (0 = all)"),
     "data.views": (lambda v: v >= 2, "an integer >= 2"),
     "data.noise_std": (lambda v: v is None or v >= 0, "a number >= 0"),
+    "data.workers": (lambda v: v is None or v >= 0, "an integer >= 0 (0 = decode in the training process)"),
+    "data.on_corrupt": (lambda v: v in ("stop", "skip"), "stop or skip"),
+    "data.max_image_pixels": (lambda v: v >= 1, "an integer >= 1"),
     "method.decor_weight": (lambda v: v >= 0, "a number >= 0"),
     "model.backbone": (lambda v: v in ("resnet18", "resnet50", "convnet", "mlp"), "one of resnet18, resnet50, convnet, mlp"),
     "model.stem": (lambda v: v in ("auto", "cifar", "imagenet"), "one of auto, cifar, imagenet"),

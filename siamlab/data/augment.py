@@ -35,7 +35,6 @@ operations, one draw per batch, is made on the CPU. The same seed gives differen
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Optional
 
@@ -44,8 +43,10 @@ import torch
 from ..errors import DataError, bad_value, unknown_name
 from . import ops
 from .dataset import ArrayDataset, channel_stats
+from .toy import ClassPartners, check_toy_pool
 
 CROP_TRIES = 10
+CPU_CHUNK_PIXELS = 2**19  # pixel values per chunk of streamed views on the CPU (Augment.views_of_crops): 2 MB
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def auto_preset(dataset: ArrayDataset) -> str:
         return AUTO[dataset.name]
     if dataset.kind == "vector":
         return "noise"
-    return "gray" if dataset.x.shape[1] == 1 else "zhang_a1"
+    return "gray" if dataset.in_shape[0] == 1 else "zhang_a1"
 
 
 class RandomSource:
@@ -171,11 +172,25 @@ def color_jitter(x: torch.Tensor, factors: list, order: list) -> torch.Tensor:
 
 def augment_images(x: torch.Tensor, recipe: ImageRecipe, size: int, rng: RandomSource) -> torch.Tensor:
     """One random view of a batch ``x`` (float, [0, 1]) as float [0, 1] images of side ``size``."""
-    n, c, h, w = x.shape
+    n, _, h, w = x.shape
     dev = x.device
     boxes = ops.crop_boxes(rng.rand(n, CROP_TRIES + 1, 2, device=dev), h, w, recipe.crop_scale, recipe.crop_ratio)
     flip = chance(rng, n, recipe.flip_p, dev)
     out = ops.resized_crop(x, ops.crop_flip_theta(boxes, flip, h, w), size, recipe.interpolation)
+    return photometric(out, recipe, size, rng)
+
+
+def augment_crops(x: torch.Tensor, recipe: ImageRecipe, rng: RandomSource) -> torch.Tensor:
+    """One random view of a batch already cropped and resized when it was decoded (streamed data,
+    :mod:`siamlab.data.feed`): the flip, then :func:`photometric`."""
+    flip = chance(rng, x.shape[0], recipe.flip_p, x.device)
+    return photometric(torch.where(ops.per_sample(flip), x.flip(-1), x), recipe, x.shape[-1], rng)
+
+
+def photometric(out: torch.Tensor, recipe: ImageRecipe, size: int, rng: RandomSource) -> torch.Tensor:
+    """The colour jitter, grayscale, blur and solarization of ``recipe`` on a cropped batch (float, [0, 1])."""
+    n, c = out.shape[:2]
+    dev = out.device
     if recipe.jitter_p > 0 and any(recipe.jitter):
         factors = jitter_factors(rng, n, recipe, dev)
         order = [j for j in torch.argsort(rng.rand(4)).tolist() if recipe.jitter[j] > 0]  # CPU: no device sync
@@ -189,35 +204,6 @@ def augment_images(x: torch.Tensor, recipe: ImageRecipe, size: int, rng: RandomS
     if recipe.solarize_p > 0:
         out = torch.where(ops.per_sample(chance(rng, n, recipe.solarize_p, dev)), ops.solarize(out), out)
     return out
-
-
-class ClassPartners:
-    """For the toy preset: draws, for each sample, a random other sample of the same class."""
-
-    def __init__(self, y: torch.Tensor):
-        y = y.cpu()
-        self.order = torch.argsort(y, stable=True)
-        counts = torch.bincount(y)
-        self.start = torch.cumsum(counts, 0) - counts
-        self.count = counts
-        self.position = torch.empty_like(self.order)
-        self.position[self.order] = torch.arange(len(y))
-        self.y = y
-
-    def to(self, device) -> "ClassPartners":
-        """The same tables on ``device``."""
-        moved = copy.copy(self)
-        for name in ("order", "start", "count", "position", "y"):
-            setattr(moved, name, getattr(self, name).to(device))
-        return moved
-
-    def draw(self, index: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        """Partner indices for ``index`` from uniforms ``u`` (same shape); never the sample itself."""
-        label = self.y[index]
-        start, count = self.start[label], self.count[label]
-        pick = (u * (count - 1)).long().clamp_max(count - 2)
-        pick = pick + (pick >= self.position[index] - start).long()
-        return self.order[start + pick]
 
 
 class Augment:
@@ -271,6 +257,25 @@ class Augment:
         if mode == "identity":
             return [base.clone() for _ in range(n)]
         return [base + self.noise_std * self.rng.randn_like(base) for _ in range(n)]
+
+    def stream_recipes(self) -> tuple:
+        """The recipes whose crops a streamed dataset makes at decode time (none: it sends clean squares)."""
+        return self.preset.recipes if self.preset.mode == "augment" else ()
+
+    @torch.no_grad()
+    def views_of_crops(self, crops: torch.Tensor, index: Optional[torch.Tensor] = None, n: int = 2) -> list:
+        """``n`` views of a streamed batch: uint8 ``crops`` ``[B, V, C, S, S]``, view i cropped by recipe
+        ``i % len(recipes)`` when it was decoded (V = 1: clean squares, for presets without crops).
+
+        On the CPU the batch goes through in chunks of about ``CPU_CHUNK_PIXELS`` values (3 images of 224 px,
+        42 of 64 px), each with its own draws: the dozens of element-wise passes of a chunk then stay in
+        the cache (a batch of 128 views of 224 px does not, and ran ~5x slower on a 2-core CPU)."""
+        if self.preset.mode != "augment":
+            return self.views(crops[:, 0], index, n)
+        recipes, stats = self.preset.recipes, self.stats_on(crops.device)
+        step = max(1, CPU_CHUNK_PIXELS // crops[0, 0].numel()) if crops.device.type == "cpu" else len(crops)
+        return [torch.cat([ops.normalize(augment_crops(to_unit(part[:, i]), recipes[i % len(recipes)], self.rng), *stats)
+                           for part in crops.split(step)]) for i in range(n)]
 
     def toy_views(self, x: torch.Tensor, index: Optional[torch.Tensor], n: int) -> list:
         if index is None:
@@ -326,17 +331,6 @@ def build_augment(data_cfg, dataset: ArrayDataset, noise_std: Optional[float] = 
         check_toy_pool(dataset)
     if dataset.kind == "vector":
         return Augment(preset, "vector", dataset.in_shape, noise_std=noise_std, pool=dataset, seed=seed)
-    side = data_cfg.image_size or dataset.x.shape[-1]
+    side = data_cfg.image_size or dataset.in_shape[-1]
     mean, std = (dataset.mean, dataset.std) if dataset.mean else channel_stats(dataset.x)
-    return Augment(preset, "image", (dataset.x.shape[1], side, side), mean, std, noise_std, seed=seed)
-
-
-def check_toy_pool(dataset: ArrayDataset) -> None:
-    counts = torch.bincount(dataset.y.cpu(), minlength=dataset.num_classes)
-    present = counts[counts > 0]
-    if len(present) and int(present.min()) < 2:
-        c = int(((counts > 0) & (counts < 2)).nonzero()[0])
-        raise DataError(
-            f"the toy augmentation needs at least two samples per class, but class {c} of {dataset.name} has one; "
-            f"use more samples (raise data.train_subset or set it to 0)."
-        )
+    return Augment(preset, "image", (dataset.in_shape[0], side, side), mean, std, noise_std, seed=seed)

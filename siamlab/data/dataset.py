@@ -1,13 +1,14 @@
-"""The in-memory dataset every loader returns: a uint8 image tensor (or float vectors) plus labels.
+"""The in-memory dataset: a uint8 image tensor (or float vectors) plus labels.
 
-Datasets are small enough to be held whole (on the training device when ``data.on_device``), so a
-batch is an index into ``x``; augmentation then runs batched on that device (SPEC §5).
+Every dataset that fits is held whole (on the training device when ``data.on_device``), so a batch is
+an index into ``x``; augmentation then runs batched on that device (SPEC §5). Image folders and tar
+shards too large for memory are streamed instead (:mod:`siamlab.data.stream`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Optional
+from typing import ClassVar, Optional
 
 import torch
 
@@ -34,6 +35,8 @@ class ArrayDataset:
     classes: list = field(default_factory=list)
     mean: tuple = ()
     std: tuple = ()
+    skipped_files: int = 0  # unreadable files left out when it was decoded (data.on_corrupt=skip)
+    streamed: ClassVar[bool] = False  # held in memory (siamlab.data.stream.StreamDataset: read from disk)
 
     def __post_init__(self):
         check_dataset(self)

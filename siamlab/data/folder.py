@@ -1,21 +1,20 @@
 """ImageNet-100 style image folders: ``root/train/<class>/*.jpg`` and ``root/val/<class>/*`` (SPEC §5).
 
-Every image is decoded with PIL, its short side resized to ``data.image_size`` (default 64) and
-center-cropped to a square, then held in memory as uint8, so training reads no files (CENTER
-trains on ImageNet-100).
+The files are listed, not decoded: :func:`load_image_folder` returns a
+:class:`~siamlab.data.stream.StreamDataset`, which the registry holds in memory (every image decoded
+once, its short side resized to ``data.image_size`` (default 64) and center-cropped to a square, as
+uint8) when it fits, or streams from disk (``data.stream``; README "Data"). CENTER trains on ImageNet-100.
 """
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import torch
 
 from ..errors import DataError
-from .dataset import ArrayDataset, optional_root
+from .dataset import optional_root
+from .stream import FileSamples, ReadSettings, StreamDataset
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
 DEFAULT_SIZE = 64
@@ -39,26 +38,8 @@ def image_files(folder: Path) -> list:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
 
 
-def load_square(path: Path, size: int) -> np.ndarray:
-    """RGB uint8 ``[size, size, 3]``: short side resized to ``size`` (bicubic), then a center crop."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            img.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when the file allows it
-            img = img.convert("RGB")
-            w, h = img.size
-            scale = size / min(w, h)
-            nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-            img = img.resize((nw, nh), Image.BICUBIC, reducing_gap=3.0)
-            left, top = (nw - size) // 2, (nh - size) // 2
-            return np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise DataError(f"image {str(path)!r} cannot be decoded ({type(e).__name__}); delete or replace it.") from None
-
-
-def load_image_folder(data_cfg, split: str) -> ArrayDataset:
-    root = optional_root(data_cfg.root)
+def list_split(root: Optional[Path], split: str) -> tuple:
+    """(files, labels, classes) of ``split`` of the image folder at ``root``, in class then file-name order."""
     if root is None or not root.is_dir():
         raise DataError(f"image folder not found at {root if root is not None else 'data.root (not set)'}: {FOLDER_HOW}.")
     train_dir, this_dir = split_dir(root, "train"), split_dir(root, split)
@@ -78,12 +59,13 @@ def load_image_folder(data_cfg, split: str) -> ArrayDataset:
             labels += [c] * len(found)
     if not files:
         raise DataError(f"image folder {this_dir} holds no images with extension {', '.join(sorted(EXTENSIONS))}: {FOLDER_HOW}.")
-    size = data_cfg.image_size or DEFAULT_SIZE
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # PIL decodes without the GIL
-        arrays = list(pool.map(lambda p: load_square(p, size), files))
-    x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-    y = torch.tensor(labels, dtype=torch.int64)
-    return ArrayDataset(x, y, len(classes), "image", "image_folder", classes, IMAGENET_MEAN, IMAGENET_STD)
+    return files, labels, classes
+
+
+def load_image_folder(data_cfg, split: str) -> StreamDataset:
+    files, labels, classes = list_split(optional_root(data_cfg.root), split)
+    return StreamDataset(FileSamples(files), torch.tensor(labels, dtype=torch.int64), len(classes), "image_folder",
+                         data_cfg.image_size or DEFAULT_SIZE, classes, IMAGENET_MEAN, IMAGENET_STD, ReadSettings.of(data_cfg))
 
 
 def folder_location(root: Optional[str]) -> tuple[bool, str]:

@@ -1,12 +1,13 @@
 """Dataset registry: ``load_dataset(data_cfg, split)`` and ``dataset_status()`` (SPEC §5)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 from ..errors import bad_value, unknown_name
-from . import builtin, cifar, folder, idx
-from .dataset import ArrayDataset, optional_root, subset
+from . import builtin, cifar, folder, idx, shards
+from .dataset import optional_root, subset
+from .stream import holding, materialize
 
 SPLITS = ("train", "test")
 
@@ -18,6 +19,7 @@ class DatasetSpec:
     description: str
     how: str  # how to get it
     locate: Optional[Callable] = None  # root -> (available, where); None = built in
+    from_disk: bool = False  # listed from files and held in memory only when it fits (siamlab.data.stream)
 
 
 def _cifar_locate(layout):
@@ -45,34 +47,51 @@ _SPECS = [
     DatasetSpec("cifar100", cifar.load_cifar100, "CIFAR-100, 50k/10k 32x32 RGB, 100 fine classes", cifar.CIFAR100.how,
                 _cifar_locate(cifar.CIFAR100)),
     DatasetSpec("image_folder", folder.load_image_folder, "ImageNet-100 style folders, resized to data.image_size (64)",
-                folder.FOLDER_HOW, folder.folder_location),
+                folder.FOLDER_HOW, folder.folder_location, from_disk=True),
+    DatasetSpec("image_shards", shards.load_image_shards, "WebDataset-layout tar shards (siamlab data shard), as image_folder",
+                shards.SHARDS_HOW, shards.shards_location, from_disk=True),
 ]
 DATASETS: dict = {s.name: s for s in _SPECS}
 
 # The native image side of each image dataset (image_folder: the size it is resized to when loaded).
 NATIVE_SIZE = {"fashion_mnist": 28, "digits": 8, "synthetic": builtin.SYN_SIZE, "cifar10": 32, "cifar100": 32,
-               "image_folder": folder.DEFAULT_SIZE}
+               "image_folder": folder.DEFAULT_SIZE, "image_shards": folder.DEFAULT_SIZE}
 
 
-def load_dataset(data_cfg, split: str) -> ArrayDataset:
+def load_dataset(data_cfg, split: str):
     """The ``split`` ("train" or "test") of ``data_cfg.name``, cut to ``data.train_subset`` /
-    ``data.test_subset`` samples (a fixed, seeded, class-balanced subset) when those are > 0."""
+    ``data.test_subset`` samples (a fixed, seeded, class-balanced subset) when those are > 0: an
+    ArrayDataset, or for image_folder / image_shards a StreamDataset when it is streamed (``data.stream``)."""
     if data_cfg.name not in DATASETS:
         raise unknown_name("data.name", data_cfg.name, DATASETS)
     if split not in SPLITS:
         raise bad_value("split", split, "'train' or 'test'")
     ds = DATASETS[data_cfg.name].load(data_cfg, split)
-    return subset(ds, data_cfg.train_subset if split == "train" else data_cfg.test_subset)
+    return materialize(subset(ds, data_cfg.train_subset if split == "train" else data_cfg.test_subset), data_cfg)
 
 
-def dataset_status(root: Optional[str] = None) -> list:
-    """One row per dataset: name, available, where (the place looked at), how (to get it), description.
+def dataset_status(root: Optional[str] = None, data_cfg=None) -> list:
+    """One row per dataset: name, available, where (the place looked at), how (to get it), description,
+    and held: whether training holds its train split in memory or streams it (with the sizes that decide).
 
-    ``root`` is checked instead of each dataset's default location (as ``data.root`` would be).
+    ``root`` is checked instead of each dataset's default location (as ``data.root`` would be);
+    ``data_cfg`` (default: the config defaults) supplies image_size, train_subset, stream and a data.root
+    for the datasets read from disk and for ``data.name``'s (the others keep their default location).
     """
+    from ..config import DataConfig
+
+    data_cfg = data_cfg or DataConfig()
     rows = []
     for spec in DATASETS.values():
-        available, where = spec.locate(root) if spec.locate else (True, "built in")
+        here = root if root is not None else (data_cfg.root if spec.from_disk or spec.name == data_cfg.name else None)
+        available, where = spec.locate(here) if spec.locate else (True, "built in")
+        held = ""
+        if available:
+            held = "memory"
+            if spec.from_disk:
+                cfg = replace(data_cfg, name=spec.name, root=here)
+                streamed, why = holding(subset(spec.load(cfg, "train"), cfg.train_subset), cfg.stream)
+                held = f"{'stream' if streamed else 'memory'} ({why})"
         rows.append({"name": spec.name, "available": available, "where": where, "how": spec.how,
-                     "description": spec.description})
+                     "description": spec.description, "held": held})
     return rows

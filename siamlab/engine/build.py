@@ -61,8 +61,10 @@ def build_run(cfg: config_mod.RunConfig, device: torch.device):
     from ..methods import build_method
     from ..models import build_encoder
 
-    train_ds = load_dataset(cfg.data, "train")
-    test_ds = load_dataset(cfg.data, "test")
+    from ..data.stream import for_device
+
+    train_ds = for_device(load_dataset(cfg.data, "train"), device)
+    test_ds = for_device(load_dataset(cfg.data, "test"), device)
     augment = build_augment(cfg.data, train_ds)
     encoder = build_encoder(cfg.model, train_ds.in_shape)
     if cfg.phases:
@@ -73,6 +75,15 @@ def build_run(cfg: config_mod.RunConfig, device: torch.device):
         method = build_method(cfg.method, encoder, cfg.model)
     method.bind_dataset(len(train_ds))
     return train_ds, test_ds, augment, method.to(device)
+
+
+def share_cores(train_ds, device: torch.device, threads: int) -> None:
+    """Training on the CPU from a streamed set: torch threads for the cores its decoding workers leave
+    (:func:`siamlab.data.stream.training_threads`), unless ``engine.threads`` (``threads``) says otherwise."""
+    from ..data.stream import training_threads
+
+    if getattr(train_ds, "streamed", False) and device.type == "cpu" and not threads:
+        torch.set_num_threads(training_threads(train_ds.settings))
 
 
 def load_run_config(run_dir: str) -> config_mod.RunConfig:

@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from ..errors import SiamlabError
-from .build import build_run, load_run_config, pick_device, seed_everything
+from .build import build_run, load_run_config, pick_device, seed_everything, share_cores
 
 
 def _load_weights(method, path: Path, device) -> None:
@@ -35,6 +35,7 @@ def evaluate_run(run_dir: str, checkpoint: str = "last", linear: bool = False, l
     for which in ("random_init", "trained"):
         seed_everything(cfg.engine.seed)
         train_ds, test_ds, augment, method = build_run(cfg, device)
+        share_cores(train_ds, device, cfg.engine.threads)
         if which == "trained":
             _load_weights(method, Path(run_dir) / "checkpoints" / f"{checkpoint}.pt", device)
         res = evaluate(method, train_ds, test_ds, augment, cfg.eval, batch_size=512)

@@ -17,7 +17,7 @@ from typing import Optional
 import torch
 
 from .. import collectives
-from ..data.order import epoch_order, local_span
+from ..data.order import epoch_order
 from . import dist
 from .failures import failure_error
 from .signals import StopFlag, stop_message
@@ -90,18 +90,20 @@ def _epoch_order(tr) -> tuple:
 def run_epoch(tr, stop: StopFlag) -> tuple:
     """The remaining steps of this epoch; ("completed", "") or why it stopped early."""
     order, order_dev = _epoch_order(tr)
+    batches = tr.batches(order, order_dev)
     bar = _progress(tr)
     t0, seen = time.time(), 0
     try:
         while tr.step_in_epoch < tr.steps_per_epoch:
-            a, b = local_span(tr.step_in_epoch, tr.global_batch, tr.rank, tr.world)
-            rec = tr.train_step(order[a:b], order_dev[a:b])
+            rec = tr.train_step(*next(batches))
             tr.step += 1
             tr.step_in_epoch += 1
             seen += tr.global_batch * tr.views
             diag = rec.pop("_diag", None)
             stop_now = stop.signal is not None and not dist.is_dist()  # under torchrun: agreed at log steps
             if diag is not None or tr.step_in_epoch == tr.steps_per_epoch or tr.step % LOG_EVERY == 0:
+                if tr.feed is not None:  # unreadable files replaced since the last record, summed over ranks
+                    rec["skipped_files"] = torch.tensor(float(tr.feed.take_skipped() * tr.world))  # (read_record averages)
                 rec, stop_any = read_record(rec, stop.signal is not None)
                 _log_train(tr, rec, diag, seen / max(1e-9, time.time() - t0), bar)
                 if not math.isfinite(rec["loss"]):
@@ -113,6 +115,7 @@ def run_epoch(tr, stop: StopFlag) -> tuple:
                 tr.save("last.pt")
                 return "interrupted", stop_message(stop.signal, tr.step)
     finally:
+        batches.close()  # a streamed set's DataLoader workers stop here
         if bar is not None:
             bar.close()
     return "completed", ""

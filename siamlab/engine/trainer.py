@@ -38,7 +38,9 @@ from .. import collectives
 from .. import config as config_mod
 from ..errors import ConfigError
 from . import checkpoint, dist, loop
-from .build import DEVICE_DATA_SHARE, build_run, fits_on_device, pick_device, seed_everything
+from ..data.feed import StreamFeed
+from ..data.order import local_span
+from .build import DEVICE_DATA_SHARE, build_run, fits_on_device, pick_device, seed_everything, share_cores
 from .failures import failure_error
 from .loop import RunResult
 from .optim import build_optimizer
@@ -49,7 +51,7 @@ from .step import LossStep
 
 # Names that callers imported from this module before the engine was split into files; their homes are
 # siamlab.data.order and siamlab.engine.build.
-from ..data.order import epoch_order, local_span  # noqa: E402,F401
+from ..data.order import epoch_order  # noqa: E402,F401
 from .build import load_run_config  # noqa: E402,F401
 
 
@@ -67,6 +69,7 @@ class Trainer:
         self._check_options()
         seed_everything(e.seed)  # the same initial weights on every rank (and as in one process)
         self.train_ds, self.test_ds, self.augment, self.method = build_run(cfg, self.device)
+        share_cores(self.train_ds, self.device, e.threads)
         self.probe = build_probe(cfg, self.method, self.train_ds.num_classes, self.device)
         if self.world > 1:
             seed_everything(e.seed + self.rank)  # different augmentations on every rank
@@ -99,6 +102,8 @@ class Trainer:
             atomic_write_text(self.run_dir / "config.yaml", config_mod.dump(cfg))
             (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
         self.log = MetricsLog(self.run_dir / "metrics.jsonl", enabled=collectives.is_main())
+        if not resume and getattr(self.train_ds, "skipped_files", 0):
+            self.log.write("event", 0, 0, skipped_files=self.train_ds.skipped_files)  # unreadable, left out
         from ..analysis.live import LiveDiagnostics
 
         self.diag = LiveDiagnostics(self.method, cfg.diag.every_steps, gradients=cfg.diag.gradients)
@@ -135,8 +140,15 @@ class Trainer:
         self._place_dataset()
 
     def _place_dataset(self) -> None:
-        """The training set on the device when ``data.on_device`` and it fits; else in host memory."""
-        x, y = self.train_ds.x, self.train_ds.y
+        """The training set on the device when ``data.on_device`` and it fits; else in host memory. A streamed
+        set (README "Data") keeps only its labels here: its images come from :class:`StreamFeed`."""
+        ds = self.train_ds
+        self.feed = None
+        if ds.streamed:
+            self.feed = StreamFeed(ds, self.augment.stream_recipes(), self.views, self.cfg.engine.seed, self.device)
+            self.x_train, self.y_train = None, ds.y.to(self.device) if self.cfg.data.on_device else ds.y
+            return
+        x, y = ds.x, ds.y
         on = self.cfg.data.on_device and fits_on_device(x.nbytes + y.nbytes, self.device)
         if self.cfg.data.on_device and not on and collectives.is_main():
             print(f"siamlab: the training set ({x.nbytes / 2**30:.1f} GiB) takes more than {DEVICE_DATA_SHARE:.0%} of the "
@@ -195,31 +207,47 @@ class Trainer:
             return rows.pin_memory().to(self.device, non_blocking=True)
         return rows.to(self.device)
 
-    def _make_views(self, idx: torch.Tensor, idx_dev: torch.Tensor) -> list:
-        views = self.augment.views(self._rows(self.x_train, idx, idx_dev), idx_dev, self.views)
+    def batches(self, order: torch.Tensor, order_dev: torch.Tensor):
+        """This rank's remaining batches of the epoch (from ``step_in_epoch``), as :meth:`train_step` arguments."""
+        if self.feed is not None:
+            yield from self.feed.epoch(self.epoch, order, self.step_in_epoch, self.steps_per_epoch, self.global_batch,
+                                       self.rank, self.world)
+            return
+        for s in range(self.step_in_epoch, self.steps_per_epoch):
+            a, b = local_span(s, self.global_batch, self.rank, self.world)
+            yield order[a:b], order_dev[a:b]
+
+    def _make_views(self, idx: torch.Tensor, idx_dev: torch.Tensor, crops: Optional[torch.Tensor] = None) -> list:
+        if crops is not None:
+            crops = crops.to(self.device, non_blocking=self.device.type == "cuda")  # pinned by the DataLoader
+            views = self.augment.views_of_crops(crops, idx_dev, self.views)
+        else:
+            views = self.augment.views(self._rows(self.x_train, idx, idx_dev), idx_dev, self.views)
         if self.cfg.engine.channels_last and views[0].ndim == 4:
             views = [v.contiguous(memory_format=torch.channels_last) for v in views]
         return views
 
-    def _views(self, idx: torch.Tensor, idx_dev: torch.Tensor) -> list:
+    def _views(self, idx: torch.Tensor, idx_dev: torch.Tensor, crops: Optional[torch.Tensor] = None) -> list:
         """The augmented views; on CUDA made on a side stream that the training stream then waits for."""
         if self.aug_stream is None:
-            return self._make_views(idx, idx_dev)
+            return self._make_views(idx, idx_dev, crops)
         main = torch.cuda.current_stream(self.device)
         with torch.cuda.stream(self.aug_stream):
-            views = self._make_views(idx, idx_dev)
+            views = self._make_views(idx, idx_dev, crops)
         main.wait_stream(self.aug_stream)
         for v in views:
             v.record_stream(main)
         return views
 
-    def train_step(self, idx: torch.Tensor, idx_dev: Optional[torch.Tensor] = None) -> dict:
+    def train_step(self, idx: torch.Tensor, idx_dev: Optional[torch.Tensor] = None,
+                   crops: Optional[torch.Tensor] = None) -> dict:
         """One optimizer step on this rank's part ``idx`` (CPU sample indices; ``idx_dev``: the same on the
-        device). Returns the step's record with tensors, not numbers: it never waits for the device."""
+        device; ``crops``: their images cropped at decode time, for a streamed set). Returns the step's record
+        with tensors, not numbers: it never waits for the device."""
         idx = idx.cpu()
         if idx_dev is None:
             idx_dev = idx.to(self.device)
-        return self.train_on_views(self._views(idx, idx_dev), idx, idx_dev)
+        return self.train_on_views(self._views(idx, idx_dev, crops), idx, idx_dev)
 
     def train_on_views(self, views: list, idx: torch.Tensor, idx_dev: torch.Tensor) -> dict:
         """The step of :meth:`train_step` on views made elsewhere (e.g. by a DataLoader, for benchmarks)."""

@@ -36,17 +36,29 @@ def shard_span(n: int, rank: int = 0, world: int = 1) -> tuple:
     return start, start + q + (rank < r)
 
 
+def _size(dataset) -> int:
+    return int(dataset.x.shape[0]) if hasattr(dataset, "x") else len(dataset)
+
+
+def _batches(dataset, start: int, stop: int, batch_size: int):
+    """Rows [start, stop) of the dataset's images in batches (``x`` in memory, else ``clean_batches``)."""
+    if not hasattr(dataset, "x"):
+        return dataset.clean_batches(start, stop, batch_size)
+    return (dataset.x[i:min(i + batch_size, stop)] for i in range(start, stop, batch_size))
+
+
 @torch.no_grad()
 def extract_features(method, dataset, augment, batch_size: int = 512,
                      device: Optional[torch.device] = None, rank: int = 0, world: int = 1) -> dict:
-    """Run ``method.embed(augment.clean(x))`` over ``dataset.x`` in eval mode and without gradients.
+    """Run ``method.embed(augment.clean(x))`` over the dataset's ``x`` (or, for a streamed set, the clean
+    squares its ``clean_batches`` decodes from disk) in eval mode and without gradients.
 
     Returns every named feature of ``embed`` (``backbone``, ``projector``, ...) as a float32 CPU
     tensor ``[N, D]`` in dataset order; with ``world`` > 1 only the rows :func:`shard_span` gives part
     ``rank`` (empty dict for an empty part). The train/eval flag of every submodule is restored
     afterwards, so a submodule kept in eval mode on purpose (an EMA teacher) stays so.
     """
-    n = int(dataset.x.shape[0])
+    n = _size(dataset)
     if n == 0:
         raise DataError(f"dataset {getattr(dataset, 'name', '?')!r} has no samples; check data.train_subset / data.test_subset.")
     if batch_size < 1:
@@ -57,8 +69,8 @@ def extract_features(method, dataset, augment, batch_size: int = 512,
     method.eval()
     chunks: dict = {}
     try:
-        for i in range(start, stop, batch_size):
-            x = dataset.x[i:min(i + batch_size, stop)].to(device, non_blocking=True)
+        for x in _batches(dataset, start, stop, batch_size):
+            x = x.to(device, non_blocking=True)
             for name, feat in method.embed(augment.clean(x)).items():
                 chunks.setdefault(name, []).append(feat.detach().flatten(1).float().cpu())
     finally:
@@ -76,7 +88,7 @@ def extract_all_features(method, dataset, augment, batch_size: int = 512,
     than ranks is embedded whole on every rank.
     """
     device = device or module_device(method)
-    n, world = int(dataset.x.shape[0]), collectives.world_size()
+    n, world = _size(dataset), collectives.world_size()
     if world == 1 or n < world:
         return extract_features(method, dataset, augment, batch_size, device)
     local = extract_features(method, dataset, augment, batch_size, device, collectives.rank(), world)
