@@ -25,6 +25,9 @@ After every diagnostics record the collapse verdict of training runs
 (:func:`siamlab.analysis.verdict.verdicts` on the records so far) is re-evaluated; when it turns
 (e.g. "not collapsed" → "collapsed") an ``event`` record is logged and a :class:`CollapseWarning` is
 issued, once per kind of verdict. ``close()`` (or leaving a ``with`` block) writes ``summary.json``.
+
+Under torch.distributed every rank must call :meth:`Monitor.log` at the same steps (the diagnostics
+gather the global batch, as in siamlab's engine); rank 0 writes the files.
 """
 from __future__ import annotations
 
@@ -111,17 +114,20 @@ class Monitor:
                  frame: Union[GradFrame, Callable, None] = None, predictor: Optional[nn.Module] = None,
                  projector: Optional[nn.Module] = None, temperature: Optional[float] = None,
                  gradients: bool = True, name: str = "monitored loop", warn: bool = True):
+        from ..engine.dist import is_main
         from ..engine.runlog import MetricsLog
 
         if int(every) < 1:
             raise ValueError(f"Monitor(every={every!r}) is not valid: expected an integer >= 1.")
         self.out_dir = Path(out_dir)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        (self.out_dir / "metrics.jsonl").unlink(missing_ok=True)
+        self.main = is_main()
+        if self.main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            (self.out_dir / "metrics.jsonl").unlink(missing_ok=True)
         self.every, self.loss_fn, self.name, self.warn = int(every), loss_fn, name, warn
         self._method = _LoopMethod(loss_fn, frame, predictor, projector, temperature)
         self.diag = LiveDiagnostics(self._method, self.every, gradients=gradients and loss_fn is not None)
-        self.log_file = MetricsLog(self.out_dir / "metrics.jsonl")
+        self.log_file = MetricsLog(self.out_dir / "metrics.jsonl", enabled=self.main)
         self.history: list = []
         self.verdict = "unknown"
         self._warned: set = set()
@@ -174,7 +180,7 @@ class Monitor:
         if before == "unknown" and v["verdict"] == "not collapsed":
             return
         self._write("event", step, epoch, event="verdict", verdict=v["verdict"], previous=before)
-        if self.warn and v["verdict"] not in self._warned:
+        if self.warn and self.main and v["verdict"] not in self._warned:
             self._warned.add(v["verdict"])
             ev = ", ".join(f"{k} = {v[k]:.3g}" for k in ("std_scaled", "m_r") if isinstance(v.get(k), float))
             warnings.warn(f"siamlab.Monitor: the collapse verdict turned from {before!r} to {v['verdict']!r} at step {step}"
@@ -190,7 +196,8 @@ class Monitor:
         self.log_file.close()
         summary = {"status": status, "method": self.name, "dataset": "", "verdict": verdicts(self.history, status),
                    "steps": max([r["step"] for r in self.history], default=0), "run_dir": str(self.out_dir)}
-        write_json(self.out_dir / "summary.json", summary)
+        if self.main:
+            write_json(self.out_dir / "summary.json", summary)
         return summary
 
     def __enter__(self) -> "Monitor":
