@@ -57,8 +57,11 @@ def torchvision_state(backbone: nn.Module, model_cfg, num_classes: int = 1000) -
 
 def trace(module: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
     """``torch.jit.trace`` of ``module`` in eval mode (BN uses its running statistics), checked on ``example``."""
+    import warnings
+
     module = module.eval()
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch >= 2.10 deprecates TorchScript; it still loads everywhere
         return torch.jit.trace(module, example, check_trace=True)
 
 

@@ -229,12 +229,20 @@ def reinit_scripted(module) -> None:
                     nn.init.uniform_(params["bias"], -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))
 
 
+def _jit_load(path: Path):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch >= 2.10 deprecates TorchScript; it still loads
+        return torch.jit.load(str(path), map_location="cpu")
+
+
 def _from_torchscript(path: Path) -> LoadedModel:
     try:
-        net = torch.jit.load(str(path), map_location="cpu")
+        net = _jit_load(path)
     except Exception as err:
         raise DataError(f"{str(path)!r} looks like a TorchScript archive but does not load ({type(err).__name__}).") from None
-    random_net = torch.jit.load(str(path), map_location="cpu")
+    random_net = _jit_load(path)
     reinit_scripted(random_net)
     return LoadedModel("torchscript", net, random_backbone=random_net)
 

@@ -38,7 +38,8 @@ def spectrum_plot(result: dict, path: Path) -> bool:
         ax.set_title(f"spectrum, {feat} (d = {result['networks']['trained']['dims'][feat]})")
         ax.set_xlabel("eigenvalue index")
         ax.set_ylabel("covariance eigenvalue / max")
-        ax.legend(fontsize=7)
+        if ax.get_lines():
+            ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     return True
