@@ -53,6 +53,7 @@ def collapse_verdict(metrics: dict, output: str) -> dict:
     from ..analysis.verdict import verdicts
 
     rec = {"kind": "eval", "step": 0, "epoch": 0}
+    rec.update({k: v for k, v in metrics.items() if not k.endswith(("_backbone", "_projector"))})  # e.g. num_classes
     rec.update({f"{k[:-len(output)]}projector": v for k, v in metrics.items() if k.endswith(f"_{output}")})
     return verdicts([rec], "completed")
 
