@@ -89,6 +89,25 @@ def test_a_collapsed_model_gets_the_collapsed_verdict(tmp_path):
     assert res["networks"]["trained"]["metrics"]["m_o_backbone"] == pytest.approx(1.0)
 
 
+class Plane(nn.Module):
+    """Outputs on a 2-dimensional plane of a 16-dimensional space: spread, but only two directions."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(2, 16, generator=torch.Generator().manual_seed(0)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1)[:, 20:22] @ self.w
+
+
+def test_a_model_on_a_plane_gets_the_dimensional_collapse_verdict(tmp_path):
+    torch.jit.script(Plane()).save(str(tmp_path / "plane.pt"))
+    res = diagnose(tmp_path / "plane.pt", data="digits", overrides=DIGITS, out_dir=str(tmp_path / "p"))
+    v, m = res["networks"]["trained"]["verdict"], res["networks"]["trained"]["metrics"]
+    assert m["erank_backbone"] <= 2.0 + 1e-6 and m["std_scaled_backbone"] > 0.1 and m["m_r_backbone"] > 0.05
+    assert v["verdict"] == "dimensional collapse" and v["erank_min"] == 8  # max(2, min(K - 1 = 9, d/2 = 8))
+
+
 def test_collapse_verdict_reads_the_chosen_output():
     spread = {"std_scaled_backbone": 0.9, "m_r_backbone": 0.9, "std_scaled_projector": 0.01, "m_r_projector": 0.01}
     assert collapse_verdict(spread, "backbone")["verdict"] == "not collapsed"

@@ -165,7 +165,10 @@ def summary_text(result: dict) -> str:
     lines = [f"model: {result['model']} ({result['layout']})  data: {result['dataset']} (K = {result['num_classes']})",
              f"{'metric':<{width}}  {'random init':>11}  {'trained':>9}"]
     lines += [f"{k:<{width}}  {fmt(r):>11}  {fmt(t):>9}" for k, r, t in rows]
+    from ..analysis.verdict import explain
+
     for w in ("random_init", "trained"):
         v = result["networks"][w]["verdict"]
-        lines.append(f"verdict ({w.replace('_', ' ')}, {result['output']}): {v['verdict']}  ({v['rule']})")
+        lines.append(f"verdict ({w.replace('_', ' ')}, {result['output']}): {v['verdict']}  ({explain(v)})")
+    lines.append(f"rule: {result['networks']['trained']['verdict']['rule']}")
     return "\n".join(lines)

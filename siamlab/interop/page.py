@@ -82,9 +82,11 @@ def write_page(result: dict, out: Path) -> Path:
                                 ("diagnose_spectrum.png", "covariance spectrum and effective rank", spectrum_plot)):
         drawn = draw(result, out / name)
         figures.append({"file": name, "caption": caption, "drawn": drawn, "why": "no finite features"})
+    from ..analysis.verdict import explain
+
     verdicts = "".join(
-        f"<p><b>{escape(label)}</b> ({escape(result['output'])}): <b>{escape(result['networks'][w]['verdict']['verdict'])}</b></p>"
-        for w, label in NETS)
+        f"<p><b>{escape(label)}</b> ({escape(result['output'])}): <b>{escape(result['networks'][w]['verdict']['verdict'])}</b>"
+        f" <small>{escape(explain(result['networks'][w]['verdict']))}</small></p>" for w, label in NETS)
     rule = escape(result["networks"]["trained"]["verdict"]["rule"])
     title = f"siamlab diagnose: {result['model']}"
     html = f"""<!DOCTYPE html>
