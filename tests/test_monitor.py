@@ -87,6 +87,8 @@ def test_plain_loop_writes_metrics_that_analyze_reads_and_warns_once(tmp_path):
     assert len(turns) == 1 and "'not collapsed' to 'collapsed'" in str(turns[0].message)
     records = [json.loads(line) for line in (tmp_path / "loop" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r["kind"] == "diag"] == list(range(0, 20, 2))
+    assert not any("eta_star" in r for r in records)  # no loss_fn: no gradient decomposition
+    assert [r["loss"] for r in records if r["kind"] == "train"] == [float(s) for s in range(0, 20, 2)]
     events = [r for r in records if r["kind"] == "event"]
     assert len(events) == 1 and events[0]["verdict"] == "collapsed" and events[0]["step"] == 12  # median of the logs at 8, 10, 12
     res = analyze(tmp_path / "loop")
