@@ -17,6 +17,7 @@ It writes ``diagnosis.json``, plots and a self-contained ``diagnosis.html`` to t
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -136,6 +137,8 @@ def diagnose(model_path, data: Optional[str] = None, projector: Optional[str] = 
               "output": output, "networks": {}}
     for which, (bb, pj) in (("trained", (model.backbone, model.projector)),
                             ("random_init", (model.random_backbone, model.random_projector))):
+        print(f"diagnose: {which.replace('_', ' ')} network on {len(train_ds)} + {len(test_ds)} {test_ds.name} samples ...",
+              file=sys.stderr, flush=True)
         metrics, spectra, dims = _measure(Embedder(bb, pj, rep), train_ds, test_ds, augment, cfg.eval)
         result["networks"][which] = {"metrics": metrics, "spectra": spectra, "dims": dims,
                                      "verdict": collapse_verdict(metrics, output)}
