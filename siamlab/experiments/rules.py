@@ -9,9 +9,9 @@ run; a result that misses a threshold is reported as "not reproduced", never re-
 """
 from __future__ import annotations
 
-import math
 from typing import Callable, Optional
 
+from ..analysis.stats import pearson
 from .gates import UNDECIDABLE, gates, random_init_gate, spread
 
 Verdict = tuple  # (True | False | None | UNDECIDABLE, str)
@@ -194,19 +194,6 @@ def spearman(xs: list, ys: list) -> Optional[float]:
         return r
 
     return pearson(ranks(xs), ranks(ys))
-
-
-def pearson(xs: list, ys: list) -> Optional[float]:
-    n = len(xs)
-    if n < 3:
-        return None
-    mx, my = sum(xs) / n, sum(ys) / n
-    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
-    sxx = sum((x - mx) ** 2 for x in xs)
-    syy = sum((y - my) ** 2 for y in ys)
-    if sxx == 0 or syy == 0:
-        return None
-    return sxy / math.sqrt(sxx * syy)
 
 
 def _fragile(values: list, decide, s: float) -> bool:

@@ -19,9 +19,7 @@ run's ``metrics.jsonl`` as the engine appends to it).
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import shutil
 import signal
 import threading
@@ -36,11 +34,10 @@ from .cache import matches
 from .measures import RunRecord
 from .results import Results
 from .scales import arm_config, methods_needed
+from ..text import slug
 from .spec import Experiment
 
 FINISHED = ("completed", "diverged")
-_SYMBOLS = {"✓": "yes", "✗": "no", "τ": "tau", "η": "eta", "λ": "lambda", "→": "to", "−": "-", "≥": "ge", "≤": "le",
-            "+": "plus", "·": "x", "√": "sqrt"}
 
 
 class ExperimentInterrupted(SiamlabError):
@@ -49,19 +46,6 @@ class ExperimentInterrupted(SiamlabError):
     def __init__(self, message: str, signum: int):
         super().__init__(message)
         self.signum = signum
-
-
-def slug(text: str) -> str:
-    """A folder name for an arm label, unique per label: symbols are spelled out (✓ → yes, τ → tau) and,
-    where anything else had to be dropped or cut, a short hash of the full label is appended (ZHANG Table 4's
-    "o_e ✓ r_e ✗" and "o_e ✗ r_e ✓" must not share a folder)."""
-    spelled = "".join(_SYMBOLS.get(ch, ch) for ch in text)
-    s = re.sub(r"[^A-Za-z0-9._=-]+", "_", spelled).strip("_")
-    lossy = re.sub(r"[^A-Za-z0-9._=-]", "", spelled.replace(" ", "")) != spelled.replace(" ", "") or len(s) > 60
-    s = s[:60] or "arm"
-    if lossy:
-        s += "-" + hashlib.sha1(text.encode()).hexdigest()[:6]
-    return s
 
 
 def default_out(exp_id: str, scale: str) -> Path:

@@ -26,10 +26,6 @@ from torch import nn
 
 from ..errors import DataError
 
-FEATURE_METRICS = ("std", "std_scaled", "m_o", "m_r", "cov_term", "sigma_i", "l_cor", "l_bound", "erank",
-                   "knn", "ncm", "gen_bound")
-
-
 class Embedder(nn.Module):
     """The method-like object evaluation needs: ``embed(x)`` → {"backbone": h, "projector": z}."""
 
@@ -150,19 +146,10 @@ def diagnose(model_path, data: Optional[str] = None, projector: Optional[str] = 
     return result
 
 
-def metric_rows(result: dict) -> list:
-    """[(metric key, random-init value, trained value)] for every metric of every feature, in display order."""
-    nets = result["networks"]
-    return [(f"{m}_{feat}", nets["random_init"]["metrics"].get(f"{m}_{feat}"), nets["trained"]["metrics"][f"{m}_{feat}"])
-            for feat in ("backbone", "projector") for m in FEATURE_METRICS if f"{m}_{feat}" in nets["trained"]["metrics"]]
-
-
-def fmt(v) -> str:
-    return f"{v:.4g}" if isinstance(v, (int, float)) else "-"
-
-
 def summary_text(result: dict) -> str:
     """The console table: each metric of each feature, random init beside trained, and the verdicts."""
+    from .page import fmt, metric_rows
+
     rows = metric_rows(result)
     width = max([len(r[0]) for r in rows] + [6])
     lines = [f"model: {result['model']} ({result['layout']})  data: {result['dataset']} (K = {result['num_classes']})",

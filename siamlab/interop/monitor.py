@@ -114,7 +114,7 @@ class Monitor:
                  frame: Union[GradFrame, Callable, None] = None, predictor: Optional[nn.Module] = None,
                  projector: Optional[nn.Module] = None, temperature: Optional[float] = None,
                  gradients: bool = True, name: str = "monitored loop", warn: bool = True):
-        from ..engine.dist import is_main
+        from ..collectives import is_main
         from ..engine.runlog import MetricsLog
 
         if int(every) < 1:

@@ -8,6 +8,8 @@ import numpy as np
 
 from ..report.html import CSS, figures_html
 
+FEATURE_METRICS = ("std", "std_scaled", "m_o", "m_r", "cov_term", "sigma_i", "l_cor", "l_bound", "erank",
+                   "knn", "ncm", "gen_bound")
 NETS = (("random_init", "random init"), ("trained", "trained"))
 BAR_PANELS = (("kNN / NCM accuracy, %", ("knn", "ncm")),
               ("collapse (1 = isotropic / 0 = collapsed)", ("std_scaled", "m_r", "m_o")),
@@ -67,9 +69,18 @@ def bars_plot(result: dict, path: Path) -> bool:
     return True
 
 
-def _table(result: dict) -> str:
-    from .diagnose import fmt, metric_rows
+def metric_rows(result: dict) -> list:
+    """[(metric key, random-init value, trained value)] for every metric of every feature, in display order."""
+    nets = result["networks"]
+    return [(f"{m}_{feat}", nets["random_init"]["metrics"].get(f"{m}_{feat}"), nets["trained"]["metrics"][f"{m}_{feat}"])
+            for feat in ("backbone", "projector") for m in FEATURE_METRICS if f"{m}_{feat}" in nets["trained"]["metrics"]]
 
+
+def fmt(v) -> str:
+    return f"{v:.4g}" if isinstance(v, (int, float)) else "-"
+
+
+def _table(result: dict) -> str:
     rows = "".join(f"<tr><td>{escape(k)}</td><td>{escape(fmt(r))}</td><td>{escape(fmt(t))}</td></tr>" for k, r, t in metric_rows(result))
     return ('<table class="results" id="results-table"><tr><th>metric</th><th>random init</th><th>trained</th></tr>'
             + rows + "</table>")
