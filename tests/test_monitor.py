@@ -16,7 +16,7 @@ import siamlab
 from siamlab import config
 from siamlab.analysis.live import LiveDiagnostics
 from siamlab.analysis.report import analyze
-from siamlab.engine.trainer import build_run, seed_everything
+from siamlab.engine.build import build_run, seed_everything
 from siamlab.interop.monitor import CollapseWarning, Monitor
 from siamlab.methods import Forward
 

@@ -237,9 +237,9 @@ def run_experiment(exp: Experiment, scale: str = "smoke", seeds: Optional[int] =
         raise ConfigError(f"{exp.id}: two arm labels map to one run folder ({folders}); make the labels differ in letters or digits.")
     t0 = time.time()
     records = []
-    from ..engine.trainer import _StopFlag  # SIGTERM / SIGINT between runs set a flag (inside a run the engine's own)
+    from ..engine.signals import StopFlag  # SIGTERM / SIGINT between runs set a flag (inside a run the engine's own)
 
-    with _StopFlag() as sig:
+    with StopFlag() as sig:
         for i, (arm, s) in enumerate(jobs, 1):
             prefix = f"[{exp.id} {i}/{len(jobs)}]"
             log(f"{prefix} running {arm.label} (seed {s}) ...")
