@@ -95,6 +95,8 @@ def test_plain_loop_writes_metrics_that_analyze_reads_and_warns_once(tmp_path):
     assert res["verdict"]["verdict"] == "collapsed" and res["final_diag"]["m_o"] == pytest.approx(1.0)
     assert "plain loop" in res["text"] and any(p.endswith("collapse.png") for p in res["plots"])
     assert json.loads((tmp_path / "loop" / "summary.json").read_text())["status"] == "completed"
+    rows = (tmp_path / "loop" / "metrics.csv").read_text().splitlines()  # the run's loggers, fed from the same records
+    assert rows[0] == "kind,step,epoch,name,value" and sum(r.startswith("diag,14,0.0,m_o,") for r in rows) == 1
 
 
 def readme_python_blocks() -> list:

@@ -108,13 +108,17 @@ class Monitor:
 
     ``out_dir``: folder for ``metrics.jsonl`` / ``summary.json`` (created; an existing metrics file is
     replaced). ``every``: steps between diagnostics. ``name``: what ``siamlab analyze`` calls the method.
+    ``loggers``: written beside metrics.jsonl as in siamlab's runs (:mod:`siamlab.engine.loggers`:
+    csv, tensorboard — skipped when not installed — and wandb).
     """
 
     def __init__(self, out_dir, every: int = 50, *, loss_fn: Optional[Callable] = None,
                  frame: Union[GradFrame, Callable, None] = None, predictor: Optional[nn.Module] = None,
                  projector: Optional[nn.Module] = None, temperature: Optional[float] = None,
-                 gradients: bool = True, name: str = "monitored loop", warn: bool = True):
+                 gradients: bool = True, name: str = "monitored loop", warn: bool = True,
+                 loggers: Sequence[str] = ("csv", "tensorboard")):
         from ..collectives import is_main
+        from ..engine.loggers import build_loggers
         from ..engine.runlog import MetricsLog
 
         if int(every) < 1:
@@ -123,11 +127,13 @@ class Monitor:
         self.main = is_main()
         if self.main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            (self.out_dir / "metrics.jsonl").unlink(missing_ok=True)
+            for old in ("metrics.jsonl", "metrics.csv"):  # a new monitored run replaces the last one's files
+                (self.out_dir / old).unlink(missing_ok=True)
         self.every, self.loss_fn, self.name, self.warn = int(every), loss_fn, name, warn
         self._method = _LoopMethod(loss_fn, frame, predictor, projector, temperature)
         self.diag = LiveDiagnostics(self._method, self.every, gradients=gradients and loss_fn is not None)
-        self.log_file = MetricsLog(self.out_dir / "metrics.jsonl", enabled=self.main)
+        self.log_file = MetricsLog(self.out_dir / "metrics.jsonl", enabled=self.main,
+                                   loggers=build_loggers(list(loggers), self.out_dir) if self.main else ())
         self.history: list = []
         self.verdict = "unknown"
         self._warned: set = set()
