@@ -121,7 +121,8 @@ def test_a_failing_logger_is_switched_off_and_training_goes_on(tmp_path, capsys)
     assert [r["step"] for r in csv_rows(tmp_path / "m.csv")] == ["0", "1", "2"]
 
 
-def test_unknown_logger_is_one_sentence():
+def test_unknown_logger_is_one_sentence(tmp_path):
+    assert config.load(None, ["engine.loggers=[]"]).engine.loggers == [] and build_loggers([], tmp_path) == []
     with pytest.raises(ConfigError, match=r"engine.loggers=\['csv', 'tensorbord'\] is not valid: expected a list of csv, tensorboard, wandb"):
         config.load(None, ["engine.loggers=[csv, tensorbord]"])
 
