@@ -5,6 +5,7 @@ import csv
 import json
 import math
 import threading
+import time
 
 import pytest
 
@@ -150,6 +151,11 @@ def test_wandb_offline(tmp_path, monkeypatch):
     t.close()
     run_id = (tmp_path / "wandb_id.txt").read_text().strip()
     (data,) = list(tmp_path.glob(f"wandb/offline-run-*-{run_id}/run-{run_id}.wandb"))
+    texts = (b"train/loss", b"0.123456", b"diag/m_r", b"0.987654")
+    for _ in range(100):  # the W&B service process may still be writing the file after finish() returned
+        if all(t in data.read_bytes() for t in texts):
+            break
+        time.sleep(0.1)
     blob = data.read_bytes()
-    for text in (b"train/loss", b"0.123456", b"diag/m_r", b"0.987654"):
+    for text in texts:
         assert text in blob, text

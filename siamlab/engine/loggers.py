@@ -95,20 +95,25 @@ def _row_step(line: str) -> Optional[int]:
 
 
 class TensorBoardLog:
-    """Event files through ``torch.utils.tensorboard.SummaryWriter`` (tags ``<kind>/<name>``)."""
+    """Event files through ``torch.utils.tensorboard.SummaryWriter`` (tags ``<kind>/<name>``). The writer
+    (and its ~1 s import) is made on the first record, i.e. in the logger thread, not at the run's start."""
 
     def __init__(self, log_dir: Path, resume_step: Optional[int] = None):
-        from torch.utils.tensorboard import SummaryWriter
-
-        self._w = SummaryWriter(str(log_dir), purge_step=None if resume_step is None else resume_step + 1)
+        self.log_dir, self.purge_step = Path(log_dir), None if resume_step is None else resume_step + 1
+        self._w = None
 
     def write(self, rec: dict) -> None:
+        if self._w is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._w = SummaryWriter(str(self.log_dir), purge_step=self.purge_step)
         kind, step, _, vals = scalars(rec)
         for k, v in vals.items():
             self._w.add_scalar(f"{kind}/{k}", v, step)
 
     def close(self) -> None:
-        self._w.close()
+        if self._w is not None:
+            self._w.close()
 
 
 class WandbLog:
