@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install siamlab and everything it needs on a fresh machine.
 #   bash scripts/install.sh          # the library, the CLI and Fashion-MNIST
-#   bash scripts/install.sh --test   # + pytest and headless Chromium for the report tests
+#   bash scripts/install.sh --test   # + pytest, tensorboard and headless Chromium for the tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -16,9 +16,10 @@ apt_install() {  # best effort: only where apt exists and we are root
     || echo "note: could not apt-get install ${missing[*]} (siamlab works without it; see 'siamlab datasets')"
 }
 
-# torch first, pinned to the CPU build available locally: a looser request would pull CUDA wheels.
-$PY -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13.0') else 1)" 2>/dev/null \
-  || $PY -m pip install -q "torch==2.13.0"
+# torch first: when none is installed, the CPU build of 2.13.0 available locally (asking pip for "torch"
+# would pull CUDA wheels). An installed torch (e.g. a CUDA build on a GPU machine) is kept: siamlab
+# needs torch >= 2.2 and caps nothing.
+$PY -c "import torch" 2>/dev/null || $PY -m pip install -q "torch==2.13.0"
 if [ "${1:-}" = "--test" ]; then
   $PY -m pip install -q -e ".[test]"
   apt_install dataset-fashion-mnist chromium chromium-driver

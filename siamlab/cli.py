@@ -10,15 +10,18 @@ from .text import fmt_table as _fmt_table
 
 EXAMPLES = """\
 examples:
-  siamlab train                                   # SimSiam on Fashion-MNIST with the defaults
-  siamlab train configs/simsiam_digits.yaml --set optim.epochs=5 --set method.predictor=linear
+  siamlab train                                   # SimCLR on Fashion-MNIST with the defaults (siamlab/config.py)
+  siamlab train configs/byol_digits.yaml --set optim.epochs=5 --set method.predictor=linear
   siamlab train --set method.name=byol --set method.momentum=0.99 --set data.name=digits
-  siamlab train --resume runs/simsiam-fashion_mnist-20261123-101500
-  siamlab eval runs/simsiam-fashion_mnist-20261123-101500 --linear
-  siamlab analyze runs/simsiam-fashion_mnist-20261123-101500
-  siamlab methods | siamlab datasets --set data.root=/data/imagenet100
-  siamlab data shard /data/imagenet100 /data/in100-shards
-  siamlab reproduce --list | siamlab reproduce zhang-t2 --scale smoke
+  siamlab train --resume RUN                      # RUN: the run directory `siamlab train` printed
+  siamlab eval RUN --linear
+  siamlab analyze RUN
+  siamlab export RUN --format torchvision
+  siamlab diagnose RUN/export/backbone-torchvision-last.pt --data fashion_mnist
+  siamlab methods
+  siamlab datasets
+  siamlab reproduce --list
+  siamlab reproduce zhang-t2 --scale smoke
 """
 
 
@@ -174,6 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="rebuild the HTML report of an experiment folder")
     rp.add_argument("dir")
     rp.set_defaults(func=cmd_report)
+
+    from .interop.cli import register as register_interop
+
+    register_interop(sub)
     return p
 
 

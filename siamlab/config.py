@@ -110,6 +110,8 @@ class EngineConfig:
     checkpoint_every_epochs: int = 1
     progress: bool = True
     threads: int = 0  # torch.set_num_threads; 0 = leave as is
+    loggers: list = field(default_factory=lambda: ["csv", "tensorboard"])  # beside metrics.jsonl: csv, tensorboard, wandb
+    wandb_project: str = "siamlab"  # W&B project when "wandb" is in loggers
 
 
 @dataclass
@@ -160,6 +162,8 @@ _RULES = {
     "diag.every_steps": (lambda v: v >= 0, "an integer >= 0 (0 = off)"),
     "engine.checkpoint_every_epochs": (lambda v: v >= 1, "an integer >= 1"),
     "engine.threads": (lambda v: v >= 0, "an integer >= 0"),
+    "engine.loggers": (lambda v: all(x in ("csv", "tensorboard", "wandb") for x in v),
+                       "a list of csv, tensorboard, wandb (tensorboard is skipped when not installed)"),
 }
 
 

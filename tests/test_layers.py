@@ -18,7 +18,7 @@ LAYERS = {
     "analysis": 5, "eval": 5,
     "engine": 6,
     "report": 7,
-    "experiments": 8,
+    "experiments": 8, "interop": 8,
     "cli": 9,
     "__main__": 10,
 }

@@ -4,8 +4,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import queue
+import sys
 import tempfile
+import threading
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
@@ -45,12 +49,15 @@ def write_json(path: Path, obj) -> None:
 
 
 class MetricsLog:
-    """Appends one JSON object per line to ``metrics.jsonl`` and flushes it immediately."""
+    """Appends one JSON object per line to ``metrics.jsonl`` and flushes it immediately: the one place
+    every record flows through. ``loggers`` (CSV, TensorBoard, W&B: :mod:`siamlab.engine.loggers`) get the
+    same records from a :class:`LoggerThread`, so none of them runs in the training step."""
 
-    def __init__(self, path: Path, enabled: bool = True):
+    def __init__(self, path: Path, enabled: bool = True, loggers: Sequence = ()):
         self.path = Path(path)
         self.enabled = enabled
         self._f = open(self.path, "a") if enabled else None
+        self._thread = LoggerThread(loggers) if enabled and loggers else None
 
     def write(self, kind: str, step: int, epoch: float, **metrics) -> None:
         if not self.enabled:
@@ -58,11 +65,58 @@ class MetricsLog:
         rec = {"kind": kind, "step": int(step), "epoch": round(float(epoch), 4), **_clean(metrics)}
         self._f.write(json.dumps(rec) + "\n")
         self._f.flush()
+        if self._thread is not None:
+            self._thread.put(rec)
 
     def close(self) -> None:
+        """Close metrics.jsonl, then let the loggers write what is queued and close them."""
         if self._f:
             self._f.close()
             self._f = None
+        if self._thread is not None:
+            self._thread.close()
+            self._thread = None
+
+
+class LoggerThread:
+    """Feeds ``loggers`` (objects with ``write(record)`` and ``close()``) from a queue in one daemon thread.
+    A logger that raises is reported once on stderr and switched off; metrics.jsonl is unaffected."""
+
+    _STOP = object()
+
+    def __init__(self, loggers: Sequence):
+        self.loggers = list(loggers)
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._t = threading.Thread(target=self._run, name="siamlab-loggers", daemon=True)
+        self._t.start()
+
+    def put(self, rec: dict) -> None:
+        self._q.put(rec)
+
+    def _run(self) -> None:
+        while (rec := self._q.get()) is not self._STOP:
+            for lg in list(self.loggers):
+                try:
+                    lg.write(rec)
+                except Exception as err:  # a logger must never stop training
+                    print(f"siamlab: logger {type(lg).__name__} failed ({type(err).__name__}: {err}); it is switched off.",
+                          file=sys.stderr)
+                    self.loggers.remove(lg)
+                    _close(lg)
+
+    def close(self) -> None:
+        """Write what is queued, then close every logger."""
+        self._q.put(self._STOP)
+        self._t.join()
+        for lg in self.loggers:
+            _close(lg)
+
+
+def _close(logger) -> None:
+    try:
+        logger.close()
+    except Exception as err:
+        print(f"siamlab: closing logger {type(logger).__name__} failed ({type(err).__name__}: {err}).", file=sys.stderr)
 
 
 def truncate_metrics(path: Path, max_step: int) -> None:

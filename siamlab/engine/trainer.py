@@ -101,7 +101,8 @@ class Trainer:
         elif collectives.is_main():
             atomic_write_text(self.run_dir / "config.yaml", config_mod.dump(cfg))
             (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
-        self.log = MetricsLog(self.run_dir / "metrics.jsonl", enabled=collectives.is_main())
+        self.log = MetricsLog(self.run_dir / "metrics.jsonl", enabled=collectives.is_main(),
+                              loggers=self._loggers(resume) if collectives.is_main() else ())
         if not resume and getattr(self.train_ds, "skipped_files", 0):
             self.log.write("event", 0, 0, skipped_files=self.train_ds.skipped_files)  # unreadable, left out
         from ..analysis.live import LiveDiagnostics
@@ -109,6 +110,14 @@ class Trainer:
         self.diag = LiveDiagnostics(self.method, cfg.diag.every_steps, gradients=cfg.diag.gradients)
 
     # --- setup ----------------------------------------------------------------------------------
+    def _loggers(self, resume: bool) -> list:
+        """CSV / TensorBoard / W&B fed by MetricsLog (siamlab/engine/loggers.py); on resume they drop what
+        was logged after the checkpoint's step, as metrics.jsonl does."""
+        from .loggers import build_loggers
+
+        e = self.cfg.engine
+        return build_loggers(e.loggers, self.run_dir, self.step if resume else None, e.wandb_project, self.cfg.to_dict())
+
     def _check_options(self) -> None:
         e = self.cfg.engine
         if e.compile and not hasattr(torch, "compile"):

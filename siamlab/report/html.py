@@ -78,7 +78,8 @@ def _claims(res: dict) -> str:
     return out
 
 
-def _figures(res: dict, folder: Path) -> str:
+def figures_html(res: dict, folder: Path) -> str:
+    """``res["figures"]`` ({file, caption, drawn, why}) as <figure> elements with the PNGs inlined (base64)."""
     out = []
     for f in res.get("figures", []):
         path = folder / f.get("file", "")
@@ -125,7 +126,7 @@ def render(res: dict, folder: Path) -> str:
 <h2>Results</h2>{_table(res)}
 <p><small>Observed values are mean ± sample std over seeds. Accuracy is weighted kNN top-1 on clean
 backbone features unless the column says otherwise; papers mostly report linear-probe accuracy.</small></p>
-<h2>Figures</h2>{_figures(res, folder)}
+<h2>Figures</h2>{figures_html(res, folder)}
 <h2>Runs</h2>{_runs(res)}
 <h2>Arms (config overrides)</h2>{_arms(res)}
 </body></html>

@@ -1,0 +1,125 @@
+"""``siamlab export RUN``: the trained backbone (and projector) in a form other tools load.
+
+Formats:
+
+* ``torchvision``: a plain state dict with exactly the keys and shapes of
+  ``torchvision.models.resnet18()`` / ``resnet50()`` (tested against a list made with torchvision 0.29.1,
+  tests/fixtures/torchvision_resnet_layout.json), so ``model.load_state_dict(sd, strict=True)`` works for
+  the ImageNet stem. ``fc.weight`` / ``fc.bias`` are zeros of ``num_classes`` (default 1000) rows: no
+  ImageNet classifier was trained, replace ``fc`` or train a probe. :data:`CIFAR_STEM_NOTE` says what to
+  change for the CIFAR stem.
+* ``state_dict``: ``{"format": "siamlab-export", "backbone", "projector", "model", "data", "in_shape", ...}``,
+  which ``siamlab diagnose`` and :func:`siamlab.interop.layouts.load_model` rebuild without the run.
+* ``torchscript``: ``torch.jit.trace`` of the backbone in eval mode; runs with plain ``torch.jit.load``,
+  siamlab not installed. Input: images as siamlab evaluates them (``Augment.clean``: [0, 1], resized,
+  normalized by the training data's per-channel mean and std); output: pooled features.
+
+With ``projector=True`` the projector goes into the state_dict file, and into a second file
+``<name>.projector<suffix>`` for the other two formats (a Sequential MLP state dict / TorchScript).
+All files are written atomically and read back with ``torch.load(weights_only=True)``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError, SiamlabError
+from .layouts import EXPORT_FORMAT, build_siamlab_encoder, read_file
+
+FORMATS = ("torchvision", "state_dict", "torchscript")
+CIFAR_STEM_NOTE = ("this backbone has the CIFAR stem: before load_state_dict set model.conv1 = "
+                   "torch.nn.Conv2d({c}, 64, 3, 1, 1, bias=False) and model.maxpool = torch.nn.Identity().")
+
+
+def _checkpoint(run_dir: Path, which: str) -> dict:
+    path = run_dir / "checkpoints" / f"{which}.pt"
+    if not path.is_file():
+        raise SiamlabError(f"no checkpoint at {path}; the run has not finished an epoch yet (try --checkpoint last).")
+    state = read_file(path)
+    if not (isinstance(state, dict) and isinstance(state.get("method"), dict) and isinstance(state.get("config"), dict)):
+        raise SiamlabError(f"{path} is not a siamlab training checkpoint (no method weights and config).")
+    return state
+
+
+def torchvision_state(backbone: nn.Module, model_cfg, num_classes: int = 1000) -> dict:
+    """The backbone's state dict in torchvision's ResNet layout, with a zero ``fc`` of ``num_classes`` rows."""
+    if model_cfg.backbone not in ("resnet18", "resnet50"):
+        raise ConfigError(f"--format torchvision needs a resnet18 or resnet50 backbone, this run has "
+                          f"model.backbone={model_cfg.backbone!r}; use --format state_dict or torchscript.")
+    sd = {k: v.detach().clone() for k, v in backbone.state_dict().items()}
+    sd["fc.weight"] = torch.zeros(num_classes, backbone.out_dim)
+    sd["fc.bias"] = torch.zeros(num_classes)
+    return sd
+
+
+def trace(module: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
+    """``torch.jit.trace`` of ``module`` in eval mode (BN uses its running statistics), checked on ``example``."""
+    import warnings
+
+    module = module.eval()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch >= 2.10 deprecates TorchScript; it still loads everywhere
+        return torch.jit.trace(module, example, check_trace=True)
+
+
+def _save(obj, path: Path) -> None:
+    from ..engine.runlog import atomic_save
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_save(obj, path)
+
+
+def _save_script(module, path: Path) -> None:
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    module.save(tmp)
+    os.replace(tmp, path)
+
+
+def export_run(run_dir, fmt: str = "torchvision", checkpoint: str = "last", out: Optional[str] = None,
+               projector: bool = False, num_classes: int = 1000) -> dict:
+    """Write the run's backbone in ``fmt``; returns ``{"files": [...], "note": str}`` (note: what to change
+    in torchvision for a CIFAR stem, else empty)."""
+    from ..config import from_dict
+
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format {fmt!r} is not valid: expected one of {', '.join(FORMATS)}.")
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise SiamlabError(f"{str(run_dir)!r} is not a siamlab run directory (no config.yaml); pass the folder printed by `siamlab train`.")
+    state = _checkpoint(run_dir, checkpoint)
+    cfg = from_dict({k: v for k, v in state["config"].items() if k in ("model", "data")})
+    enc, _ = build_siamlab_encoder(cfg, state["method"])
+    backbone, proj = enc.backbone.eval(), enc.projector.eval()
+    suffix = {"torchvision": ".pt", "state_dict": ".pt", "torchscript": ".torchscript.pt"}[fmt]
+    path = Path(out) if out else run_dir / "export" / f"backbone-{fmt}-{checkpoint}{suffix}"
+    extra = path.with_name(path.name.split(".")[0] + ".projector" + "".join(path.suffixes))
+    files, note = [path], ""
+    if fmt == "torchvision":
+        _save(torchvision_state(backbone, cfg.model, num_classes), path)
+        if projector:
+            _save(proj.state_dict(), extra)
+            files.append(extra)
+        if backbone.conv1.weight.shape[-1] == 3:
+            note = CIFAR_STEM_NOTE.format(c=backbone.conv1.weight.shape[1])
+    elif fmt == "state_dict":
+        _save({"format": EXPORT_FORMAT, "version": 1, "backbone": backbone.state_dict(), "projector": proj.state_dict(),
+               "model": state["config"]["model"], "data": state["config"].get("data") or {},
+               "in_shape": list(enc.in_shape), "method": state["config"].get("method", {}).get("name", ""),
+               "run": str(run_dir), "checkpoint": checkpoint, "step": int(state.get("step", 0))}, path)
+    else:
+        example = torch.randn(2, *enc.in_shape)
+        _save_script(trace(backbone, example), path)
+        if projector:
+            with torch.no_grad():
+                h = backbone(example)
+            _save_script(trace(proj, h), extra)
+            files.append(extra)
+    return {"files": [str(f) for f in files], "note": note}

@@ -1,0 +1,133 @@
+"""siamlab diagnose end to end: on an export of a trained run, on TorchScript, on foreign layouts, on wrong keys."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from siamlab import config
+from siamlab.interop.diagnose import collapse_verdict, diagnose
+from siamlab.interop.export import export_run, trace
+from siamlab.interop.layouts import load_model
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["method.name=simsiam", "data.name=digits", "model.backbone=convnet", "model.width=8", "model.proj_hidden=32",
+        "model.proj_out=16", "model.pred_hidden=8", "optim.batch_size=64", "optim.epochs=1", "eval.knn_k=10",
+        "engine.progress=false", "diag.every_steps=5"]
+DIGITS = ["eval.knn_k=10"]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    from siamlab.engine.trainer import train
+
+    out = tmp_path_factory.mktemp("diag")
+    cfg = config.load(None, TINY + [f"engine.out={out}", "engine.run_name=run"])
+    res = train(cfg)
+    assert res.summary["status"] == "completed"
+    return out / "run", res.summary
+
+
+def test_diagnose_an_exported_backbone_reproduces_the_runs_evaluation(trained_run, tmp_path):
+    run, summary = trained_run
+    (path,) = export_run(run, "state_dict")["files"]
+    res = diagnose(path, overrides=DIGITS, out_dir=str(tmp_path / "d"))  # the data comes from the file
+    trained, rnd = res["networks"]["trained"], res["networks"]["random_init"]
+    # the same clean features and kNN as the run's own final evaluation
+    for key in ("knn_backbone", "knn_projector", "ncm_backbone", "l_bound_projector", "sigma_i_projector"):
+        assert trained["metrics"][key] == pytest.approx(summary["final"][key], rel=1e-6, abs=1e-9), key
+    assert trained["metrics"]["knn_backbone"] != rnd["metrics"]["knn_backbone"]  # a different (random) network
+    d = res["networks"]["trained"]["dims"]["projector"]
+    m = trained["metrics"]
+    assert m["std_scaled_projector"] == pytest.approx(m["std_projector"] * d ** 0.5)
+    assert len(trained["spectra"]["projector"]) == d and 1.0 <= m["erank_projector"] <= d
+    assert trained["verdict"]["verdict"] in ("collapsed", "not collapsed") and res["output"] == "projector"
+    saved = json.loads((tmp_path / "d" / "diagnosis.json").read_text())
+    assert saved["networks"]["trained"]["metrics"] == pytest.approx(m)
+    html = (tmp_path / "d" / "diagnosis.html").read_text()
+    assert html.count("data:image/png;base64,") == 2 and "random init" in html and "<script" not in html
+
+
+def test_diagnose_a_torchscript_file_and_a_torchvision_state_dict(trained_run, tmp_path):
+    run, summary = trained_run
+    model = load_model(run)  # the run directory: its checkpoint
+    ts = tmp_path / "bb.ts.pt"
+    trace(model.backbone, torch.randn(2, 1, 8, 8)).save(str(ts))
+    res = diagnose(ts, data="digits", overrides=DIGITS, out_dir=str(tmp_path / "ts"))
+    assert res["layout"] == "torchscript" and res["output"] == "backbone"
+    assert res["networks"]["trained"]["metrics"]["knn_backbone"] == pytest.approx(summary["final"]["knn_backbone"])
+    # a torchvision-style ResNet-18 under "module.backbone.", wrapped like a Lightning checkpoint, with a projector
+    from siamlab.models import build_encoder
+
+    cfg = config.load(None, ["model.backbone=resnet18", "model.stem=cifar", "model.proj_hidden=16", "model.proj_out=8"])
+    enc = build_encoder(cfg.model, (3, 8, 8))
+    sd = {f"module.backbone.{k}": v for k, v in enc.backbone.state_dict().items()}
+    sd.update({f"module.projector.{k}": v for k, v in enc.projector.state_dict().items()})
+    sd["module.backbone.fc.weight"] = torch.zeros(10, 512)
+    torch.save({"state_dict": sd, "epoch": 3}, tmp_path / "foreign.ckpt")
+    res = diagnose(tmp_path / "foreign.ckpt", data="digits", overrides=DIGITS + ["data.train_subset=300"], out_dir=str(tmp_path / "tv"))
+    assert res["layout"] == "torchvision-resnet (prefix 'module.backbone.')" and res["output"] == "projector"
+    assert res["train_samples"] == 300 and res["networks"]["trained"]["dims"] == {"backbone": 512, "projector": 8}
+
+
+class Constant(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ones(x.shape[0], 16) + 0.0 * x.flatten(1).mean(1, keepdim=True)
+
+
+def test_a_collapsed_model_gets_the_collapsed_verdict(tmp_path):
+    torch.jit.script(Constant()).save(str(tmp_path / "const.pt"))
+    res = diagnose(tmp_path / "const.pt", data="digits", overrides=DIGITS, out_dir=str(tmp_path / "c"))
+    v = res["networks"]["trained"]["verdict"]
+    assert v["verdict"] == "collapsed" and v["std_scaled"] == pytest.approx(0.0, abs=1e-6)
+    assert res["networks"]["trained"]["metrics"]["m_o_backbone"] == pytest.approx(1.0)
+
+
+class Plane(nn.Module):
+    """Outputs on a 2-dimensional plane of a 16-dimensional space: spread, but only two directions."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(2, 16, generator=torch.Generator().manual_seed(0)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1)[:, 20:22] @ self.w
+
+
+def test_a_model_on_a_plane_gets_the_dimensional_collapse_verdict(tmp_path):
+    torch.jit.script(Plane()).save(str(tmp_path / "plane.pt"))
+    res = diagnose(tmp_path / "plane.pt", data="digits", overrides=DIGITS, out_dir=str(tmp_path / "p"))
+    v, m = res["networks"]["trained"]["verdict"], res["networks"]["trained"]["metrics"]
+    assert m["erank_backbone"] <= 2.0 + 1e-6 and m["std_scaled_backbone"] > 0.1 and m["m_r_backbone"] > 0.05
+    assert v["verdict"] == "dimensional collapse" and v["erank_min"] == 8  # max(2, min(K - 1 = 9, d/2 = 8))
+
+
+def test_collapse_verdict_reads_the_chosen_output():
+    spread = {"std_scaled_backbone": 0.9, "m_r_backbone": 0.9, "std_scaled_projector": 0.01, "m_r_projector": 0.01}
+    assert collapse_verdict(spread, "backbone")["verdict"] == "not collapsed"
+    assert collapse_verdict(spread, "projector")["verdict"] == "collapsed"
+
+
+def run_cli(*args, cwd=ROOT):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "siamlab", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_wrong_keys_get_one_sentence_naming_the_layouts(tmp_path):
+    torch.save({"encoder.layers.0.weight": torch.zeros(3, 3), "head.bias": torch.zeros(3)}, tmp_path / "odd.pt")
+    r = run_cli("diagnose", str(tmp_path / "odd.pt"), "--data", "digits")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("siamlab: error: ")
+    for words in ("'encoder.layers.0.weight'", "match no layout", "siamlab checkpoint", "torchvision-style ResNet-18/50",
+                  "TorchScript"):
+        assert words in lines[0], words
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file")
+    r = run_cli("diagnose", str(tmp_path / "junk.pt"), "--data", "digits")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "junk.pt" in r.stderr
