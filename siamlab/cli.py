@@ -28,6 +28,7 @@ def _fmt_table(rows: list[list], header: list[str]) -> str:
     return "\n".join(lines)
 
 
+RESUME_SETTABLE = ("engine.progress", "engine.threads", "engine.device")  # what --resume may change: not the run's result
 HEADLINE = ("knn_backbone", "knn_projector", "ncm_backbone", "linear_top1")
 
 
@@ -45,12 +46,10 @@ def cmd_train(args) -> int:
     if args.resume:
         cfg = load_run_config(args.resume)
         for item in args.set or []:
-            key = item.split("=", 1)[0]
-            if not key.startswith(("engine.progress", "engine.threads", "engine.device")):
-                raise SiamlabError(f"--set {key} cannot change a run being resumed; only engine.progress, engine.threads and engine.device can.")
-        for item in args.set or []:
-            k, v = item.split("=", 1)
-            config.set_field(cfg, k, v)
+            key = item.split("=", 1)[0].strip()
+            if key not in RESUME_SETTABLE:
+                raise SiamlabError(f"--set {key} cannot change a run being resumed; only {', '.join(RESUME_SETTABLE)} can.")
+        config.apply_overrides(cfg, args.set)
         res = train(cfg, run_dir=args.resume, resume=True)
     else:
         cfg = config.load(args.config, args.set)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .. import config as config_mod
-from ..errors import ConfigError, SiamlabError
+from ..errors import SiamlabError
 from .measures import RunRecord
 from .results import Results
 from .scales import arm_config, methods_needed
@@ -63,13 +63,7 @@ def _sibling(out_dir: Path, cfg_text: str) -> Optional[Path]:
 
 def apply_overrides(cfg, overrides: list) -> None:
     """``key=value`` strings (as ``siamlab train --set``) applied last, e.g. ``data.root=/data/cifar-100-python``."""
-    import yaml
-
-    for item in overrides or []:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} is not of the form key=value (e.g. data.root=/data/cifar).")
-        key, val = item.split("=", 1)
-        config_mod.set_field(cfg, key.strip(), yaml.safe_load(val) if val.strip() else val)
+    config_mod.apply_overrides(cfg, overrides)
 
 
 def run_one(exp: Experiment, arm, scale: str, seed: int, out_dir: Path, available: set, overrides: Optional[list] = None) -> RunRecord:
