@@ -5,6 +5,7 @@ with ``views(x, index, n)`` and ``clean(x)``; ``dataset_status()`` for ``siamlab
 """
 from .augment import PRESETS, Augment, build_augment
 from .dataset import ArrayDataset
-from .registry import DATASETS, dataset_status, load_dataset
+from .registry import DATASETS, check_data_config, dataset_status, load_dataset
 
-__all__ = ["ArrayDataset", "Augment", "DATASETS", "PRESETS", "build_augment", "dataset_status", "load_dataset"]
+__all__ = ["ArrayDataset", "Augment", "DATASETS", "PRESETS", "build_augment", "check_data_config", "dataset_status",
+           "load_dataset"]
