@@ -117,7 +117,7 @@ def fit_linear(x, y, num_classes, epochs, lr, batch_size, wd, seed, progress: Op
                 opt.step()
                 step += 1
             if not bar.disable:  # reading the loss waits for the device: only when it is shown
-                bar.set_postfix(loss=f"{float(loss):.4f}")
+                bar.set_postfix(loss=f"{loss.detach().item():.4f}")
             bar.update(1)
     return fc
 
