@@ -2,10 +2,10 @@
 
 Each ``configs/*.yaml`` is loaded as shipped — method, backbone, optimizer, augmentation and engine options —
 and only the size is overridden: one epoch of a few steps on a few images, heads at most 64 wide (the
-2048-wide heads of the GPU configs spend seconds in eigen-decompositions at every evaluation on a CPU). Configs on CIFAR-100 read a
-tiny CIFAR-100 folder this test writes in the official layout (64 train and 32 test images); configs on
-built-in data (Fashion-MNIST when the Debian package is installed, else a folder written here) use a
-small subset. What each config reaches at full size is measured in the README's config list.
+2048-wide heads of the GPU configs spend seconds in eigen-decompositions at every evaluation on a CPU).
+Configs on CIFAR-100 or Fashion-MNIST read tiny folders this test writes in the official layouts (64 train
+and 32 test images), so the test needs neither a download nor the Debian package. What each config
+reaches at full size is measured in the README's config list.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import pytest
 
 from siamlab import config
 from siamlab.engine.trainer import train
+from test_data import make_fashion_folder
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 TINY = ["optim.epochs=1", "diag.every_steps=1", "data.train_subset=64", "data.test_subset=32", "eval.knn_k=5", "eval.every_epochs=1",
@@ -42,9 +43,14 @@ def test_shipped_config_trains_at_tiny_size(path, tmp_path):
     extra = [f"engine.out={tmp_path}", "engine.run_name=tiny", f"optim.batch_size={min(shipped.optim.batch_size, 32)}",
              f"model.proj_hidden={min(m.proj_hidden, 64)}", f"model.proj_out={min(m.proj_out, 64)}",
              f"model.pred_hidden={min(m.pred_hidden, 32)}"]
-    if shipped.data.name in ("cifar10", "cifar100"):
-        assert shipped.data.name == "cifar100", "write a tiny folder for this dataset too"
+    if shipped.data.name == "cifar100":
         extra.append(f"data.root={write_cifar100(tmp_path / 'cifar-100-python')}")
+    elif shipped.data.name == "fashion_mnist":
+        (tmp_path / "fashion").mkdir()
+        make_fashion_folder(tmp_path / "fashion", gz=True, n=64)
+        extra.append(f"data.root={tmp_path / 'fashion'}")
+    else:
+        assert shipped.data.name in ("digits", "blobs", "moons", "synthetic"), "write a tiny folder for this dataset too"
     cfg = config.load(str(path), TINY + extra)
     res = train(cfg)
     s = res.summary
