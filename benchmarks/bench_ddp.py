@@ -28,6 +28,7 @@ from common import ROOT, Batches, add_common_args, build_trainer, header, set_th
 
 def worker(args) -> None:
     """One rank: warm-up step, then ``--steps`` timed steps; rank 0 prints a RESULT line."""
+    from siamlab import collectives
     from siamlab.engine import dist
 
     set_threads(args.threads)
@@ -35,8 +36,8 @@ def worker(args) -> None:
     batches = Batches(tr)
     tr.step = 1  # past the step-0 diagnostics
     time_train_steps(tr, batches, 1)
-    seconds = max(dist.gather_objects(time_train_steps(tr, batches, args.steps)))
-    if dist.is_main():
+    seconds = max(collectives.gather_objects(time_train_steps(tr, batches, args.steps)))
+    if collectives.is_main():
         print("RESULT " + json.dumps({"world": tr.world, "seconds": seconds, "views_per_s": views_per_s(tr, args.steps, seconds),
                                       "local_batch": tr.local_batch}), flush=True)
     dist.cleanup()

@@ -6,7 +6,7 @@ by the ``zhang_a1`` preset (ZHANG A.1), batch 512, ResNet-18 with the CIFAR stem
 (``--no-bf16``, ``--no-channels-last``, ``--no-compile`` turn them off). Everything else is the
 config default (online probe on, diagnostics every diag.every_steps steps); ``--set`` overrides.
 
-Timing: whole epochs of the real training loop (``Trainer._run_epoch``: loss read back every
+Timing: whole epochs of the real training loop (``siamlab.engine.loop.run_epoch``: loss read back every
 LOG_EVERY steps, no other host synchronization), the device synchronized at both ends; the first
 epoch compiles and warms up, the best later epoch is reported. FLOPs: torch.utils.flop_counter over
 one training step's forward and backward (matmuls and convolutions, the usual convention; the
@@ -27,7 +27,8 @@ from common import Batches, add_common_args, build_trainer, header, set_threads,
 import torch
 
 from siamlab.data.dataset import ArrayDataset
-from siamlab.engine.trainer import _StopFlag
+from siamlab.engine.loop import run_epoch
+from siamlab.engine.signals import StopFlag
 
 GOAL_S = 4.0
 
@@ -57,12 +58,12 @@ def step_flops(tr) -> int:
 def time_epochs(tr, epochs: int) -> list:
     """Seconds of each epoch of the training loop."""
     seconds = []
-    with _StopFlag() as stop:
+    with StopFlag() as stop:
         for e in range(epochs):
             tr.epoch, tr.step_in_epoch = e, 0
             sync(tr.device)
             t0 = time.perf_counter()
-            status, message = tr._run_epoch(stop)
+            status, message = run_epoch(tr, stop)
             sync(tr.device)
             seconds.append(time.perf_counter() - t0)
             if status != "completed":

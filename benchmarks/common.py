@@ -19,7 +19,8 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 
 from siamlab import config  # noqa: E402
-from siamlab.engine.trainer import Trainer, epoch_order  # noqa: E402
+from siamlab.data.order import epoch_order  # noqa: E402
+from siamlab.engine.trainer import Trainer  # noqa: E402
 
 
 def build_trainer(overrides: list, device: str = "cpu") -> Trainer:

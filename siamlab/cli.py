@@ -6,6 +6,7 @@ import sys
 import textwrap
 
 from .errors import SiamlabError
+from .text import fmt_table as _fmt_table
 
 EXAMPLES = """\
 examples:
@@ -18,14 +19,6 @@ examples:
   siamlab methods | siamlab datasets
   siamlab reproduce --list | siamlab reproduce zhang-t2 --scale smoke
 """
-
-
-def _fmt_table(rows: list[list], header: list[str]) -> str:
-    cols = [header] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cols) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cols]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 RESUME_SETTABLE = ("engine.progress", "engine.threads", "engine.device")  # what --resume may change: not the run's result
@@ -41,7 +34,8 @@ def _result_table(trained: dict, random_init: dict) -> str:
 
 def cmd_train(args) -> int:
     from . import config
-    from .engine.trainer import load_run_config, train
+    from .engine.build import load_run_config
+    from .engine.trainer import train
 
     if args.resume:
         cfg = load_run_config(args.resume)

@@ -107,8 +107,9 @@ def batch(name: str, step: int) -> tuple:
 def run_steps(name: str, rank: int = 0, world: int = 1) -> dict:
     """STEPS SGD steps of method ``name``; this process holds rows [rank·b, (rank+1)·b) of each batch."""
     from siamlab.analysis.live import LiveDiagnostics
+    from siamlab import collectives
     from siamlab.engine import dist
-    from siamlab.engine.trainer import LossStep
+    from siamlab.engine.step import LossStep
 
     cfg, method = build(name)
     model = LossStep(method)  # what the trainer runs: forward + loss, wrapped in DDP
@@ -125,7 +126,7 @@ def run_steps(name: str, rank: int = 0, world: int = 1) -> dict:
             record["diag"] = LiveDiagnostics(method, every_steps=1)(out, 0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        record["loss"].append(float(dist.all_reduce_mean(loss.detach())))
+        record["loss"].append(float(collectives.all_reduce_mean(loss.detach())))
         record["grads"].append({k: p.grad.clone() for k, p in method.named_parameters() if p.grad is not None})
         opt.step()
         method.after_step(step, 10)
@@ -134,16 +135,17 @@ def run_steps(name: str, rank: int = 0, world: int = 1) -> dict:
 
 
 def worker_parity(out_dir: str) -> None:
+    from siamlab import collectives
     from siamlab.engine import dist
 
     dist.init_from_env(torch.device("cpu"))
     results, errors = {}, {}
     for name in method_names():
         try:
-            results[name] = run_steps(name, dist.rank(), dist.world_size())
+            results[name] = run_steps(name, collectives.rank(), collectives.world_size())
         except Exception as err:  # reported by the test, per method
             errors[name] = f"{type(err).__name__}: {err}"
-    if dist.is_main():
+    if collectives.is_main():
         torch.save({"results": results, "errors": errors}, Path(out_dir) / "parity.pt")
     dist.cleanup()
 
@@ -196,7 +198,7 @@ def metrics(run_dir: Path) -> list:
 
 # --- tests -------------------------------------------------------------------------------------------
 def test_contiguous_shards_rebuild_the_one_process_batch():
-    from siamlab.engine.trainer import epoch_order, local_span
+    from siamlab.data.order import epoch_order, local_span
 
     order = epoch_order(103, seed=5, epoch=2)
     for world in (1, 2, 4):

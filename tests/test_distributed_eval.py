@@ -30,7 +30,7 @@ def launch(args: list) -> list:
 
 def build():
     from siamlab import config
-    from siamlab.engine.trainer import build_run, seed_everything
+    from siamlab.engine.build import build_run, seed_everything
 
     cfg = config.load(None, ["data.name=digits", f"data.train_subset={N_TRAIN}", f"data.test_subset={N_TEST}",
                              "model.backbone=convnet", "model.width=4", "model.proj_hidden=16", "model.proj_out=8",
@@ -58,11 +58,12 @@ def run_eval() -> dict:
 
 
 def worker_eval(out_dir: str) -> None:
+    from siamlab import collectives
     from siamlab.engine import dist
 
     dist.init_from_env(torch.device("cpu"))
     got = run_eval()
-    torch.save(got, Path(out_dir) / f"eval{dist.rank()}.pt")
+    torch.save(got, Path(out_dir) / f"eval{collectives.rank()}.pt")
     dist.cleanup()
 
 

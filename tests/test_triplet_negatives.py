@@ -8,7 +8,7 @@ import io
 import pytest
 import torch
 
-from siamlab.engine import dist
+from siamlab import collectives
 from siamlab.methods.triplet import GlobalNegatives
 
 
@@ -28,8 +28,8 @@ def test_ranks_draw_their_rows_of_the_one_process_draw(monkeypatch):
     assert (one != torch.arange(n * world)).all() and one.min() >= 0 and one.max() < n * world
     parts = []
     for r in range(world):
-        monkeypatch.setattr(dist, "rank", lambda r=r: r)
-        monkeypatch.setattr(dist, "world_size", lambda: world)
+        monkeypatch.setattr(collectives, "rank", lambda r=r: r)
+        monkeypatch.setattr(collectives, "world_size", lambda: world)
         parts.append(GlobalNegatives()(n, torch.device("cpu")))
     assert torch.equal(torch.cat(parts), one)
 

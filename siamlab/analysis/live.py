@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..engine.dist import gather_nograd
+from ..collectives import gather_nograd
 from . import metrics as M
 from .gradients import GradientParts, gradient_parts, lambda_entropy, summarize, unwrap
 from .predictor import bias_center_cosine, diagonal_dominance, eigenvalues, predictor_matrices, symmetry_gap, wtw_fft_gap

@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from ..errors import SiamlabError
-from .trainer import build_run, load_run_config, pick_device, seed_everything
+from .build import build_run, load_run_config, pick_device, seed_everything
 
 
 def _load_weights(method, path: Path, device) -> None:

@@ -11,7 +11,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..engine import dist
+from .. import collectives
 from ..errors import ConfigError, DataError
 
 
@@ -92,15 +92,15 @@ def extract_all_features(method, dataset, augment, batch_size: int = 512,
     than ranks is embedded whole on every rank. ``progress``: see :func:`extract_features`.
     """
     device = device or module_device(method)
-    n, world = int(dataset.x.shape[0]), dist.world_size()
+    n, world = int(dataset.x.shape[0]), collectives.world_size()
     if world == 1 or n < world:
         return extract_features(method, dataset, augment, batch_size, device, progress=progress)
-    local = extract_features(method, dataset, augment, batch_size, device, dist.rank(), world, progress)
+    local = extract_features(method, dataset, augment, batch_size, device, collectives.rank(), world, progress)
     spans = [shard_span(n, r, world) for r in range(world)]
     longest = spans[0][1] - spans[0][0]
     names, widths = list(local), [f.shape[1] for f in local.values()]
     flat = torch.cat(list(local.values()), 1).to(device)
     flat = torch.cat([flat, flat.new_zeros(longest - flat.shape[0], flat.shape[1])])
-    every = dist.gather_nograd(flat).cpu()
+    every = collectives.gather_nograd(flat).cpu()
     rows = torch.cat([every[r * longest:r * longest + b - a] for r, (a, b) in enumerate(spans)])
     return {name: f.contiguous() for name, f in zip(names, rows.split(widths, 1))}

@@ -6,11 +6,11 @@ from .spec import SCALES
 
 
 def list_table() -> str:
-    from ..cli import _fmt_table
+    from ..text import fmt_table
     from .registry import all_experiments
 
     rows = [[e.id, f"{e.paper} {e.item}", e.expected, f"~{e.smoke_minutes:g} min"] for e in all_experiments()]
-    return _fmt_table(rows, ["id", "paper item", "expected verdict", "smoke time (2-core CPU)"])
+    return fmt_table(rows, ["id", "paper item", "expected verdict", "smoke time (2-core CPU)"])
 
 
 def reproduce(args) -> int:

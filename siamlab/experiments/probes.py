@@ -22,7 +22,7 @@ SHOW = 32  # dimensions shown in heatmaps
 
 
 def _build(run_dir: Path, seed: int):
-    from ..engine.trainer import build_run, load_run_config, seed_everything
+    from ..engine.build import build_run, load_run_config, seed_everything
 
     cfg = load_run_config(str(run_dir))
     seed_everything(seed)
@@ -114,7 +114,7 @@ PROBES = {"correlation": correlation_probe, "predictor": predictor_probe, "repre
 
 def run_probe(name: str, results, out_dir: Path) -> None:
     """Fill ``rec.probe`` of every finished run and save seed 0's arrays in ``probe/<arm>-s0.npz``."""
-    from .runner import slug
+    from ..text import slug
 
     (out_dir / "probe").mkdir(exist_ok=True)
     for rec in results.records:

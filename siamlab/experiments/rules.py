@@ -6,8 +6,9 @@ reproduced", never re-tuned. ``None`` = undecidable (run missing, diagnostic not
 """
 from __future__ import annotations
 
-import math
 from typing import Callable, Optional
+
+from ..analysis.stats import pearson
 
 Verdict = tuple  # (Optional[bool], str)
 
@@ -170,19 +171,6 @@ def spearman(xs: list, ys: list) -> Optional[float]:
         return r
 
     return pearson(ranks(xs), ranks(ys))
-
-
-def pearson(xs: list, ys: list) -> Optional[float]:
-    n = len(xs)
-    if n < 3:
-        return None
-    mx, my = sum(xs) / n, sum(ys) / n
-    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
-    sxx = sum((x - mx) ** 2 for x in xs)
-    syy = sum((y - my) ** 2 for y in ys)
-    if sxx == 0 or syy == 0:
-        return None
-    return sxy / math.sqrt(sxx * syy)
 
 
 def trend(labels: list, measure: str, sign: int, min_rho: float = 0.6) -> Callable:

@@ -10,7 +10,6 @@ interrupted ``reproduce`` continues where it stopped.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import time
 import traceback
@@ -22,12 +21,8 @@ from ..errors import SiamlabError
 from .measures import RunRecord
 from .results import Results
 from .scales import arm_config, methods_needed
+from ..text import slug
 from .spec import Experiment
-
-
-def slug(text: str) -> str:
-    s = re.sub(r"[^A-Za-z0-9._=-]+", "_", text).strip("_")
-    return s[:60] or "arm"
 
 
 def default_out(exp_id: str, scale: str) -> Path:

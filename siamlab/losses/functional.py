@@ -36,8 +36,8 @@ def l2n(x: torch.Tensor, dim: int = -1, eps: float = 1e-12) -> torch.Tensor:
 def gather(x: torch.Tensor) -> torch.Tensor:
     """The global batch: ``x`` from every rank concatenated along dim 0, carrying gradient to the local part.
 
-    Identity when not running distributed. Defined in :mod:`siamlab.engine.dist`.
+    Identity when not running distributed. Defined in :mod:`siamlab.collectives`.
     """
-    from ..engine.dist import gather_with_grad
+    from ..collectives import gather_with_grad
 
     return gather_with_grad(x)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..engine.dist import rank
+from ..collectives import rank
 from .functional import gather, l2n
 
 

@@ -106,7 +106,7 @@ def infonce_surgery_loss(za: torch.Tensor, zb: torch.Tensor, tau: float, keep: s
     the positive among them, as in SimCLR). With keep="both" the gradient on each anchor equals
     InfoNCE's anchor-side gradient (A.7 eq. 6); keep="o_e" is "InfoNCE without r_e".
     """
-    from ..engine.dist import rank  # where the local rows sit in the gathered batch
+    from ..collectives import rank  # where the local rows sit in the gathered batch
 
     with torch.no_grad():
         na, nb = l2n(za.detach()), l2n(zb.detach())

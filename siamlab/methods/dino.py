@@ -11,7 +11,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..engine.dist import all_reduce_mean
+from ..collectives import all_reduce_mean
 from ..losses.dino import dino_loss
 from ..losses.functional import l2n
 from ..models.heads import unit_rows

@@ -12,7 +12,7 @@ from typing import Optional
 
 import torch
 
-from ..engine.dist import all_reduce_mean
+from ..collectives import all_reduce_mean
 from ..losses.byol import byol_loss
 from ..models import build_predictor
 from . import register

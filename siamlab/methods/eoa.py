@@ -109,7 +109,7 @@ class ExplicitEOA(Method):
         super().after_step(step, total_steps)
         if self._pending is None:
             return
-        from ..engine.dist import gather_nograd  # every process stores every process's rows
+        from ..collectives import gather_nograd  # every process stores every process's rows
 
         index, rows = self._pending
         self._pending = None

@@ -11,7 +11,7 @@ from typing import Optional
 
 import torch
 
-from ..engine.dist import gather_nograd
+from ..collectives import gather_nograd
 from ..losses.functional import l2n
 from ..losses.moco import moco_loss
 from . import register

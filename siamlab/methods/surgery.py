@@ -13,7 +13,7 @@ import torch
 
 from ..losses.functional import l2n
 from ..losses.surgery import KEEP, infonce_surgery_loss, surgery_target, target_loss
-from ..engine import dist
+from .. import collectives
 from ..models import PREDICTORS
 from . import register
 from .base import Forward, GradFrame, LossOut, Method, require
@@ -75,8 +75,8 @@ class TripletSurgery(Method):
         z1, z2 = out.z[0], out.z[1]
         neg = out.extra["neg_index"]
         n1, n2 = unit(z1), unit(z2)
-        t1 = surgery_target(n2 - dist.gather_nograd(n2)[neg], n2, self.params.keep)  # B = Z_b, G_e = −Z_n
-        t2 = surgery_target(n1 - dist.gather_nograd(n1)[neg], n1, self.params.keep)
+        t1 = surgery_target(n2 - collectives.gather_nograd(n2)[neg], n2, self.params.keep)  # B = Z_b, G_e = −Z_n
+        t2 = surgery_target(n1 - collectives.gather_nograd(n1)[neg], n1, self.params.keep)
         return LossOut(0.5 * (target_loss(z1, t1) + target_loss(z2, t2)))
 
     def gradient_frame(self, out: Forward) -> GradFrame:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..engine import dist
+from .. import collectives
 from ..errors import ConfigError
 from ..losses.triplet import triplet_loss
 from . import register
@@ -39,8 +39,8 @@ class GlobalNegatives(nn.Module):
 
     @torch.compiler.disable
     def forward(self, n: int, device: torch.device) -> torch.Tensor:
-        r = dist.rank()
-        neg = random_negatives(n * dist.world_size(), generator=self.generator)[r * n:(r + 1) * n]
+        r = collectives.rank()
+        neg = random_negatives(n * collectives.world_size(), generator=self.generator)[r * n:(r + 1) * n]
         if device.type == "cuda":
             return neg.pin_memory().to(device, non_blocking=True)
         return neg.to(device)
@@ -79,7 +79,7 @@ class Triplet(Method):
         n1, n2 = out.extra["neg_index"]
         # Z_n is the positive view of another sample of the global batch: Z_b[j] for anchor Z_a[i], Z_a[j'] for
         # Z_b[i]; it sits inside the stop-gradient, so gathering without gradient is enough.
-        return LossOut(triplet_loss(z1, z2, dist.gather_nograd(z2)[n1], dist.gather_nograd(z1)[n2]))
+        return LossOut(triplet_loss(z1, z2, collectives.gather_nograd(z2)[n1], collectives.gather_nograd(z1)[n2]))
 
     def gradient_frame(self, out: Forward) -> GradFrame:
         # −∂L/∂Z_a = (Z_b − Z_n)/(2M): basic Z_b, G_e = −Z_n (ZHANG §3.3).

@@ -15,7 +15,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ..experiments.rules import pearson  # noqa: E402
+from ..analysis.stats import pearson  # noqa: E402
+from ..text import slug  # noqa: E402
 
 
 def _labels(results, params) -> list[str]:
@@ -214,8 +215,6 @@ def eta_scan(results, params: dict, path: Path) -> bool:
 
 def heatmap(results, params: dict, path: Path, out_dir: Path) -> bool:
     """Matrices saved by a probe (``probe/<arm>-s0.npz``): one panel per (arm, array name)."""
-    from ..experiments.runner import slug
-
     panels = []
     for lab in _labels(results, params):
         f = out_dir / "probe" / f"{slug(lab)}-s0.npz"
@@ -241,8 +240,6 @@ def heatmap(results, params: dict, path: Path, out_dir: Path) -> bool:
 
 def spectrum(results, params: dict, path: Path, out_dir: Path) -> bool:
     """Sorted eigenvalues saved by a probe (``keys`` of ``probe/<arm>-s0.npz``), one line per key (BRIDGE Fig. 4b)."""
-    from ..experiments.runner import slug
-
     fig, ax = plt.subplots(figsize=(6.0, 4.0))
     drawn = False
     for lab in _labels(results, params):

@@ -1,0 +1,91 @@
+"""What a run is made of: the device, the seeds, and the datasets, augmentation and method of a config."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+
+from .. import config as config_mod
+from ..errors import ConfigError, SiamlabError
+from . import dist
+
+DEVICE_DATA_SHARE = 0.4  # keep the uint8 training set on the GPU when it takes at most this share of free memory
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` / ``cuda``: GPU LOCAL_RANK when CUDA is available (one GPU per torchrun process)."""
+    if name in ("auto", "cuda"):
+        if torch.cuda.is_available():
+            local, count = dist.local_rank(), torch.cuda.device_count()
+            if local >= count:
+                raise ConfigError(f"engine.device={name!r}: process LOCAL_RANK={local} has no GPU of its own (this node has "
+                                  f"{count}); start at most {count} processes per node (torchrun --nproc_per_node {count}).")
+            return torch.device("cuda", local)
+        if name == "auto":
+            return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"engine.device={name!r} is not available on this machine (no CUDA GPU); use engine.device=cpu or auto.")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"engine.device={name!r} is not a device; use auto, cpu, cuda or cuda:N.") from None
+    if device.type == "cuda" and dist.launched_world_size() > 1:
+        raise ConfigError(f"engine.device={name!r} puts every torchrun process on one GPU; use engine.device=cuda "
+                          "(process LOCAL_RANK takes GPU LOCAL_RANK).")
+    return device
+
+
+def fits_on_device(nbytes: int, device: torch.device) -> bool:
+    """Whether ``nbytes`` of training data may live on ``device`` (always on the CPU)."""
+    if device.type != "cuda":
+        return True
+    free, _ = torch.cuda.mem_get_info(device)
+    return nbytes <= DEVICE_DATA_SHARE * free
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build_run(cfg: config_mod.RunConfig, device: torch.device):
+    """Datasets, augmentation and method for a config (no training)."""
+    from ..data import load_dataset
+    from ..data.augment import build_augment
+    from ..methods import build_method
+    from ..models import build_encoder
+
+    train_ds = load_dataset(cfg.data, "train")
+    test_ds = load_dataset(cfg.data, "test")
+    augment = build_augment(cfg.data, train_ds)
+    encoder = build_encoder(cfg.model, train_ds.in_shape)
+    if cfg.phases:
+        from ..methods.phased import build_phased
+
+        method = build_phased(cfg, encoder, cfg.model)
+    else:
+        method = build_method(cfg.method, encoder, cfg.model)
+    method.bind_dataset(len(train_ds))
+    return train_ds, test_ds, augment, method.to(device)
+
+
+def load_run_config(run_dir: str) -> config_mod.RunConfig:
+    path = Path(run_dir) / "config.yaml"
+    if not path.exists():
+        raise SiamlabError(f"{run_dir!r} is not a siamlab run directory (no config.yaml); pass the folder printed by `siamlab train`.")
+    return config_mod.load(str(path))
+
+
+def random_init_copy(method):
+    """A fresh copy of ``method`` with re-initialized weights (used when evaluating a loaded run)."""
+    m = copy.deepcopy(method)
+    for mod in m.modules():
+        if hasattr(mod, "reset_parameters"):
+            mod.reset_parameters()
+    return m
