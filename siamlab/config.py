@@ -330,5 +330,16 @@ def load(path: Optional[str] = None, overrides: Optional[list[str]] = None) -> R
     return apply_overrides(cfg, overrides)
 
 
+def differences(old: dict, new: dict, sections: tuple = ()) -> list[tuple[str, Any, Any]]:
+    """``(dotted key, old value, new value)`` for every field that differs between two configs given as
+    mappings (``RunConfig.to_dict()``), in section order; ``sections`` limits the comparison (e.g.
+    ``("method", "model")``). Method knobs are named ``method.<knob>``, as ``--set`` names them."""
+    flat = [dict(_flatten({k: v for k, v in d.items() if not sections or k in sections})) for d in (old, new)]
+    keys = list(flat[0]) + [k for k in flat[1] if k not in flat[0]]
+    missing = "(not set)"
+    return [(k, flat[0].get(k, missing), flat[1].get(k, missing)) for k in keys
+            if flat[0].get(k, missing) != flat[1].get(k, missing)]
+
+
 def dump(cfg: RunConfig) -> str:
     return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

@@ -27,6 +27,7 @@ every method by ``tests/test_hostsync.py``).
 """
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -36,13 +37,14 @@ import torch
 
 from .. import collectives
 from .. import config as config_mod
-from ..errors import ConfigError
+from ..errors import ConfigError, SiamlabError
 from . import checkpoint, dist, loop
-from .build import DEVICE_DATA_SHARE, build_run, fits_on_device, pick_device, seed_everything
+from .build import DEVICE_DATA_SHARE, build_run, check_config, fits_on_device, pick_device, seed_everything
 from .failures import failure_error
 from .loop import RunResult
 from .optim import build_optimizer
 from .probe import build_probe, probe_step
+from .rundir import LOCK_NAME, free_name, open_run_dir
 from .runlog import MetricsLog, atomic_write_text
 from .schedule import effective_lr, lr_at
 from .step import LossStep
@@ -54,8 +56,15 @@ from .build import load_run_config  # noqa: E402,F401
 
 
 class Trainer:
-    def __init__(self, cfg: config_mod.RunConfig, run_dir: Optional[Path] = None, resume: bool = False):
+    """A run's parts. Order of construction: every config-only check, then the run directory (locked: a new
+    run never reuses one, :mod:`.rundir`), and only then the expensive parts (data, networks). ``overwrite``:
+    a new run may replace the run already in its directory (``siamlab train --overwrite``)."""
+
+    def __init__(self, cfg: config_mod.RunConfig, run_dir: Optional[Path] = None, resume: bool = False,
+                 overwrite: bool = False):
         self.cfg = cfg
+        self.lock, self._created_dir = None, False
+        check_config(cfg)
         e = cfg.engine
         if e.threads:
             torch.set_num_threads(e.threads)
@@ -65,6 +74,15 @@ class Trainer:
         dist.init_from_env(self.device)
         self.rank, self.world = collectives.rank(), collectives.world_size()
         self._check_options()
+        self.run_dir = self._open_run_dir(run_dir, resume, overwrite)
+        try:
+            self._build(resume)
+        except BaseException:
+            self._abandon_new_run_dir(resume)
+            raise
+
+    def _build(self, resume: bool) -> None:
+        cfg, e = self.cfg, self.cfg.engine
         seed_everything(e.seed)  # the same initial weights on every rank (and as in one process)
         self.train_ds, self.test_ds, self.augment, self.method = build_run(cfg, self.device)
         self.probe = build_probe(cfg, self.method, self.train_ds.num_classes, self.device)
@@ -89,15 +107,13 @@ class Trainer:
         self.step_in_epoch = 0
         self.best_knn = -1.0
         self.random_init: dict = {}
-        self.run_dir = Path(run_dir) if run_dir else self._new_run_dir()
         self.ckpt_dir = self.run_dir / "checkpoints"
-        if collectives.is_main():
-            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
         if resume:
             checkpoint.load(self, self.ckpt_dir / "last.pt")
         elif collectives.is_main():
             atomic_write_text(self.run_dir / "config.yaml", config_mod.dump(cfg))
-            (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
+        if collectives.is_main():
+            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
         self.log = MetricsLog(self.run_dir / "metrics.jsonl", enabled=collectives.is_main())
         from ..analysis.live import LiveDiagnostics
 
@@ -144,12 +160,43 @@ class Trainer:
         self.x_train = x.to(self.device) if on else x
         self.y_train = y.to(self.device) if on else y
 
-    def _new_run_dir(self) -> Path:
-        name = self.cfg.engine.run_name or f"{self.cfg.method.name}-{self.cfg.data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        path = Path(self.cfg.engine.out) / name
+    def _open_run_dir(self, run_dir: Optional[Path], resume: bool, overwrite: bool) -> Path:
+        """Rank 0 picks, checks and locks the run directory (:func:`.rundir.open_run_dir`); every rank gets
+        its path, or the same one-sentence error."""
+        path, error = None, None
+        if collectives.is_main():
+            try:
+                if run_dir is not None:
+                    path = Path(run_dir)
+                elif self.cfg.engine.run_name:
+                    path = Path(self.cfg.engine.out) / self.cfg.engine.run_name
+                else:  # an automatic name is never refused: a taken one gets a suffix
+                    c = self.cfg
+                    path = free_name(Path(c.engine.out) / f"{c.method.name}-{c.data.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+                self._created_dir = not path.exists()
+                path, self.lock = open_run_dir(path, resume=resume, overwrite=overwrite)
+            except SiamlabError as err:
+                error = err
         if collectives.is_dist():  # every rank must agree on the directory
-            path = Path(collectives.broadcast_object(str(path)))
-        return path
+            path, error = collectives.broadcast_object((None if path is None else str(path), error))
+        if error is not None:
+            raise error
+        return Path(path)
+
+    def _abandon_new_run_dir(self, resume: bool) -> None:
+        """Construction failed after the directory was locked: free it, and remove a new run's directory when
+        nothing but the lock was written there (a refused config leaves no trace)."""
+        if self.lock is None:
+            return
+        self.release()
+        if not resume and self._created_dir and {p.name for p in self.run_dir.iterdir()} <= {LOCK_NAME}:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    def release(self) -> None:
+        """Give up the run directory's lock (the loop does it when the run ends)."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
     # --- training, checkpoints, evaluation --------------------------------------------------------
     def fit(self) -> RunResult:
@@ -242,15 +289,17 @@ class Trainer:
         return rec
 
 
-def train(cfg: config_mod.RunConfig, run_dir: Optional[str] = None, resume: bool = False) -> RunResult:
+def train(cfg: config_mod.RunConfig, run_dir: Optional[str] = None, resume: bool = False,
+          overwrite: bool = False) -> RunResult:
     """Train ``cfg`` (or resume the run in ``run_dir``) and return the run directory and summary.
+    A new run whose directory holds a run is refused unless ``overwrite`` (:mod:`siamlab.engine.rundir`).
 
     Under torchrun a failure on any rank makes every rank raise a one-sentence SiamlabError
     (RankFailure on the rank that failed, PeerFailure on the others) and the summary says ``failed``.
     """
     failed = False
     try:
-        trainer = Trainer(cfg, Path(run_dir) if run_dir else None, resume=resume)
+        trainer = Trainer(cfg, Path(run_dir) if run_dir else None, resume=resume, overwrite=overwrite)
     except Exception as err:
         failed = collectives.is_dist()
         if failed:
@@ -265,5 +314,6 @@ def train(cfg: config_mod.RunConfig, run_dir: Optional[str] = None, resume: bool
         failed = True
         raise
     finally:
+        trainer.release()
         dist.shutdown(failed=failed)
     return result
