@@ -5,7 +5,9 @@ epoch) and every rank's RNG states (torch, CUDA, the augmentation's generators).
 every epoch is a pure function of (seed, epoch) (:mod:`siamlab.data.order`), so resuming from
 ``last.pt`` continues with bit-identical weights. Rank 0 writes, through a temporary file and a rename
 (:func:`~siamlab.engine.runlog.atomic_save`): a kill mid-write leaves the previous checkpoint intact.
-Files are read with ``torch.load(weights_only=True)``.
+Files are read with ``torch.load(weights_only=True)``; a checkpoint that does not fit the run (another
+architecture or config, foreign or missing layers, no training state) is refused in one sentence naming
+the first layer or config key that differs (:func:`check_fits`), for ``--resume`` and ``siamlab eval``.
 """
 from __future__ import annotations
 
@@ -91,7 +93,8 @@ def read(path: Path, device, what: str = "cannot resume") -> dict:
     """The checkpoint at ``path`` (``torch.load(weights_only=True)``: tensors and plain containers only), or
     one sentence when it is missing, unreadable or not a siamlab checkpoint."""
     if not path.exists():
-        raise SiamlabError(f"{what}: no checkpoint at {path}; the run has not saved one yet (start it without --resume).")
+        raise SiamlabError(f"{what}: no checkpoint at {path}; the run has not saved one yet (checkpoints are written "
+                           "at the end of an epoch and when the run is stopped).")
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as err:  # corrupt, truncated, or a pickle that is more than weights
@@ -107,11 +110,11 @@ def _shape(v) -> tuple:
     return tuple(v.shape) if isinstance(v, torch.Tensor) else ()
 
 
-def check_fits(state: dict, method, cfg, path: Path, sections: tuple = WEIGHT_SECTIONS, what: str = "cannot resume") -> None:
+def check_fits(state: dict, method, cfg, path: Path, what: str = "cannot resume") -> None:
     """One sentence naming the first layer (or config key) where the checkpoint ``state`` and the network
     ``method`` built from ``cfg`` differ: a foreign or missing layer, another shape, another config."""
     saved_cfg = state.get("config") if isinstance(state.get("config"), dict) else None
-    diff = [d for d in (config_mod.differences(saved_cfg, cfg.to_dict(), sections) if saved_cfg is not None else [])
+    diff = [d for d in (config_mod.differences(saved_cfg, cfg.to_dict(), WEIGHT_SECTIONS) if saved_cfg is not None else [])
             if d[0] not in WHERE_KEYS]
     wrote = "" if not diff else f"was written with {diff[0][0]}={diff[0][1]!r} where this run has {diff[0][0]}={diff[0][2]!r}"
     fix = "use the checkpoint of this run, or the config that wrote it"

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .build import build_run, check_config, load_run_config, pick_device, seed_everything
-from .checkpoint import WEIGHT_SECTIONS, check_fits, read
+from .checkpoint import check_fits, read
 
 
 def evaluate_run(run_dir: str, checkpoint: str = "last", linear: bool = False, linear_epochs: int = 50,
@@ -27,7 +27,7 @@ def evaluate_run(run_dir: str, checkpoint: str = "last", linear: bool = False, l
     state = read(path, device, what="cannot evaluate")
     seed_everything(cfg.engine.seed)
     train_ds, test_ds, augment, method = build_run(cfg, device)
-    check_fits(state, method, cfg, path, WEIGHT_SECTIONS, what="cannot evaluate")
+    check_fits(state, method, cfg, path, what="cannot evaluate")
     results = {}
     for which in ("random init", "trained"):
         if which == "trained":

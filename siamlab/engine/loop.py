@@ -60,7 +60,7 @@ def fit(tr) -> RunResult:
                 watch.stop()
         summary = collectives.broadcast_object(finish(tr, status, message, time.time() - t_start))
     finally:
-        tr.release()  # the run directory is free for the next writer (a resume)
+        tr.end()  # the run directory is free for the next writer (a resume); DDP let go while the group lives
     return RunResult(tr.run_dir, summary, is_main=collectives.is_main())
 
 

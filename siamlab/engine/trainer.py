@@ -9,6 +9,7 @@ The engine's files, each one thing:
 - :mod:`.checkpoint` checkpoint contents, save / load, RNG states (exact resume)
 - :mod:`.signals`    SIGTERM / SIGINT stop requests
 - :mod:`.probe`      the online linear probe
+- :mod:`.rundir`     the run directory's rules: never reused, one writer (lock), no half-written files
 - :mod:`.runlog`     the run directory's files: metrics.jsonl, summary.json, atomic writes
 - :mod:`.dist`, :mod:`.failures`  torchrun: process group, DDP, a failing rank's one sentence
 
@@ -197,6 +198,17 @@ class Trainer:
         if self.lock is not None:
             self.lock.release()
             self.lock = None
+
+    def end(self) -> None:
+        """The run is over (the loop calls this): free the run directory, and drop the DDP wrapper now, while
+        the process group is alive. Its reducer holds the group; freed later, by whatever frees the Trainer
+        (the garbage collector, interpreter exit), the group's destructor would wait for gloo's worker
+        threads while holding the GIL one of them may need, and hang (seen with 2 gloo processes).
+        The unwrapped step still trains in one process."""
+        self.release()
+        if isinstance(self.model, torch.nn.parallel.DistributedDataParallel):
+            self.model = self.model.module
+            self.loss_step = torch.compile(self.model) if self.cfg.engine.compile else self.model
 
     # --- training, checkpoints, evaluation --------------------------------------------------------
     def fit(self) -> RunResult:
