@@ -13,7 +13,7 @@ from siamlab import config
 from siamlab.data import check_data_config
 from siamlab.errors import ConfigError
 from siamlab.losses.bridge import covariance_term
-from siamlab.methods import check_method_config
+from siamlab.methods.checks import check_method_config
 from siamlab.models.backbones import check_backbone
 
 

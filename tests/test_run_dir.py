@@ -207,3 +207,13 @@ def test_record_lock_from_another_host_is_never_taken(tmp_path, no_flock):
     _record(tmp_path, pid=_dead_pid(), host="elsewhere.example")
     with pytest.raises(RunDirError, match="on host elsewhere.example"):
         RunLock(tmp_path).acquire()
+
+
+def test_unwritable_or_missing_folders_are_one_sentence(tmp_path):
+    with pytest.raises(RunDirError, match="holds no run"):
+        train(toy(tmp_path), run_dir=str(tmp_path / "never-trained"), resume=True)
+    assert not (tmp_path / "never-trained").exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(RunDirError, match="cannot write into run directory"):
+        train(toy(blocker))  # engine.out is a file: the run directory cannot be made

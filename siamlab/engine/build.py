@@ -42,7 +42,7 @@ def check_config(cfg: config_mod.RunConfig) -> None:
     kind, the method(s), their parameters and phases and what each method needs of the rest of the config
     (BRIDGE: method.k divides optim.batch_size), and the batch against the processes and the subset."""
     from ..data import check_data_config
-    from ..methods import check_method_config
+    from ..methods.checks import check_method_config
     from ..models.backbones import check_backbone
 
     kind = check_data_config(cfg.data)

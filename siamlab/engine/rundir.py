@@ -197,12 +197,19 @@ def open_run_dir(run_dir: Path, resume: bool = False, overwrite: bool = False) -
 
     New run: refused when the folder holds a run, unless ``overwrite`` (its outputs are then removed, under the
     lock). Resume: the folder must hold the run. Either way the temporary files of interrupted writes go.
+    A folder that cannot be made or written (permissions, a read-only or full disk) is one sentence too.
     """
     run_dir = Path(run_dir)
+    if resume and not holds_run(run_dir):
+        raise RunDirError(f"cannot resume: {str(run_dir)!r} holds no run; pass the folder printed by `siamlab train`.")
     if not resume and holds_run(run_dir) and not overwrite:
         raise refuse_existing(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    lock = RunLock(run_dir).acquire()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock = RunLock(run_dir).acquire()
+    except OSError as err:
+        raise RunDirError(f"cannot write into run directory {str(run_dir)!r} ({err.strerror or type(err).__name__}); "
+                          "choose another engine.out or fix the folder's permissions.") from None
     try:
         if not resume and holds_run(run_dir):
             if not overwrite:  # another process started a run here since the check above
