@@ -5,7 +5,9 @@ where a resumed checkpoint left off). Every ``LOG_EVERY`` steps (and at diagnost
 an epoch) the step's record is read back: the only host synchronizations of the loop; NaN (status
 ``diverged``) and stop requests (SIGTERM / SIGINT: checkpoint, status ``interrupted``) are checked
 there. A checkpoint, metrics or snapshot write that fails (a full disk) stops the run with status
-``write_failed`` and the sentence of :class:`~siamlab.engine.runlog.WriteFailed`; the last good checkpoint stays. Under torchrun every rank runs the same steps; rank 0 logs, writes checkpoints and the summary.
+``write_failed`` and the sentence of :class:`~siamlab.engine.runlog.WriteFailed`; the last good
+checkpoint stays (under torchrun the run fails on every rank, the summary naming the write). Under
+torchrun every rank runs the same steps; rank 0 logs, writes checkpoints and the summary.
 """
 from __future__ import annotations
 
