@@ -11,7 +11,7 @@ from .text import fmt_table as _fmt_table
 EXAMPLES = """\
 examples:
   siamlab train                                   # SimCLR on Fashion-MNIST with the defaults (siamlab/config.py)
-  siamlab train configs/byol_digits.yaml --set optim.epochs=5 --set method.predictor=linear
+  siamlab train configs/byol_fashion_mnist.yaml --set optim.epochs=5 --set method.predictor=linear
   siamlab train --set method.name=byol --set method.momentum=0.99 --set data.name=digits
   siamlab train --resume RUN                      # RUN: the run directory `siamlab train` printed
   siamlab eval RUN --linear
@@ -25,6 +25,7 @@ examples:
 """
 
 
+RESUME_SETTABLE = ("engine.progress", "engine.threads", "engine.device")  # what --resume may change: not the run's result
 HEADLINE = ("knn_backbone", "knn_projector", "ncm_backbone", "linear_top1")
 
 
@@ -43,16 +44,16 @@ def cmd_train(args) -> int:
     if args.resume:
         cfg = load_run_config(args.resume)
         for item in args.set or []:
-            key = item.split("=", 1)[0]
-            if not key.startswith(("engine.progress", "engine.threads", "engine.device")):
-                raise SiamlabError(f"--set {key} cannot change a run being resumed; only engine.progress, engine.threads and engine.device can.")
-        for item in args.set or []:
-            k, v = item.split("=", 1)
-            config.set_field(cfg, k, v)
+            key = item.split("=", 1)[0].strip()
+            if key not in RESUME_SETTABLE:
+                raise SiamlabError(f"--set {key} cannot change a run being resumed; only {', '.join(RESUME_SETTABLE)} can.")
+        config.apply_overrides(cfg, args.set)
+        if args.overwrite:
+            raise SiamlabError("--overwrite starts a new run and --resume continues one; pass only one of them.")
         res = train(cfg, run_dir=args.resume, resume=True)
     else:
         cfg = config.load(args.config, args.set)
-        res = train(cfg)
+        res = train(cfg, overwrite=args.overwrite)
     s = res.summary
     if not res.is_main:  # under torchrun only rank 0 reports
         return 0 if s["status"] in ("completed", "interrupted") else 3
@@ -69,7 +70,8 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> int:
     from .engine.evaluate_run import evaluate_run
 
-    out = evaluate_run(args.run, checkpoint=args.checkpoint, linear=args.linear, linear_epochs=args.linear_epochs)
+    out = evaluate_run(args.run, checkpoint=args.checkpoint, linear=args.linear, linear_epochs=args.linear_epochs,
+                       progress=not args.no_progress)
     print(_result_table(out["trained"], out["random_init"]))
     return 0
 
@@ -137,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("config", nargs="?", help="YAML config (optional; defaults live in siamlab/config.py)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field, e.g. optim.lr=0.1 (repeatable)")
     t.add_argument("--resume", metavar="RUN", help="continue the run in this directory from its last checkpoint")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in engine.out/engine.run_name (a new run never reuses a directory otherwise)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="evaluate a run (kNN, optional offline linear probe) next to random init")
@@ -144,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--checkpoint", default="last", choices=["last", "best"])
     e.add_argument("--linear", action="store_true", help="also train an offline linear probe")
     e.add_argument("--linear-epochs", type=int, default=50)
+    e.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     e.set_defaults(func=cmd_eval)
 
     sub.add_parser("methods", help="list methods with a one-line description and reference").set_defaults(func=cmd_methods)

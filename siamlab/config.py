@@ -12,6 +12,7 @@ own ``Params`` dataclass (see :mod:`siamlab.methods.base`); they are stored in
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,9 +157,11 @@ _RULES = {
     "optim.warmup_epochs": (lambda v: v >= 0, "a number >= 0"),
     "optim.schedule": (lambda v: v in ("cosine", "constant"), "cosine or constant"),
     "optim.grad_clip": (lambda v: v >= 0, "a number >= 0 (0 = off)"),
+    "optim.lars_eta": (lambda v: v > 0, "a number > 0 (LARS trust coefficient, e.g. 0.02)"),
     "eval.knn_k": (lambda v: v >= 1, "an integer >= 1"),
     "eval.knn_t": (lambda v: v > 0, "a number > 0"),
     "eval.every_epochs": (lambda v: v >= 0, "an integer >= 0"),
+    "eval.probe_lr": (lambda v: v > 0, "a number > 0"),
     "diag.every_steps": (lambda v: v >= 0, "an integer >= 0 (0 = off)"),
     "engine.checkpoint_every_epochs": (lambda v: v >= 1, "an integer >= 1"),
     "engine.threads": (lambda v: v >= 0, "an integer >= 0"),
@@ -220,7 +223,7 @@ def coerce(field_name: str, value: Any, tp) -> Any:
     if tp in (list, dict) or origin in (list, dict, tuple):
         want = origin or tp
         if isinstance(value, str):
-            value = yaml.safe_load(value)
+            value = parse_yaml(value, f"--set {field_name}")
         if want is tuple and isinstance(value, list):
             value = tuple(value)
         if not isinstance(value, want):
@@ -285,6 +288,50 @@ def from_dict(d: dict, base: Optional[RunConfig] = None) -> RunConfig:
     return cfg
 
 
+_YAML_TAG = re.compile(r"tag '([^']*)'")
+
+
+def _tag_name(tag: str) -> str:
+    """``tag:yaml.org,2002:python/object/apply:os.system`` -> ``!!python/object/apply`` (the kind of object
+    it would construct); other tags as written."""
+    if tag.startswith("tag:yaml.org,2002:"):
+        tag = "!!" + tag[len("tag:yaml.org,2002:"):]
+    return tag.split(":", 1)[0] if tag.startswith("!!python/") else tag
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """``yaml.safe_load(text)``, or one ConfigError sentence naming ``source`` (a file or a ``--set`` key).
+
+    The safe loader constructs plain values only (mappings, lists, strings, numbers, booleans, null);
+    a tag asking for anything else (``!!python/object/apply`` would call a function) is named as what it
+    is and never loaded, and a syntax error says where it is.
+    """
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        tag = _YAML_TAG.search(str(getattr(e, "problem", "") or ""))
+        if isinstance(e, yaml.constructor.ConstructorError) and tag:
+            name = _tag_name(tag.group(1))
+            if name.startswith("!!python/"):
+                raise ConfigError(f"{source}{where}: the YAML uses the tag {name}, which siamlab never loads (it would "
+                                  "create Python objects); write plain values instead.") from None
+            raise ConfigError(f"{source}{where}: the YAML uses the tag {name}, which siamlab does not read; "
+                              "remove the tag and write a plain value.") from None
+        raise ConfigError(f"{source} is not valid YAML{where}; fix the syntax.") from None
+
+
+def apply_overrides(cfg: RunConfig, overrides: Optional[list]) -> RunConfig:
+    """``key=value`` strings (``--set``) applied in order; each value is parsed as YAML."""
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r} is not of the form key=value (e.g. optim.lr=0.1).")
+        key, value = (x.strip() for x in item.split("=", 1))
+        set_field(cfg, key, parse_yaml(value, f"--set {key}") if value else value)
+    return cfg
+
+
 def load(path: Optional[str] = None, overrides: Optional[list[str]] = None) -> RunConfig:
     """Defaults, then the YAML file at ``path``, then ``key=value`` overrides."""
     cfg = RunConfig()
@@ -292,19 +339,19 @@ def load(path: Optional[str] = None, overrides: Optional[list[str]] = None) -> R
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"config file {str(p)!r} does not exist; pass the path of a YAML file (see configs/).")
-        try:
-            data = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as e:
-            line = getattr(getattr(e, "problem_mark", None), "line", None)
-            where = f" at line {line + 1}" if line is not None else ""
-            raise ConfigError(f"config file {str(p)!r} is not valid YAML{where}; fix the syntax.") from None
-        from_dict(data, cfg)
-    for item in overrides or []:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} is not of the form key=value (e.g. optim.lr=0.1).")
-        key, value = item.split("=", 1)
-        set_field(cfg, key.strip(), yaml.safe_load(value) if value.strip() else value)
-    return cfg
+        from_dict(parse_yaml(p.read_text(), f"config file {str(p)!r}") or {}, cfg)
+    return apply_overrides(cfg, overrides)
+
+
+def differences(old: dict, new: dict, sections: tuple = ()) -> list[tuple[str, Any, Any]]:
+    """``(dotted key, old value, new value)`` for every field that differs between two configs given as
+    mappings (``RunConfig.to_dict()``), in section order; ``sections`` limits the comparison (e.g.
+    ``("method", "model")``). Method knobs are named ``method.<knob>``, as ``--set`` names them."""
+    flat = [dict(_flatten({k: v for k, v in d.items() if not sections or k in sections})) for d in (old, new)]
+    keys = list(flat[0]) + [k for k in flat[1] if k not in flat[0]]
+    missing = "(not set)"
+    return [(k, flat[0].get(k, missing), flat[1].get(k, missing)) for k in keys
+            if flat[0].get(k, missing) != flat[1].get(k, missing)]
 
 
 def dump(cfg: RunConfig) -> str:

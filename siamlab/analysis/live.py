@@ -208,10 +208,11 @@ class LiveDiagnostics:
         return dict(zip(names, numbers))
 
     # --- snapshot for plots --------------------------------------------------------------------
-    def snapshot(self, path) -> Path:
+    def snapshot(self, path):
         """Write an ``.npz`` with the matrices and spectra the report plots: ``W_p``, ``WtW``, ``FFt``,
         ``eig_real``/``eig_imag`` (of W_p), ``bias``, ``center`` and ``spectrum_<feature>`` (from the
-        last :meth:`representation_metrics`). Call it on the main rank only."""
+        last :meth:`representation_metrics`) to ``path`` (a file path, or a binary file object, e.g. the
+        engine's atomic writer); returns ``path``. Call it on the main rank only."""
         method = unwrap(self.method)
         pred = getattr(method, "predictor", None)
         arrays = {f"spectrum_{k}": v for k, v in self._spectra.items()}
@@ -228,8 +229,9 @@ class LiveDiagnostics:
                 arrays["bias"] = bias.detach().float().cpu().numpy()
             if self._last_center is not None:
                 arrays["center"] = self._last_center.float().cpu().numpy()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(path, (str, Path)):
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, **arrays)
         return path
 

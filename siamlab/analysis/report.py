@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-import yaml
-
+from ..config import parse_yaml
 from ..errors import DataError
 from .gradients import eta_curve
 from .verdict import WINDOW, as_float, explain, verdicts
@@ -42,7 +41,7 @@ def load_run(run_dir) -> dict:
         if isinstance(rec, dict):
             records.append(rec)
     return {"records": records, "summary": _read_mapping(path / "summary.json", json.loads),
-            "config": _read_mapping(path / "config.yaml", yaml.safe_load),
+            "config": _read_mapping(path / "config.yaml", lambda text: parse_yaml(text, f"{str(path / 'config.yaml')!r}")),
             "snapshots": sorted((path / "snapshots").glob("*.npz"))}
 
 
@@ -51,7 +50,7 @@ def _read_mapping(path: Path, parse) -> dict:
         return {}
     try:
         data = parse(path.read_text())
-    except (ValueError, yaml.YAMLError):
+    except ValueError:
         raise DataError(f"{str(path)!r} is corrupt (not valid {path.suffix[1:].upper()}); restore it or delete it.") from None
     return data if isinstance(data, dict) else {}
 

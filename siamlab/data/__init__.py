@@ -7,6 +7,7 @@ shards too large for memory); ``build_augment(data_cfg, dataset) -> Augment`` wi
 """
 from .augment import PRESETS, Augment, build_augment
 from .dataset import ArrayDataset
-from .registry import DATASETS, dataset_status, load_dataset
+from .registry import DATASETS, check_data_config, dataset_status, load_dataset
 
-__all__ = ["ArrayDataset", "Augment", "DATASETS", "PRESETS", "build_augment", "dataset_status", "load_dataset"]
+__all__ = ["ArrayDataset", "Augment", "DATASETS", "PRESETS", "build_augment", "check_data_config", "dataset_status",
+           "load_dataset"]

@@ -318,12 +318,7 @@ def build_augment(data_cfg, dataset: ArrayDataset, noise_std: Optional[float] = 
     ``views(x, index, n)`` receives). ``noise_std``: overrides the preset's (else ``data.noise_std``
     when the config has that field). ``seed``: see :class:`RandomSource`."""
     name = data_cfg.augment if data_cfg.augment != "auto" else auto_preset(dataset)
-    if name not in PRESETS:
-        raise unknown_name("data.augment", name, list(PRESETS) + ["auto"])
-    preset = PRESETS[name]
-    if dataset.kind not in preset.kinds:
-        fits = [p.name for p in PRESETS.values() if dataset.kind in p.kinds]
-        raise bad_value("data.augment", name, f"a preset for {dataset.kind} data such as {dataset.name} ({', '.join(fits)})")
+    preset = check_preset(name, dataset.kind, dataset.name)
     if noise_std is None:
         noise_std = getattr(data_cfg, "noise_std", None)
     noise_std = preset.noise_std if noise_std is None else float(noise_std)
@@ -334,3 +329,14 @@ def build_augment(data_cfg, dataset: ArrayDataset, noise_std: Optional[float] = 
     side = data_cfg.image_size or dataset.in_shape[-1]
     mean, std = (dataset.mean, dataset.std) if dataset.mean else channel_stats(dataset.x)
     return Augment(preset, "image", (dataset.in_shape[0], side, side), mean, std, noise_std, seed=seed)
+
+
+def check_preset(name: str, kind: str, dataset_name: str) -> Preset:
+    """The preset ``name`` when it applies to ``kind`` ("image" / "vector") data; else one ConfigError sentence."""
+    if name not in PRESETS:
+        raise unknown_name("data.augment", name, list(PRESETS) + ["auto"])
+    preset = PRESETS[name]
+    if kind not in preset.kinds:
+        fits = [p.name for p in PRESETS.values() if kind in p.kinds]
+        raise bad_value("data.augment", name, f"a preset for {kind} data such as {dataset_name} ({', '.join(fits)})")
+    return preset

@@ -6,6 +6,7 @@ from typing import Callable, Optional
 
 from ..errors import bad_value, unknown_name
 from . import builtin, cifar, folder, idx, shards
+from .augment import check_preset
 from .dataset import optional_root, subset
 from .stream import holding, materialize
 
@@ -20,6 +21,7 @@ class DatasetSpec:
     how: str  # how to get it
     locate: Optional[Callable] = None  # root -> (available, where); None = built in
     from_disk: bool = False  # listed from files and held in memory only when it fits (siamlab.data.stream)
+    kind: str = "image"  # "image" or "vector" (known before loading, for config checks)
 
 
 def _cifar_locate(layout):
@@ -37,9 +39,9 @@ _SPECS = [
     DatasetSpec("digits", builtin.load_digits_dataset, "scikit-learn digits, 8x8 grayscale, 10 classes, 80/20 split",
                 "built in (scikit-learn)"),
     DatasetSpec("blobs", builtin.load_blobs, "CENTER §3.2 toy: three 2-D Gaussian blobs, 1500/600 samples",
-                "built in"),
+                "built in", kind="vector"),
     DatasetSpec("moons", builtin.load_moons, "CENTER §3.2 toy: three interleaved 2-D half-moons, 1500/600 samples",
-                "built in"),
+                "built in", kind="vector"),
     DatasetSpec("synthetic", builtin.load_synthetic, "class-structured random images, 10 classes, 5000/1000, 32x32 RGB",
                 "built in (generated from a fixed seed)"),
     DatasetSpec("cifar10", cifar.load_cifar10, "CIFAR-10, 50k/10k 32x32 RGB, 10 classes", cifar.CIFAR10.how,
@@ -56,6 +58,17 @@ DATASETS: dict = {s.name: s for s in _SPECS}
 # The native image side of each image dataset (image_folder: the size it is resized to when loaded).
 NATIVE_SIZE = {"fashion_mnist": 28, "digits": 8, "synthetic": builtin.SYN_SIZE, "cifar10": 32, "cifar100": 32,
                "image_folder": folder.DEFAULT_SIZE, "image_shards": folder.DEFAULT_SIZE}
+
+
+def check_data_config(data_cfg) -> str:
+    """The checks of ``data.*`` that need no data: a known dataset and an augmentation preset for its kind.
+    Returns the dataset's kind ("image" or "vector"), which the model checks need."""
+    if data_cfg.name not in DATASETS:
+        raise unknown_name("data.name", data_cfg.name, DATASETS)
+    kind = DATASETS[data_cfg.name].kind
+    if data_cfg.augment != "auto":  # auto picks a preset that fits
+        check_preset(data_cfg.augment, kind, data_cfg.name)
+    return kind
 
 
 def load_dataset(data_cfg, split: str):

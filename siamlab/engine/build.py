@@ -36,6 +36,26 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
+def check_config(cfg: config_mod.RunConfig) -> None:
+    """Every check that needs only the config (and the torchrun world size), made before anything is
+    loaded, evaluated or written: the dataset and its augmentation preset, the backbone for the data's
+    kind, the method(s), their parameters and phases and what each method needs of the rest of the config
+    (BRIDGE: method.k divides optim.batch_size), and the batch against the processes and the subset."""
+    from ..data import check_data_config
+    from ..methods.checks import check_method_config
+    from ..models.backbones import check_backbone
+
+    kind = check_data_config(cfg.data)
+    check_backbone(cfg.model.backbone, kind, f" such as {cfg.data.name}")
+    check_method_config(cfg)
+    b, world = cfg.optim.batch_size, dist.launched_world_size()
+    if b % world:
+        raise ConfigError(f"optim.batch_size={b} is not divisible by the {world} processes; choose a multiple of {world}.")
+    if cfg.data.train_subset and b > cfg.data.train_subset:
+        raise ConfigError(f"optim.batch_size={b} is larger than data.train_subset={cfg.data.train_subset} training "
+                          "samples; lower the batch or raise the subset.")
+
+
 def fits_on_device(nbytes: int, device: torch.device) -> bool:
     """Whether ``nbytes`` of training data may live on ``device`` (always on the CPU)."""
     if device.type != "cuda":

@@ -5,7 +5,9 @@ epoch) and every rank's RNG states (torch, CUDA, the augmentation's generators).
 every epoch is a pure function of (seed, epoch) (:mod:`siamlab.data.order`), so resuming from
 ``last.pt`` continues with bit-identical weights. Rank 0 writes, through a temporary file and a rename
 (:func:`~siamlab.engine.runlog.atomic_save`): a kill mid-write leaves the previous checkpoint intact.
-Files are read with ``torch.load(weights_only=True)``.
+Files are read with ``torch.load(weights_only=True)``; a checkpoint that does not fit the run (another
+architecture or config, foreign or missing layers, no training state) is refused in one sentence naming
+the first layer or config key that differs (:func:`check_fits`), for ``--resume`` and ``siamlab eval``.
 """
 from __future__ import annotations
 
@@ -14,8 +16,10 @@ from pathlib import Path
 import torch
 
 from .. import collectives
+from .. import config as config_mod
 from ..errors import SiamlabError
 from .build import seed_everything
+from .failures import first_line
 from .runlog import atomic_save, truncate_metrics
 
 CKPT_VERSION = 1
@@ -78,20 +82,80 @@ def save(trainer, name: str = "last.pt") -> None:
         atomic_save(checkpoint_state(trainer, rng_ranks), trainer.ckpt_dir / name)
 
 
+RESUME_KEYS = ("method", "optimizer", "step", "epoch", "step_in_epoch", "best_knn", "random_init")
+# What decides the network and the data it learns from; a checkpoint written under other values is refused
+# (optim, eval, diag and engine may differ: an edited schedule is the user's choice).
+WEIGHT_SECTIONS = ("method", "model", "data", "phases")
+WHERE_KEYS = {"data.root", "data.on_device"}  # where the data lives: may change between runs of one config
+
+
+def read(path: Path, device, what: str = "cannot resume") -> dict:
+    """The checkpoint at ``path`` (``torch.load(weights_only=True)``: tensors and plain containers only), or
+    one sentence when it is missing, unreadable or not a siamlab checkpoint."""
+    if not path.exists():
+        raise SiamlabError(f"{what}: no checkpoint at {path}; the run has not saved one yet (checkpoints are written "
+                           "at the end of an epoch and when the run is stopped).")
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # corrupt, truncated, or a pickle that is more than weights
+        raise SiamlabError(f"{what}: {path} is not a readable siamlab checkpoint ({type(err).__name__}); "
+                           "use a checkpoint written by `siamlab train`.") from None
+    if not isinstance(state, dict) or not isinstance(state.get("method"), dict):
+        raise SiamlabError(f"{what}: {path} is not a siamlab checkpoint (it has no 'method' weights; a bare "
+                           "state_dict is not enough); use a checkpoint written by `siamlab train`.")
+    return state
+
+
+def _shape(v) -> tuple:
+    return tuple(v.shape) if isinstance(v, torch.Tensor) else ()
+
+
+def check_fits(state: dict, method, cfg, path: Path, what: str = "cannot resume") -> None:
+    """One sentence naming the first layer (or config key) where the checkpoint ``state`` and the network
+    ``method`` built from ``cfg`` differ: a foreign or missing layer, another shape, another config."""
+    saved_cfg = state.get("config") if isinstance(state.get("config"), dict) else None
+    diff = [d for d in (config_mod.differences(saved_cfg, cfg.to_dict(), WEIGHT_SECTIONS) if saved_cfg is not None else [])
+            if d[0] not in WHERE_KEYS]
+    wrote = "" if not diff else f"was written with {diff[0][0]}={diff[0][1]!r} where this run has {diff[0][0]}={diff[0][2]!r}"
+    fix = "use the checkpoint of this run, or the config that wrote it"
+    own, theirs = method.state_dict(), state["method"]
+    missing = [k for k in own if k not in theirs]
+    foreign = [k for k in theirs if k not in own]
+    shapes = [k for k in own if k in theirs and _shape(own[k]) != _shape(theirs[k])]
+    if missing or foreign or shapes:
+        if shapes:
+            k = shapes[0]
+            first = f"layer {k} is {_shape(theirs[k])} in the checkpoint but {_shape(own[k])} in this network"
+        elif missing:
+            first = f"layer {missing[0]} of this network is missing from the checkpoint"
+        else:
+            first = f"the checkpoint has layer {foreign[0]}, which this network does not"
+        more = len(shapes) + len(missing) + len(foreign) - 1
+        raise SiamlabError(f"{what}: {path} does not fit this network: {first}"
+                           + (f" (and {more} more)" if more else "") + (f"; the checkpoint {wrote}" if wrote else "")
+                           + f"; {fix}.")
+    if diff:
+        raise SiamlabError(f"{what}: {path} {wrote} (config.yaml of the run directory); {fix}.")
+
+
 def load(trainer, path: Path) -> None:
     """Restore ``trainer`` from the checkpoint at ``path``; metrics logged after its step are dropped."""
     t = trainer
-    if not path.exists():
-        raise SiamlabError(f"cannot resume: no checkpoint at {path}; start the run without --resume.")
-    try:
-        state = torch.load(path, map_location=t.device, weights_only=True)
-    except Exception as err:  # corrupt or foreign file
-        raise SiamlabError(f"cannot resume: {path} is not a readable siamlab checkpoint ({type(err).__name__}).") from None
+    state = read(path, t.device)
+    check_fits(state, t.method, t.cfg, path)
+    lacking = [k for k in RESUME_KEYS if k not in state] + ([] if ("rng" in state or "rng_ranks" in state) else ["rng"])
+    if lacking:
+        raise SiamlabError(f"cannot resume: {path} lacks {', '.join(repr(k) for k in lacking)}, so training cannot "
+                           "continue exactly; `siamlab eval` can still read its weights, or start a new run.")
     t.method.load_state_dict(state["method"])
-    t.optimizer.load_state_dict(state["optimizer"])
-    if t.probe is not None and state.get("probe") is not None:
-        t.probe.load_state_dict(state["probe"])
-        t.probe.optimizer.load_state_dict(state["probe_optimizer"])
+    try:
+        t.optimizer.load_state_dict(state["optimizer"])
+        if t.probe is not None and state.get("probe") is not None:
+            t.probe.load_state_dict(state["probe"])
+            t.probe.optimizer.load_state_dict(state["probe_optimizer"])
+    except (ValueError, KeyError, RuntimeError) as err:
+        raise SiamlabError(f"cannot resume: the optimizer or probe state in {path} does not fit this run "
+                           f"({first_line(err)}); use the checkpoint of this run.") from None
     t.step, t.epoch, t.step_in_epoch = state["step"], state["epoch"], state["step_in_epoch"]
     t.best_knn, t.random_init = state["best_knn"], state["random_init"]
     rngs = state.get("rng_ranks") or [state["rng"]]

@@ -4,7 +4,10 @@ One pass of :func:`fit` runs the remaining epochs of a :class:`~siamlab.engine.t
 where a resumed checkpoint left off). Every ``LOG_EVERY`` steps (and at diagnostic steps and the end of
 an epoch) the step's record is read back: the only host synchronizations of the loop; NaN (status
 ``diverged``) and stop requests (SIGTERM / SIGINT: checkpoint, status ``interrupted``) are checked
-there. Under torchrun every rank runs the same steps; rank 0 logs, writes checkpoints and the summary.
+there. A checkpoint, metrics or snapshot write that fails (a full disk) stops the run with status
+``write_failed`` and the sentence of :class:`~siamlab.engine.runlog.WriteFailed`; the last good
+checkpoint stays (under torchrun the run fails on every rank, the summary naming the write). Under
+torchrun every rank runs the same steps; rank 0 logs, writes checkpoints and the summary.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from .. import collectives
 from ..data.order import epoch_order
 from . import dist
 from .failures import failure_error
+from .runlog import WriteFailed, atomic_file
 from .signals import StopFlag, stop_message
 from .step import read_record
 
@@ -42,18 +46,23 @@ def fit(tr) -> RunResult:
             finish(tr, "failed", line, time.time() - t_start)
 
     watch = dist.FailureWatch(on_stuck=record_failure).start()
-    with StopFlag() as stop:
-        try:
-            status, message = train_epochs(tr, stop)
-        except Exception as err:
-            watch.stop()
-            if not dist.is_dist():
-                raise
-            stop.abandon()
-            raise failure_error(err, tr.step, tr.run_dir, record_failure) from err
-        finally:
-            watch.stop()
-    summary = collectives.broadcast_object(finish(tr, status, message, time.time() - t_start))
+    try:
+        with StopFlag() as stop:
+            try:
+                status, message = train_epochs(tr, stop)
+            except Exception as err:
+                watch.stop()
+                if dist.is_dist():  # every rank stops; rank 0's summary says failed, naming the cause
+                    stop.abandon()
+                    raise failure_error(err, tr.step, tr.run_dir, record_failure) from err
+                if not isinstance(err, WriteFailed):
+                    raise
+                status, message = "write_failed", str(err)  # a full disk: stop, keep the last good checkpoint
+            finally:
+                watch.stop()
+        summary = collectives.broadcast_object(finish(tr, status, message, time.time() - t_start))
+    finally:
+        tr.end()  # the run directory is free for the next writer (a resume); DDP let go while the group lives
     return RunResult(tr.run_dir, summary, is_main=collectives.is_main())
 
 
@@ -149,7 +158,8 @@ def end_of_epoch(tr) -> bool:
         if any(k.startswith("nonfinite_") for k in res):
             return False
         if collectives.is_main():
-            tr.diag.snapshot(tr.run_dir / "snapshots" / f"epoch_{tr.epoch:04d}.npz")
+            with atomic_file(tr.run_dir / "snapshots" / f"epoch_{tr.epoch:04d}.npz") as f:
+                tr.diag.snapshot(f)
         knn = res.get("knn_backbone", -1.0)
         if knn > tr.best_knn:
             tr.best_knn = knn
@@ -183,5 +193,8 @@ def finish(tr, status: str, message: str, seconds: float) -> dict:
         "world_size": tr.world,
     }
     if collectives.is_main():
-        write_json(tr.run_dir / "summary.json", summary)
+        try:
+            write_json(tr.run_dir / "summary.json", summary)
+        except WriteFailed as err:  # the disk is still full: the caller still gets the summary and the sentence
+            summary["message"] = f"{message}; summary.json was not written either ({err})" if message else str(err)
     return summary

@@ -1,6 +1,17 @@
-"""Run directory: resolved config, metrics appended as JSON lines, atomic JSON/checkpoint writes."""
+"""Run directory: resolved config, metrics appended as JSON lines, atomic JSON/checkpoint writes.
+
+Every file of a run except ``metrics.jsonl`` is written atomically: into a temporary file
+``.<name>.<random>.siamlab-tmp`` in the target's folder, flushed to disk, then renamed over the target,
+so a kill leaves either the old file or the new one. A write that fails (a full disk: ENOSPC, a quota,
+an I/O error, permissions) removes its temporary file at once and raises :class:`WriteFailed`, one
+sentence naming the file and the reason; the previous version of the file is untouched (the last good
+checkpoint stays loadable). Temporary files a killed process left behind are removed when the run next
+starts or resumes (:func:`siamlab.engine.rundir.remove_temp_files`).
+"""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import os
@@ -12,6 +23,20 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+
+from ..errors import SiamlabError
+
+TEMP_SUFFIX = ".siamlab-tmp"  # temporary files of atomic writes: .<name>.<random>.siamlab-tmp
+
+
+class WriteFailed(SiamlabError):
+    """A run file could not be written (disk full, quota, I/O error, permissions)."""
+
+
+def write_failed(path: Path, err: OSError) -> WriteFailed:
+    reason = err.strerror or type(err).__name__
+    return WriteFailed(f"could not write {path} ({reason}); free space (or fix the folder's permissions) and run "
+                       "again: `siamlab train --resume RUN` continues from the last good checkpoint.")
 
 
 def _clean(v):
@@ -26,22 +51,41 @@ def _clean(v):
     return v
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+@contextlib.contextmanager
+def atomic_file(path: Path):
+    """A binary file object whose contents replace ``path`` at once when the block ends without error;
+    on any error the temporary file is removed (an OSError becomes :class:`WriteFailed`)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as err:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        if isinstance(err, OSError):
+            raise write_failed(path, err) from err
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    with atomic_file(path) as f:
+        f.write(text.encode())
 
 
 def atomic_save(obj, path: Path) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """``torch.save(obj)`` to ``path`` atomically. The bytes are made in memory first, so that a full disk
+    shows as the OSError of a plain write (torch's own writer reports it as a RuntimeError)."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    with atomic_file(path) as f:
+        f.write(buf.getbuffer())
 
 
 def write_json(path: Path, obj) -> None:
@@ -56,23 +100,30 @@ class MetricsLog:
     def __init__(self, path: Path, enabled: bool = True, loggers: Sequence = ()):
         self.path = Path(path)
         self.enabled = enabled
-        self._f = open(self.path, "a") if enabled else None
+        try:
+            self._f = open(self.path, "a") if enabled else None
+        except OSError as err:
+            raise write_failed(self.path, err) from err
         self._thread = LoggerThread(loggers) if enabled and loggers else None
 
     def write(self, kind: str, step: int, epoch: float, **metrics) -> None:
         if not self.enabled:
             return
         rec = {"kind": kind, "step": int(step), "epoch": round(float(epoch), 4), **_clean(metrics)}
-        self._f.write(json.dumps(rec) + "\n")
-        self._f.flush()
+        try:
+            self._f.write(json.dumps(rec) + "\n")
+            self._f.flush()
+        except OSError as err:  # a cut last line is skipped by readers (read_metrics)
+            raise write_failed(self.path, err) from err
         if self._thread is not None:
             self._thread.put(rec)
 
     def close(self) -> None:
         """Close metrics.jsonl, then let the loggers write what is queued and close them."""
         if self._f:
-            self._f.close()
-            self._f = None
+            f, self._f = self._f, None
+            with contextlib.suppress(OSError):  # buffered lines were flushed or reported by write()
+                f.close()
         if self._thread is not None:
             self._thread.close()
             self._thread = None

@@ -9,6 +9,7 @@ The engine's files, each one thing:
 - :mod:`.checkpoint` checkpoint contents, save / load, RNG states (exact resume)
 - :mod:`.signals`    SIGTERM / SIGINT stop requests
 - :mod:`.probe`      the online linear probe
+- :mod:`.rundir`     the run directory's rules: never reused, one writer (lock), no half-written files
 - :mod:`.runlog`     the run directory's files: metrics.jsonl, summary.json, atomic writes
 - :mod:`.dist`, :mod:`.failures`  torchrun: process group, DDP, a failing rank's one sentence
 
@@ -28,7 +29,6 @@ every method by ``tests/test_hostsync.py``).
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -36,15 +36,16 @@ import torch
 
 from .. import collectives
 from .. import config as config_mod
-from ..errors import ConfigError
+from ..errors import ConfigError, SiamlabError
 from . import checkpoint, dist, loop
 from ..data.feed import StreamFeed
 from ..data.order import local_span
-from .build import DEVICE_DATA_SHARE, build_run, fits_on_device, pick_device, seed_everything, share_cores
+from .build import DEVICE_DATA_SHARE, build_run, check_config, fits_on_device, pick_device, seed_everything, share_cores
 from .failures import failure_error
 from .loop import RunResult
 from .optim import build_optimizer
 from .probe import build_probe, probe_step
+from .rundir import claim_run_dir, remove_if_only_lock
 from .runlog import MetricsLog, atomic_write_text
 from .schedule import effective_lr, lr_at
 from .step import LossStep
@@ -56,8 +57,15 @@ from .build import load_run_config  # noqa: E402,F401
 
 
 class Trainer:
-    def __init__(self, cfg: config_mod.RunConfig, run_dir: Optional[Path] = None, resume: bool = False):
+    """A run's parts. Order of construction: every config-only check, then the run directory (locked: a new
+    run never reuses one, :mod:`.rundir`), and only then the expensive parts (data, networks). ``overwrite``:
+    a new run may replace the run already in its directory (``siamlab train --overwrite``)."""
+
+    def __init__(self, cfg: config_mod.RunConfig, run_dir: Optional[Path] = None, resume: bool = False,
+                 overwrite: bool = False):
         self.cfg = cfg
+        self.lock = None
+        check_config(cfg)
         e = cfg.engine
         if e.threads:
             torch.set_num_threads(e.threads)
@@ -67,6 +75,17 @@ class Trainer:
         dist.init_from_env(self.device)
         self.rank, self.world = collectives.rank(), collectives.world_size()
         self._check_options()
+        self.run_dir, self.lock, created = claim_run_dir(cfg, run_dir, resume, overwrite)
+        try:
+            self._build(resume)
+        except BaseException:
+            self.release()
+            if not resume and created:
+                remove_if_only_lock(self.run_dir)
+            raise
+
+    def _build(self, resume: bool) -> None:
+        cfg, e = self.cfg, self.cfg.engine
         seed_everything(e.seed)  # the same initial weights on every rank (and as in one process)
         self.train_ds, self.test_ds, self.augment, self.method = build_run(cfg, self.device)
         share_cores(self.train_ds, self.device, e.threads)
@@ -92,15 +111,13 @@ class Trainer:
         self.step_in_epoch = 0
         self.best_knn = -1.0
         self.random_init: dict = {}
-        self.run_dir = Path(run_dir) if run_dir else self._new_run_dir()
         self.ckpt_dir = self.run_dir / "checkpoints"
-        if collectives.is_main():
-            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
         if resume:
             checkpoint.load(self, self.ckpt_dir / "last.pt")
         elif collectives.is_main():
             atomic_write_text(self.run_dir / "config.yaml", config_mod.dump(cfg))
-            (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
+        if collectives.is_main():
+            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
         self.log = MetricsLog(self.run_dir / "metrics.jsonl", enabled=collectives.is_main(),
                               loggers=self._loggers(resume) if collectives.is_main() else ())
         if not resume and getattr(self.train_ds, "skipped_files", 0):
@@ -165,12 +182,22 @@ class Trainer:
         self.x_train = x.to(self.device) if on else x
         self.y_train = y.to(self.device) if on else y
 
-    def _new_run_dir(self) -> Path:
-        name = self.cfg.engine.run_name or f"{self.cfg.method.name}-{self.cfg.data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        path = Path(self.cfg.engine.out) / name
-        if collectives.is_dist():  # every rank must agree on the directory
-            path = Path(collectives.broadcast_object(str(path)))
-        return path
+    def release(self) -> None:
+        """Give up the run directory's lock (the loop does it when the run ends)."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    def end(self) -> None:
+        """The run is over (the loop calls this): free the run directory, and drop the DDP wrapper now, while
+        the process group is alive. Its reducer holds the group; freed later, by whatever frees the Trainer
+        (the garbage collector, interpreter exit), the group's destructor would wait for gloo's worker
+        threads while holding the GIL one of them may need, and hang (seen with 2 gloo processes).
+        The unwrapped step still trains in one process."""
+        self.release()
+        if isinstance(self.model, torch.nn.parallel.DistributedDataParallel):
+            self.model = self.model.module
+            self.loss_step = torch.compile(self.model) if self.cfg.engine.compile else self.model
 
     # --- training, checkpoints, evaluation --------------------------------------------------------
     def fit(self) -> RunResult:
@@ -279,15 +306,17 @@ class Trainer:
         return rec
 
 
-def train(cfg: config_mod.RunConfig, run_dir: Optional[str] = None, resume: bool = False) -> RunResult:
+def train(cfg: config_mod.RunConfig, run_dir: Optional[str] = None, resume: bool = False,
+          overwrite: bool = False) -> RunResult:
     """Train ``cfg`` (or resume the run in ``run_dir``) and return the run directory and summary.
+    A new run whose directory holds a run is refused unless ``overwrite`` (:mod:`siamlab.engine.rundir`).
 
     Under torchrun a failure on any rank makes every rank raise a one-sentence SiamlabError
     (RankFailure on the rank that failed, PeerFailure on the others) and the summary says ``failed``.
     """
     failed = False
     try:
-        trainer = Trainer(cfg, Path(run_dir) if run_dir else None, resume=resume)
+        trainer = Trainer(cfg, Path(run_dir) if run_dir else None, resume=resume, overwrite=overwrite)
     except Exception as err:
         failed = collectives.is_dist()
         if failed:
@@ -302,5 +331,6 @@ def train(cfg: config_mod.RunConfig, run_dir: Optional[str] = None, resume: bool
         failed = True
         raise
     finally:
+        trainer.release()
         dist.shutdown(failed=failed)
     return result

@@ -6,12 +6,15 @@ over the ranks (:func:`~siamlab.eval.features.extract_all_features`).
 """
 from __future__ import annotations
 
+from typing import Optional
+
 from .features import extract_all_features, module_device
 from .knn import knn_accuracy
 from .ncm import gen_bound, ncm_accuracy
 
 
-def evaluate(method, train_ds, test_ds, augment, eval_cfg, batch_size: int = 512, on_features=None) -> dict:
+def evaluate(method, train_ds, test_ds, augment, eval_cfg, batch_size: int = 512, on_features=None,
+             on_train_features=None, progress: Optional[str] = None) -> dict:
     """Metrics of every feature ``method.embed`` returns (``backbone``, ``projector``, ...).
 
     For each feature name ``<f>``:
@@ -21,7 +24,9 @@ def evaluate(method, train_ds, test_ds, augment, eval_cfg, batch_size: int = 512
       l_bound_<f>    GEN eq. 11;  l_cor_<f>: GEN eq. 8;  gen_eps_<f>: ε of GEN eq. 6
     The bound quantities are measured on the test split, the one whose error they bound.
     ``on_features(test_features)`` (optional) receives the clean test features, so callers can
-    compute further metrics without extracting them twice.
+    compute further metrics without extracting them twice; ``on_train_features`` likewise receives
+    the train split's (e.g. for an offline linear probe). ``progress``: a label (e.g. "trained"); when
+    given, the embedding of each split shows a progress bar.
 
     Under torch.distributed every rank must call it: each embeds 1/world of each split, and all end with
     the full feature matrices (those of one process, in dataset order). The metrics are then computed on
@@ -31,10 +36,15 @@ def evaluate(method, train_ds, test_ds, augment, eval_cfg, batch_size: int = 512
     need not be) broadcast rank 0's, as the trainer does.
     """
     device = module_device(method)
-    train = extract_all_features(method, train_ds, augment, batch_size, device)
-    test = extract_all_features(method, test_ds, augment, batch_size, device)
+    def label(split: str) -> Optional[str]:
+        return None if progress is None else f"{progress}: embedding the {split} split"
+
+    train = extract_all_features(method, train_ds, augment, batch_size, device, label("train"))
+    test = extract_all_features(method, test_ds, augment, batch_size, device, label("test"))
     if on_features is not None:
         on_features(test)
+    if on_train_features is not None:
+        on_train_features(train)
     k = train_ds.num_classes
     out = {}
     for name in train:
@@ -48,3 +58,4 @@ def evaluate(method, train_ds, test_ds, augment, eval_cfg, batch_size: int = 512
         out[f"l_cor_{name}"] = bound["l_cor"]
         out[f"gen_eps_{name}"] = bound["eps"]
     return out
+

@@ -47,9 +47,21 @@ def _batches(dataset, start: int, stop: int, batch_size: int):
     return (dataset.x[i:min(i + batch_size, stop)] for i in range(start, stop, batch_size))
 
 
+PROGRESS_REDRAW_S = 0.1  # a progress bar redraws at most this often
+
+
+def progress_bar(total: int, desc: str, enabled: bool, unit: str = "it"):
+    """A tqdm bar on stderr for a long evaluation step; a no-op bar when not ``enabled``."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, leave=False, dynamic_ncols=True,
+                mininterval=PROGRESS_REDRAW_S)
+
+
 @torch.no_grad()
 def extract_features(method, dataset, augment, batch_size: int = 512,
-                     device: Optional[torch.device] = None, rank: int = 0, world: int = 1) -> dict:
+                     device: Optional[torch.device] = None, rank: int = 0, world: int = 1,
+                     progress: Optional[str] = None) -> dict:
     """Run ``method.embed(augment.clean(x))`` over the dataset's ``x`` (or, for a streamed set, the clean
     squares its ``clean_batches`` decodes from disk) in eval mode and without gradients.
 
@@ -57,6 +69,7 @@ def extract_features(method, dataset, augment, batch_size: int = 512,
     tensor ``[N, D]`` in dataset order; with ``world`` > 1 only the rows :func:`shard_span` gives part
     ``rank`` (empty dict for an empty part). The train/eval flag of every submodule is restored
     afterwards, so a submodule kept in eval mode on purpose (an EMA teacher) stays so.
+    ``progress``: a label; when given, rank 0 shows a bar of the images embedded.
     """
     n = _size(dataset)
     if n == 0:
@@ -68,30 +81,33 @@ def extract_features(method, dataset, augment, batch_size: int = 512,
     modes = {m: m.training for m in method.modules()}
     method.eval()
     chunks: dict = {}
+    bar = progress_bar(stop - start, progress or "", progress is not None and rank == 0, unit="img")
     try:
         for x in _batches(dataset, start, stop, batch_size):
             x = x.to(device, non_blocking=True)
             for name, feat in method.embed(augment.clean(x)).items():
                 chunks.setdefault(name, []).append(feat.detach().flatten(1).float().cpu())
+            bar.update(x.shape[0])
     finally:
+        bar.close()
         _restore_modes(modes)
     return {name: torch.cat(parts) for name, parts in chunks.items()}
 
 
 def extract_all_features(method, dataset, augment, batch_size: int = 512,
-                         device: Optional[torch.device] = None) -> dict:
+                         device: Optional[torch.device] = None, progress: Optional[str] = None) -> dict:
     """:func:`extract_features` of the whole dataset, with the work split over ranks under torch.distributed.
 
     Collective there (every rank must call it): rank r embeds its :func:`shard_span` part, the parts are
     padded to the longest, all-gathered as one tensor on ``device`` (the method's: CUDA under NCCL, CPU
     under gloo) and trimmed, so every rank returns the one-process result. A dataset with fewer samples
-    than ranks is embedded whole on every rank.
+    than ranks is embedded whole on every rank. ``progress``: see :func:`extract_features`.
     """
     device = device or module_device(method)
     n, world = _size(dataset), collectives.world_size()
     if world == 1 or n < world:
-        return extract_features(method, dataset, augment, batch_size, device)
-    local = extract_features(method, dataset, augment, batch_size, device, collectives.rank(), world)
+        return extract_features(method, dataset, augment, batch_size, device, progress=progress)
+    local = extract_features(method, dataset, augment, batch_size, device, collectives.rank(), world, progress)
     spans = [shard_span(n, r, world) for r in range(world)]
     longest = spans[0][1] - spans[0][0]
     names, widths = list(local), [f.shape[1] for f in local.values()]

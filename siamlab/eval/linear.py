@@ -92,8 +92,11 @@ def cosine_lr(base_lr: float, step: int, total: int) -> float:
     return base_lr * 0.5 * (1.0 + math.cos(math.pi * step / total))
 
 
-def fit_linear(x, y, num_classes, epochs, lr, batch_size, wd, seed) -> nn.Linear:
-    """Zero-initialized linear layer trained by SGD (momentum 0.9) with a per-step cosine schedule."""
+def fit_linear(x, y, num_classes, epochs, lr, batch_size, wd, seed, progress: Optional[str] = None) -> nn.Linear:
+    """Zero-initialized linear layer trained by SGD (momentum 0.9) with a per-step cosine schedule;
+    ``progress``: a label, shown with a bar of the epochs and the last batch's loss."""
+    from .features import progress_bar
+
     fc = nn.Linear(x.shape[1], num_classes).to(x.device)
     nn.init.zeros_(fc.weight)
     nn.init.zeros_(fc.bias)
@@ -101,17 +104,21 @@ def fit_linear(x, y, num_classes, epochs, lr, batch_size, wd, seed) -> nn.Linear
     gen = torch.Generator().manual_seed(seed)
     steps_per_epoch = math.ceil(x.shape[0] / batch_size)
     total, step = epochs * steps_per_epoch, 0
-    for _ in range(epochs):
-        order = torch.randperm(x.shape[0], generator=gen).to(x.device)
-        for i in range(0, x.shape[0], batch_size):
-            idx = order[i:i + batch_size]
-            for group in opt.param_groups:
-                group["lr"] = cosine_lr(lr, step, total)
-            loss = F.cross_entropy(fc(x[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
+    with progress_bar(epochs, progress or "", progress is not None, unit="epoch") as bar:
+        for _ in range(epochs):
+            order = torch.randperm(x.shape[0], generator=gen).to(x.device)
+            for i in range(0, x.shape[0], batch_size):
+                idx = order[i:i + batch_size]
+                for group in opt.param_groups:
+                    group["lr"] = cosine_lr(lr, step, total)
+                loss = F.cross_entropy(fc(x[idx]), y[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step += 1
+            if not bar.disable:  # reading the loss waits for the device: only when it is shown
+                bar.set_postfix(loss=f"{loss.detach().item():.4f}")
+            bar.update(1)
     return fc
 
 
@@ -127,8 +134,10 @@ def linear_probe(
     wd: float = 0.0,
     seed: int = 0,
     device: Optional[torch.device] = None,
+    progress: Optional[str] = None,
 ) -> dict:
-    """Offline linear probe on frozen, standardized features (see module docstring).
+    """Offline linear probe on frozen, standardized features (see module docstring); ``progress``: a
+    label, shown with a bar of the epochs.
 
     Returns test accuracies ``top1`` and ``top5`` (percent; top5 counts the min(5, K) largest
     logits), ``train_top1`` and the final full-batch training cross-entropy ``train_loss``.
@@ -143,7 +152,7 @@ def linear_probe(
     x_train, x_test = standardize(train_f.to(device, torch.float32), test_f.to(device, torch.float32))
     y_train, y_test = train_y.to(device, torch.int64), test_y.to(device, torch.int64)
     with torch.enable_grad():
-        fc = fit_linear(x_train, y_train, num_classes, epochs, lr, batch_size, wd, seed)
+        fc = fit_linear(x_train, y_train, num_classes, epochs, lr, batch_size, wd, seed, progress)
     with torch.no_grad():
         train_logits, test_logits = fc(x_train), fc(x_test)
         return {

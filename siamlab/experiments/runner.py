@@ -94,13 +94,7 @@ def _sibling(out_dir: Path, cfg: dict) -> Optional[Path]:
 
 def apply_overrides(cfg, overrides: list) -> None:
     """``key=value`` strings (as ``siamlab train --set``) applied last, e.g. ``data.root=/data/cifar-100-python``."""
-    import yaml
-
-    for item in overrides or []:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} is not of the form key=value (e.g. data.root=/data/cifar).")
-        key, val = item.split("=", 1)
-        config_mod.set_field(cfg, key.strip(), yaml.safe_load(val) if val.strip() else val)
+    config_mod.apply_overrides(cfg, overrides)
 
 
 class EpochLines:

@@ -24,6 +24,13 @@ def invariance_term(p: torch.Tensor, target: torch.Tensor, scale: str = "paper")
     return sq.sum(dim=1).mean() if scale == "paper" else sq.mean()
 
 
+def check_partitions(n: int, k: int) -> None:
+    """BRIDGE §4.4 cuts the global batch of ``n`` into ``k`` equal partitions: ConfigError unless k divides n."""
+    if k < 1 or n % k:
+        raise bad_value("method.k", k, f"a divisor of the global batch size optim.batch_size={n}, e.g. "
+                        f"{max((d for d in range(1, min(k, n) + 1) if n % d == 0), default=1)}")
+
+
 def covariance_term(p: torch.Tensor, weight: Optional[torch.Tensor], k: int = 1) -> torch.Tensor:
     """(1/d) Σ_{i=1..k} ‖W_pᵀW_p − W_p F_i F_iᵀ W_pᵀ‖²_F (BRIDGE eq. 19; eq. 17 for k = 1).
 
@@ -32,8 +39,7 @@ def covariance_term(p: torch.Tensor, weight: Optional[torch.Tensor], k: int = 1)
     so W_p F_i F_iᵀ W_pᵀ = P_iᵀP_i / n'. With ``weight=None`` (I-PRED) W_pᵀW_p = I.
     """
     n, d = p.shape
-    if n % k:
-        raise bad_value("method.k", k, f"a divisor of the global batch size {n}")
+    check_partitions(n, k)
     gram = torch.eye(d, dtype=p.dtype, device=p.device) if weight is None else weight.T @ weight
     parts = p.reshape(k, n // k, d)
     second_moments = parts.transpose(1, 2) @ parts / (n // k)  # k × d × d

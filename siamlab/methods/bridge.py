@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..losses.bridge import bridge_loss
+from ..losses.bridge import bridge_loss, check_partitions
 from ..models import build_predictor
 from . import register
 from .base import Forward, LossOut, Method, require
@@ -27,6 +27,10 @@ class BridgeParams:
         require(self.k >= 1, "method.k", self.k, "an integer >= 1 dividing the global batch size")
         require(self.predictor in ("linear", "identity"), "method.predictor", self.predictor, "linear or identity")
         require(self.inv_scale in ("paper", "code"), "method.inv_scale", self.inv_scale, "paper or code")
+
+    def check_run(self, cfg) -> None:
+        """Checks against the rest of the run config, made before anything is loaded: k divides the batch."""
+        check_partitions(cfg.optim.batch_size, self.k)
 
 
 @register

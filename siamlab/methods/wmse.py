@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import bad_value
-from ..losses.wmse import WHITENINGS, wmse_loss
+from ..losses.wmse import WHITENINGS, check_sub_batch, wmse_loss
 from . import register
 from .base import Forward, LossOut, Method, StepCounter, require
 
@@ -24,6 +24,11 @@ class WMSEParams:
         require(self.w_iter >= 1, "method.w_iter", self.w_iter, "an integer >= 1")
         require(0 <= self.w_eps < 1, "method.w_eps", self.w_eps, "a number in [0, 1)")
         require(self.whitening in WHITENINGS, "method.whitening", self.whitening, "cholesky or zca")
+
+    def check_run(self, cfg) -> None:
+        """Checks against the rest of the run config, made before anything is loaded: the sub-batch divides
+        the global batch and is larger than the embedding dimension (else whitening is singular)."""
+        check_sub_batch(cfg.optim.batch_size, self.w_size, cfg.model.proj_out, self.w_eps)
 
 
 @register

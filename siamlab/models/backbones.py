@@ -21,13 +21,19 @@ def resolve_stem(stem: str, in_shape: tuple) -> str:
     return stem
 
 
-def _check_kind(name: str, in_shape: tuple) -> None:
+def check_backbone(name: str, kind: str, what: str = "") -> None:
+    """``model.backbone`` fits ``kind`` ("image" / "vector") data; ``what`` names the data in the message.
+    Needs no data: the run's config checks call it with the dataset's kind before anything is loaded."""
     if name not in IMAGE_BACKBONES + VECTOR_BACKBONES:
         raise unknown_name("model.backbone", name, IMAGE_BACKBONES + VECTOR_BACKBONES)
-    if len(in_shape) == 1 and name not in VECTOR_BACKBONES:
-        raise bad_value("model.backbone", name, f"mlp for vector data of shape {tuple(in_shape)}")
-    if len(in_shape) == 3 and name not in IMAGE_BACKBONES:
-        raise bad_value("model.backbone", name, f"one of {', '.join(IMAGE_BACKBONES)} for image data of shape {tuple(in_shape)}")
+    if kind == "vector" and name not in VECTOR_BACKBONES:
+        raise bad_value("model.backbone", name, f"mlp for vector data{what}")
+    if kind == "image" and name not in IMAGE_BACKBONES:
+        raise bad_value("model.backbone", name, f"one of {', '.join(IMAGE_BACKBONES)} for image data{what}")
+
+
+def _check_kind(name: str, in_shape: tuple) -> None:
+    check_backbone(name, "vector" if len(in_shape) == 1 else "image", f" of shape {tuple(in_shape)}")
 
 
 def build_backbone(model_cfg, in_shape: tuple) -> nn.Module:

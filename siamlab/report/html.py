@@ -4,6 +4,12 @@
 lists, and writes ``report.html`` next to them. Every piece of text, including run labels and
 error messages, goes through :func:`html.escape`; images are embedded as base64 data URIs, so the
 file opens without network or neighbouring files.
+
+``results.json`` is input like any other: a file that does not have the layout ``siamlab reproduce``
+writes is refused with one sentence naming the field, and only PNG files inside the experiment
+folder are embedded. A figure path that is absolute, climbs out with ``..`` or is a symlink leading
+outside the folder is refused, so a tampered ``results.json`` cannot copy ``/etc/passwd`` or an SSH
+key into a report that is then shared.
 """
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ import base64
 import json
 from html import escape
 from pathlib import Path
+from typing import Optional
 
 from ..errors import SiamlabError
 
@@ -78,17 +85,38 @@ def _claims(res: dict) -> str:
     return out
 
 
-def figures_html(res: dict, folder: Path) -> str:
-    """``res["figures"]`` ({file, caption, drawn, why}) as <figure> elements with the PNGs inlined (base64)."""
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def figure_path(folder: Path, name: str, src: Path) -> Path:
+    """``folder / name`` when that file lies inside ``folder`` (symlinks resolved); else one sentence."""
+    inside = folder.resolve()
+    try:
+        path = (folder / name).resolve()
+    except (OSError, ValueError):  # a NUL byte, a symlink loop
+        path = Path("/")
+    if Path(name).is_absolute() or not path.is_relative_to(inside):
+        raise SiamlabError(f"{str(src)!r} lists the figure {name!r}, which lies outside the experiment folder "
+                           f"{str(inside)!r}; siamlab embeds only files inside it, so fix the path or re-run "
+                           "`siamlab reproduce` to rewrite results.json.")
+    return path
+
+
+def figures_html(res: dict, folder: Path, src: Optional[Path] = None) -> str:
+    """``res["figures"]`` ({file, caption, drawn, why}) as <figure> elements with the PNGs inlined (base64); only
+    PNG files inside ``folder`` are embedded (:func:`figure_path`). ``src``: the file that listed them, for messages."""
+    src = src if src is not None else folder / "results.json"
     out = []
     for f in res.get("figures", []):
-        path = folder / f.get("file", "")
-        cap = escape(f.get("caption", ""))
-        if f.get("drawn") and path.is_file():
-            data = base64.b64encode(path.read_bytes()).decode("ascii")
-            out.append(f'<figure><img alt="{cap}" src="data:image/png;base64,{data}"><figcaption>{cap}</figcaption></figure>')
+        path = figure_path(folder, str(f.get("file", "")), src)
+        cap = escape(str(f.get("caption", "")))
+        data = path.read_bytes() if f.get("drawn") and path.is_file() else b""
+        if data.startswith(PNG_SIGNATURE):
+            b64 = base64.b64encode(data).decode("ascii")
+            out.append(f'<figure><img alt="{cap}" src="data:image/png;base64,{b64}"><figcaption>{cap}</figcaption></figure>')
         else:
-            out.append(f"<p><i>Figure not drawn: {cap} ({escape(f.get('why', 'file missing'))})</i></p>")
+            why = f.get("why") or ("not a PNG file" if data else "file missing")
+            out.append(f"<p><i>Figure not drawn: {cap} ({escape(str(why))})</i></p>")
     return "".join(out) or "<p><i>No figures.</i></p>"
 
 
@@ -103,12 +131,12 @@ def _runs(res: dict) -> str:
 def _arms(res: dict) -> str:
     import yaml
 
-    text = "\n".join(f"{a['label']}:\n  " + yaml.safe_dump(a["overrides"], sort_keys=False).replace("\n", "\n  ").rstrip()
+    text = "\n".join(f"{a.get('label')}:\n  " + yaml.safe_dump(a.get("overrides"), sort_keys=False).replace("\n", "\n  ").rstrip()
                      for a in res.get("arms", []))
     return f"<pre>{escape(text)}</pre>"
 
 
-def render(res: dict, folder: Path) -> str:
+def render(res: dict, folder: Path, src: Path) -> str:
     verdict = str(res.get("verdict", ""))
     title = f"{res.get('id', '?')}: {res.get('paper', '')} {res.get('item', '')}"
     scale_note = "tiny scale checks plumbing only: its verdicts say nothing about the paper." if res.get("scale") == "tiny" else ""
@@ -126,7 +154,7 @@ def render(res: dict, folder: Path) -> str:
 <h2>Results</h2>{_table(res)}
 <p><small>Observed values are mean ± sample std over seeds. Accuracy is weighted kNN top-1 on clean
 backbone features unless the column says otherwise; papers mostly report linear-probe accuracy.</small></p>
-<h2>Figures</h2>{figures_html(res, folder)}
+<h2>Figures</h2>{figures_html(res, folder, src)}
 <h2>Runs</h2>{_runs(res)}
 <h2>Arms (config overrides)</h2>{_arms(res)}
 </body></html>
@@ -141,8 +169,33 @@ def build_report(dir) -> Path:
         raise SiamlabError(f"{str(folder)!r} has no results.json; run `siamlab reproduce ID --out {folder}` first.")
     try:
         res = json.loads(src.read_text())
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, UnicodeDecodeError):
         raise SiamlabError(f"{str(src)!r} is not valid JSON; re-run `siamlab reproduce` to rewrite it.") from None
+    check_layout(res, src)
+    html = render(res, folder, src)
     out = folder / "report.html"
-    out.write_text(render(res, folder))
+    out.write_text(html)
     return out
+
+
+# The lists a report reads, and what each holds (``table``: a list of cells per row).
+LAYOUT = {"headers": None, "table": list, "rows": dict, "claims": dict, "figures": dict, "runs": dict, "arms": dict}
+
+
+def check_layout(res, src: Path) -> None:
+    """One sentence naming the field when ``results.json`` does not have the layout ``siamlab reproduce`` writes."""
+    def bad(what: str) -> SiamlabError:
+        return SiamlabError(f"{str(src)!r} is not a siamlab results file: {what}; re-run `siamlab reproduce` to rewrite it.")
+
+    if not isinstance(res, dict):
+        raise bad(f"it holds a JSON {type(res).__name__}, not an object")
+    for key, item_type in LAYOUT.items():
+        value = res.get(key, [])
+        if not isinstance(value, list):
+            raise bad(f"{key!r} is a {type(value).__name__}, not a list")
+        for i, item in enumerate(value):
+            if item_type is not None and not isinstance(item, item_type):
+                raise bad(f"{key}[{i}] is a {type(item).__name__}, not a{'n object' if item_type is dict else ' list'}")
+    for i, arm in enumerate(res.get("arms", [])):
+        if not isinstance(arm.get("overrides"), dict):
+            raise bad(f"arms[{i}].overrides is not an object")

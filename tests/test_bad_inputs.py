@@ -1,0 +1,158 @@
+"""Bad input of every kind gets one sentence naming the file or field and the fix, never a traceback (issue 14 item 3, 5)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from siamlab import config
+from siamlab.cli import main
+
+
+def one_sentence(argv, capsys) -> str:
+    """Run the CLI in-process; it must exit 2 with exactly one ``siamlab: error:`` line on stderr."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    lines = [x for x in err.strip().splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("siamlab: error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+# --- item 5: unsafe YAML tags are named as such --------------------------------------------------
+UNSAFE = [
+    ('optim: !!python/object/apply:os.system ["echo pwned"]\n', "!!python/object/apply"),
+    ("optim: !!python/name:os.system\n", "!!python/name"),
+    ("optim: !!python/object/new:subprocess.Popen [[ls]]\n", "!!python/object/new"),
+    ("optim: !!python/tuple [1, 2]\n", "!!python/tuple"),
+]
+
+
+@pytest.mark.parametrize("text, tag", UNSAFE, ids=[t for _, t in UNSAFE])
+def test_unsafe_yaml_tag_in_config_file_is_named(tmp_path, capsys, text, tag):
+    p = tmp_path / "evil.yaml"
+    p.write_text(text)
+    line = one_sentence(["train", str(p)], capsys)
+    assert f"the tag {tag}, which siamlab never loads" in line and str(p) in line, line
+    assert "not valid YAML" not in line
+
+
+def test_unknown_local_tag_is_named(tmp_path, capsys):
+    p = tmp_path / "odd.yaml"
+    p.write_text("optim:\n  lr: !weird 3\n")
+    line = one_sentence(["train", str(p)], capsys)
+    assert "!weird" in line and "line 2" in line, line
+
+
+def test_yaml_syntax_error_still_says_not_valid(tmp_path, capsys):
+    p = tmp_path / "bad.yaml"
+    p.write_text("optim: [unclosed\n")
+    line = one_sentence(["train", str(p)], capsys)
+    assert "not valid YAML" in line and str(p) in line
+
+
+@pytest.mark.parametrize("item, words", [
+    ('phases=!!python/object/apply:os.system ["echo"]', ["--set phases", "!!python/object/apply", "never loads"]),
+    ("optim.lr=[1", ["--set optim.lr", "not valid YAML"]),
+    ("method.name=simsiam", None),
+])
+def test_set_values_are_parsed_safely(item, words, capsys):
+    if words is None:
+        assert config.load(None, [item]).method.name == "simsiam"
+        return
+    line = one_sentence(["train", "--set", item], capsys)
+    for w in words:
+        assert w in line, (w, line)
+
+
+def test_unsafe_tag_in_a_run_config_yaml_is_named(tmp_path, capsys):
+    """A run directory's config.yaml is read on --resume, eval and analyze: the same rule holds."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text('engine: !!python/object/apply:os.system ["echo"]\n')
+    (run / "metrics.jsonl").write_text("")
+    for argv in (["train", "--resume", str(run)], ["eval", str(run)], ["analyze", str(run)]):
+        line = one_sentence(argv, capsys)
+        assert "!!python/object/apply" in line and "never loads" in line, (argv, line)
+
+
+# --- item 3: --resume RUN --set key without '=' --------------------------------------------------
+def test_resume_set_without_equals_is_one_sentence(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(config.dump(config.RunConfig()))
+    line = one_sentence(["train", "--resume", str(run), "--set", "engine.progress"], capsys)
+    assert "engine.progress" in line and "key=value" in line, line
+
+
+# --- item 3: a malformed results.json given to `siamlab report` ---------------------------------
+@pytest.mark.parametrize("text", [
+    "[1, 2, 3]",
+    '{"figures": 5}',
+    '{"figures": ["a.png"]}',
+    '{"claims": [3], "table": "x"}',
+    '{"arms": [{"label": "a"}]}',
+    '{"runs": [7]}',
+    '{"table": [[1, 2]], "rows": [5]}',
+    "{not json",
+])
+def test_malformed_results_json_is_one_sentence(tmp_path, capsys, text):
+    (tmp_path / "results.json").write_text(text)
+    line = one_sentence(["report", str(tmp_path)], capsys)
+    assert "results.json" in line, line
+    assert not (tmp_path / "report.html").exists()
+
+
+def test_wellformed_minimal_results_json_builds(tmp_path, capsys):
+    (tmp_path / "results.json").write_text(json.dumps({"id": "x", "verdict": "reproduced"}))
+    assert main(["report", str(tmp_path)]) == 0
+    assert (tmp_path / "report.html").is_file()
+
+
+# --- item 4: `siamlab report` embeds only files inside the experiment folder ---------------------
+SECRET = b"root:x:0:0:secret-marker:/root:/bin/bash\n"
+
+
+def _results_with_figure(folder, name: str) -> None:
+    (folder / "results.json").write_text(json.dumps(
+        {"id": "x", "verdict": "reproduced", "figures": [{"file": name, "caption": "c", "drawn": True, "why": ""}]}))
+
+
+@pytest.mark.parametrize("how", ["absolute", "dotdot", "symlink-file", "symlink-dir", "nul"])
+def test_figure_outside_the_folder_is_refused_not_embedded(tmp_path, capsys, how):
+    import base64
+
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(SECRET)
+    exp = tmp_path / "exp"
+    (exp / "figures").mkdir(parents=True)
+    name = {"absolute": str(secret), "dotdot": "figures/../../secret.txt", "symlink-file": "figures/f.png",
+            "symlink-dir": "linked/secret.txt", "nul": "figures/\x00.png"}[how]
+    if how == "symlink-file":
+        (exp / "figures" / "f.png").symlink_to(secret)
+    if how == "symlink-dir":
+        (exp / "linked").symlink_to(tmp_path)
+    _results_with_figure(exp, name)
+    line = one_sentence(["report", str(exp)], capsys)
+    assert "outside the experiment folder" in line, line
+    assert not (exp / "report.html").exists()
+    html = "".join(p.read_text() for p in exp.rglob("*.html"))
+    assert base64.b64encode(SECRET).decode()[:20] not in html
+
+
+def test_figure_inside_the_folder_is_embedded_and_non_png_is_not(tmp_path):
+    import base64
+
+    from siamlab.report.html import PNG_SIGNATURE, build_report
+
+    exp = tmp_path / "exp"
+    (exp / "figures").mkdir(parents=True)
+    png = PNG_SIGNATURE + b"rest-of-a-png"
+    (exp / "figures" / "f.png").write_bytes(png)
+    (exp / "figures" / "notes.png").write_bytes(SECRET)  # inside, but not a PNG
+    (exp / "results.json").write_text(json.dumps({"figures": [
+        {"file": "figures/f.png", "caption": "real", "drawn": True},
+        {"file": "figures/sub/../notes.png", "caption": "text", "drawn": True}]}))
+    html = build_report(exp).read_text()
+    assert base64.b64encode(png).decode() in html
+    assert base64.b64encode(SECRET).decode()[:20] not in html and "not a PNG file" in html
