@@ -5,7 +5,8 @@ every ``every_steps`` steps. It computes everything as tensors on the training d
 synchronizes with the host once (one ``.tolist()``); on other steps nothing is computed. Keys:
 
 representation of view 0 (ZHANG §3.1, A.6; Wang & Isola)   std, std_scaled, m_o, m_r, cov_term, align, uniform
-predictor outputs P of view 0                               p_std_scaled, p_m_o, p_m_r
+predictor outputs P of view 0                               p_std_scaled, p_m_o, p_m_r, loss_on_p (1 when
+                                                            the gradient frame's anchor is P)
 projector's final BN (CENTER Fig. 5)                        center_pre_bn, center_post_bn
 predictor (ZHANG Table 6; BRIDGE Thm 3.1, Figs. 3–4)        bias_center_cos, wp_symmetry, wp_diag_share,
                                                             wp_fft_rel, wp_fft_rel_fit
@@ -117,6 +118,8 @@ class LiveDiagnostics:
             if out.p is not None:
                 p0 = _hi(out.p[0])
                 vals.update(p_std_scaled=M.std_scaled(p0), p_m_o=M.m_o(p0), p_m_r=M.m_r(p0))
+                on_p = method.gradient_frame(out).anchor[0] == "p"  # the loss acts on P (verdict rule 2)
+                vals["loss_on_p"] = p0.new_tensor(float(on_p))
             vals.update(self._bn_centers(out))
             vals.update(self._predictor(method, zs[0]))
             tau = _temperature(method)
@@ -172,8 +175,9 @@ class LiveDiagnostics:
                                num_classes: Optional[int] = None, gather: bool = False) -> dict:
         """Metrics of clean (un-augmented) features, e.g. ``{"backbone": h, "projector": z}``, as
         ``{f"{metric}_{name}": float}``: std_scaled, m_o, m_r, cov_term, sigma_i (‖Σ−I‖²/d, BRIDGE Fig. 1),
-        l_cor, l_bound (GEN eq. 8, 11; with ``num_classes``), erank (effective rank) and, with labels,
-        interclass_cos2 (GEN Thm 2). ``gather=True`` when each rank holds a shard of the features."""
+        l_cor, l_bound (GEN eq. 8, 11; with ``num_classes``), erank (effective rank), dim (the feature
+        dimension d) and, with labels, interclass_cos2 (GEN Thm 2); plus ``num_classes`` when given (the
+        dimensional-collapse rule of :mod:`siamlab.analysis.verdict` reads erank, dim and num_classes). ``gather=True`` when each rank holds a shard of the features."""
         vals = {}
         for name, f in features.items():
             f = gather_nograd(f.detach()) if gather else f.detach()
@@ -188,6 +192,7 @@ class LiveDiagnostics:
                     f"std_scaled_{name}": M.std_scaled(f), f"m_o_{name}": M.m_o(f), f"m_r_{name}": M.m_r(f),
                     f"cov_term_{name}": M.covariance_term(f), f"sigma_i_{name}": M.sigma_minus_identity(f),
                     f"l_cor_{name}": lcor, f"erank_{name}": M.effective_rank_of_spectrum(spectrum),
+                    f"dim_{name}": torch.tensor(float(f.shape[1])),
                 })
                 if num_classes:
                     vals[f"l_bound_{name}"] = M.l_bound(lcor, f.shape[1], int(num_classes))
@@ -196,6 +201,8 @@ class LiveDiagnostics:
                     vals[f"interclass_cos2_{name}"] = M.interclass_cos2(f, y, int(num_classes))
         if not vals:
             return {}
+        if num_classes:
+            vals["num_classes"] = torch.tensor(float(num_classes))
         names = list(vals)
         numbers = torch.stack([v.to(torch.float64).reshape(()).cpu() for v in vals.values()]).tolist()
         return dict(zip(names, numbers))

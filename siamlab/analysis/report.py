@@ -19,7 +19,7 @@ import yaml
 
 from ..errors import DataError
 from .gradients import eta_curve
-from .verdict import WINDOW, as_float, verdicts
+from .verdict import WINDOW, as_float, explain, verdicts
 
 ETAS = [round(-1.5 + 0.05 * i, 2) for i in range(61)]  # ZHANG Fig. 5a range and beyond
 
@@ -237,9 +237,9 @@ def analyze(run_dir, out_dir: Optional[str] = None) -> dict:
 
     name = summary.get("method") or (run["config"].get("method") or {}).get("name", "?")
     data = summary.get("dataset") or (run["config"].get("data") or {}).get("name", "?")
-    ev = ", ".join(f"{k}={_fmt(verdict[k])}" for k in ("std_scaled", "m_r") if verdict[k] is not None)
+    ev = explain(verdict)
     lines = [f"run: {run_dir}  method: {name}  dataset: {data}  status: {status}",
-             f"verdict: {verdict['verdict']}" + (f" ({ev}; from {verdict['evidence']} logs)" if ev else ""),
+             f"verdict: {verdict['verdict']}" + (f" ({ev}; Z from {verdict['evidence']} logs)" if ev else ""),
              f"rule: {verdict['rule']}; diverged if the loss became NaN/Inf"]
     lines += _block(f"final diagnostics (median of the last {WINDOW} diag logs):", final_diag)
     lines += _block("final evaluation:", summary.get("final") or final_eval)

@@ -23,16 +23,48 @@ def _minutes(seconds) -> str:
     return f"{seconds / 60:.1f} min"
 
 
+def claim_counts(res: dict) -> dict:
+    """Counts of claim states (results.json ``counts``; derived from its claims for older files)."""
+    if res.get("counts"):
+        return res["counts"]
+    from .outputs import counts
+
+    claims = [{**c, "kind": c.get("kind", "claim")} for c in res.get("claims", [])]
+    return counts(claims)
+
+
+def summary_counts(found: dict) -> dict:
+    """Totals over experiments: how many reproduced / not reproduced / undecidable / not run, and claims."""
+    from .outputs import NOT_REPRODUCED, NOT_RUN, REPRODUCED, UNDECIDABLE
+
+    exps = {w: 0 for w in (REPRODUCED, NOT_REPRODUCED, UNDECIDABLE, NOT_RUN)}
+    claims = {w: 0 for w in (REPRODUCED, NOT_REPRODUCED, UNDECIDABLE, NOT_RUN, "sanity checks")}
+    for res in found.values():
+        state = res.get("state") or {True: REPRODUCED, False: NOT_REPRODUCED}.get(res.get("reproduced"), NOT_RUN)
+        exps[state] = exps.get(state, 0) + 1
+        k = claim_counts(res)
+        for w in claims:
+            claims[w] += k.get(w, 0)
+    return {"experiments": exps, "claims": claims, "found": len(found)}
+
+
 def markdown_table(results_root) -> str:
-    """id | paper item | expected verdict | smoke verdict observed | smoke run time, for every registered id."""
+    """One row per registered id: paper item, expected verdict, the smoke verdict observed, claims
+    reproduced / not reproduced / undecidable, sanity checks passed, seeds and run time."""
     from .registry import all_experiments
 
     found = _smoke_results(Path(results_root))
-    lines = ["| id | paper item | expected verdict | smoke verdict (observed) | smoke run time |", "|---|---|---|---|---|"]
+    lines = ["| id | paper item | expected verdict | smoke verdict (observed) | claims ✓ / ✗ / undecidable | sanity checks | seeds | smoke run time |",
+             "|---|---|---|---|---|---|---|---|"]
     for e in all_experiments():
         res = found.get(e.id)
-        verdict = res["verdict"] if res else "not run yet"
-        secs = res.get("run_seconds", res.get("seconds")) if res else None
-        cells = [e.id, f"{e.paper} {e.item}", e.expected, verdict, _minutes(secs)]
+        if res:
+            k = claim_counts(res)
+            tally = f"{k.get('reproduced', 0)} / {k.get('not reproduced', 0)} / {k.get('undecidable at this scale', 0)}"
+            sanity = f"{k.get('sanity passed', 0)}/{k['sanity checks']}" if k.get("sanity checks") else "—"
+            secs = res.get("run_seconds", res.get("seconds"))
+            cells = [e.id, f"{e.paper} {e.item}", e.expected, res["verdict"], tally, sanity, res.get("seeds", "—"), _minutes(secs)]
+        else:
+            cells = [e.id, f"{e.paper} {e.item}", e.expected, "not run yet", "—", "—", "—", "—"]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"

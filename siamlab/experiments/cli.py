@@ -16,8 +16,10 @@ def list_table() -> str:
 def reproduce(args) -> int:
     """Entry point of the CLI subcommand (args: id, list, scale, seeds, out, and ``set`` — a list of
     ``key=value`` overrides for every run — when the parser provides it). Returns the exit code."""
+    import sys
+
     from .registry import get
-    from .runner import run_experiment
+    from .runner import ExperimentInterrupted, run_experiment
 
     if getattr(args, "list", False):
         print(list_table())
@@ -29,12 +31,16 @@ def reproduce(args) -> int:
     if args.seeds is not None and args.seeds < 1:
         raise ConfigError(f"--seeds={args.seeds!r} is not valid: expected an integer >= 1.")
     exp = get(args.id)
-    out = run_experiment(exp, args.scale, args.seeds, args.out, overrides=getattr(args, "set", None))
+    try:
+        out = run_experiment(exp, args.scale, args.seeds, args.out, overrides=getattr(args, "set", None))
+    except ExperimentInterrupted as stop:
+        print(f"siamlab: {stop}", file=sys.stderr)
+        return 128 + stop.signum
     import json
 
     res = json.loads((out / "results.json").read_text())
     print(f"\n{exp.id} at {args.scale} scale: {res['verdict']}")
     for c in res["claims"]:
-        print(f"  [{c['verdict']}] {c['text']}")
+        print(f"  [{c['verdict']}] {c['text']}" + (" (sanity check, not counted)" if c.get("kind") == "sanity" else ""))
     print(f"report: {out / 'report.html'}")
     return 0

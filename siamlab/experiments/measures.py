@@ -5,9 +5,9 @@ A run is a :class:`RunRecord`: its ``summary.json`` and the rows of its ``metric
 layer may prefix them with the tensor they were measured on, e.g. ``z/m_o``); a quantity that no row
 carries is ``None`` and every table and verdict built on it says "not measured".
 
-Collapse rule used when the run's own verdict is absent: the √d-scaled std of l2-normalized z
-(Chen & He; ≈ 1 for spread outputs, 0 for a constant) averaged over the last three diagnostic rows
-is below 0.1, the same threshold as :mod:`siamlab.analysis.verdict`.
+Collapse is the run's own verdict (``summary["verdict"]``, :mod:`siamlab.analysis.verdict`: complete
+collapse of z, or of P where the loss acts on P; dimensional collapse apart, as ``dim_collapse``).
+Fallback when a run has no verdict (older runs): the verdict is recomputed from its metrics history.
 """
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Optional
 
-COLLAPSE_STD_SCALED = 0.1
 TAIL = 3  # diagnostic rows averaged for an end-of-training value
 
 # measure -> accepted metric names in diag rows (first match wins; "z/" prefixed forms accepted too)
@@ -44,6 +43,7 @@ DIAG_KEYS = {
 EVAL_KEYS = {
     "knn": ["knn_backbone"],
     "knn_proj": ["knn_projector"],
+    "erank": ["erank_projector"],
     "ncm": ["ncm_backbone"],
     "l_bound": ["l_bound_projector"],
     "l_cor": ["l_cor_projector"],
@@ -121,17 +121,25 @@ def random_init_eval(rec: RunRecord, measure: str) -> Optional[float]:
     return _finite(ri.get(key)) if key else None
 
 
+def run_verdict(rec: RunRecord) -> dict:
+    """The run's verdict dict (``summary["verdict"]``), recomputed from its history when absent."""
+    v = rec.summary.get("verdict")
+    if isinstance(v, dict) and v:
+        return v
+    from ..analysis.verdict import verdicts
+
+    return verdicts(rec.history, rec.status)
+
+
 def collapsed(rec: RunRecord) -> Optional[bool]:
-    """The run's collapse verdict (``summary["verdict"]``), else the fallback rule of the module docstring."""
-    v = rec.summary.get("verdict") or {}
-    for key in ("collapsed", "collapse"):
-        val = v.get(key)
-        if isinstance(val, bool):
-            return val
-        if isinstance(val, str) and val.lower() in ("yes", "no", "true", "false", "collapsed", "ok", "not collapsed"):
-            return val.lower() in ("yes", "true", "collapsed")
-    std = tail_mean(rec, "std")
-    return None if std is None else std < COLLAPSE_STD_SCALED
+    """Complete collapse of z, or of P where the loss acts on P (the run's verdict, module docstring)."""
+    val = run_verdict(rec).get("collapsed")
+    return val if isinstance(val, bool) else None
+
+
+def dimensionally_collapsed(rec: RunRecord) -> Optional[bool]:
+    val = run_verdict(rec).get("dimensional")
+    return val if isinstance(val, bool) else None
 
 
 def value(rec: RunRecord, measure: str) -> Optional[float]:
@@ -143,6 +151,9 @@ def value(rec: RunRecord, measure: str) -> Optional[float]:
         return None if c is None else float(c)
     if measure == "diverged":
         return float(rec.status == "diverged")
+    if measure == "dim_collapse":
+        d = dimensionally_collapsed(rec)
+        return None if d is None else float(d)
     if measure == "fails":  # collapsed or diverged: ZHANG Table 2 reports Mirror's NaN run as collapse
         c = collapsed(rec)
         return 1.0 if rec.status == "diverged" else (None if c is None else float(c))

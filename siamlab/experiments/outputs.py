@@ -7,16 +7,22 @@ import json
 import time
 from pathlib import Path
 
-from . import measures
+from . import gates, measures
 from .results import Results, mean_std
 from .spec import merge
 
 REPRODUCED, NOT_REPRODUCED, NOT_RUN = "reproduced", "not reproduced", "not run"
+UNDECIDABLE = "undecidable at this scale"
+SANITY_PASSED, SANITY_FAILED, SANITY_NOT_RUN = "sanity check passed", "sanity check failed", "sanity check not run"
 RANDOM_INIT = "random init"
+STATES = (REPRODUCED, NOT_REPRODUCED, UNDECIDABLE, NOT_RUN)
 
 
-def word(ok) -> str:
-    return REPRODUCED if ok is True else NOT_REPRODUCED if ok is False else NOT_RUN
+def word(ok, kind: str = "claim") -> str:
+    """The state of a claim from its rule's first output (True, False, None or gates.UNDECIDABLE)."""
+    if kind == "sanity":
+        return SANITY_PASSED if ok is True else SANITY_FAILED if ok is False else SANITY_NOT_RUN
+    return REPRODUCED if ok is True else NOT_REPRODUCED if ok is False else UNDECIDABLE if ok == gates.UNDECIDABLE else NOT_RUN
 
 
 def evaluate_claims(exp, results: Results) -> list[dict]:
@@ -26,19 +32,33 @@ def evaluate_claims(exp, results: Results) -> list[dict]:
             ok, why = c.rule(results)
         except (ArithmeticError, ValueError, TypeError) as err:  # a value the rule cannot use
             ok, why = None, f"rule could not be evaluated: {type(err).__name__}: {err}"
-        out.append({"text": c.text, "arms": list(c.arms), "reproduced": ok, "verdict": word(ok), "explanation": why})
+        kind = getattr(c, "kind", "claim")
+        out.append({"text": c.text, "arms": list(c.arms), "kind": kind, "reproduced": ok if isinstance(ok, bool) else None,
+                    "verdict": word(ok, kind), "explanation": why})
+    return out
+
+
+def counts(claims: list[dict]) -> dict:
+    """How many claims (kind "claim") are in each state, and how many sanity checks passed."""
+    main = [c for c in claims if c.get("kind", "claim") == "claim"]
+    sanity = [c for c in claims if c.get("kind") == "sanity"]
+    out = {"claims": len(main), **{s: sum(c["verdict"] == s for c in main) for s in STATES}}
+    out.update({"sanity checks": len(sanity), "sanity passed": sum(c["verdict"] == SANITY_PASSED for c in sanity)})
     return out
 
 
 def overall(claims: list[dict], results: Results) -> tuple:
-    """(reproduced: bool | None, verdict text): all claims hold → True; any fails → False; else None."""
-    n = len(claims)
-    failed = sum(c["reproduced"] is False for c in claims)
-    held = sum(c["reproduced"] is True for c in claims)
+    """(state, verdict text): any claim fails → False; all hold → True; some undecidable (none failed) →
+    gates.UNDECIDABLE; else None (not run). Sanity checks are not counted."""
+    k = counts(claims)
+    n, held, failed, und = k["claims"], k[REPRODUCED], k[NOT_REPRODUCED], k[UNDECIDABLE]
+    sanity = f"; sanity checks {k['sanity passed']}/{k['sanity checks']} passed" if k["sanity checks"] else ""
     if failed:
-        return False, f"{NOT_REPRODUCED} ({failed}/{n} claims failed, {held} held)"
+        return False, f"{NOT_REPRODUCED} ({failed}/{n} claims failed, {held} held, {und} undecidable{sanity})"
     if held == n and n:
-        return True, f"{REPRODUCED} ({held}/{n} claims)"
+        return True, f"{REPRODUCED} ({held}/{n} claims{sanity})"
+    if und:
+        return gates.UNDECIDABLE, f"{UNDECIDABLE} ({held}/{n} claims held, {und} undecidable, {n - held - und} not run{sanity})"
     missing = sorted({r.message for r in results.records if not r.ran and r.message})
     why = "; ".join(missing[:3]) or "a diagnostic was not logged"
     return None, f"{NOT_RUN} ({held}/{n} claims decided; {why})"
@@ -51,14 +71,17 @@ def judged_by(arm, claim_arms: list) -> bool:
 
 def row_verdict(arm, claims: list[dict], results: Results) -> str:
     label = arm.label
-    mine = [c for c in claims if judged_by(arm, c["arms"])]
     if not results.ran(label):
         return NOT_RUN
-    if any(c["reproduced"] is False for c in mine):
-        return NOT_REPRODUCED
-    if mine and all(c["reproduced"] is True for c in mine):
-        return REPRODUCED
-    return NOT_RUN
+    mine = [c for c in claims if judged_by(arm, c["arms"]) and c.get("kind", "claim") == "claim"]
+    if not mine:
+        sanity = [c for c in claims if judged_by(arm, c["arms"])]
+        return "sanity check only" if sanity else NOT_RUN
+    states = [c["verdict"] for c in mine]
+    for s in (NOT_REPRODUCED, UNDECIDABLE, NOT_RUN):
+        if s in states:
+            return s
+    return REPRODUCED
 
 
 def _cell(stats: dict, digits: int) -> str:
@@ -174,7 +197,8 @@ def write_all(exp, results: Results, scale: str, n_seeds: int, out_dir: Path, se
         "id": exp.id, "paper": exp.paper, "item": exp.item, "expected": exp.expected,
         "scale": scale, "seeds": n_seeds, "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
         "seconds": round(seconds, 1), "run_seconds": round(sum(r.seconds for r in results.records), 1),
-        "reproduced": ok, "verdict": verdict, "claims": claims,
+        "reproduced": ok if isinstance(ok, bool) else None, "state": word(ok), "verdict": verdict, "claims": claims,
+        "counts": counts(claims),
         "columns": [{"key": c.key, "title": c.title} for c in exp.columns],
         "headers": headers(exp), "table": [row_cells(exp, r) for r in rows], "rows": rows,
         "runs": [{"label": r.label, "seed": r.seed, "status": r.status, "message": r.message,

@@ -1,15 +1,20 @@
-"""Verdict rules: small functions of :class:`~siamlab.experiments.results.Results` → (bool | None, why).
+"""Verdict rules: small functions of :class:`~siamlab.experiments.results.Results` → (state, why).
 
-Every rule states its threshold in its explanation. They were fixed when the experiment was written,
-from the paper's wording, before any run; a result that misses a threshold is reported as "not
-reproduced", never re-tuned. ``None`` = undecidable (run missing, diagnostic not logged).
+state is ``True`` (the claim held), ``False`` (it did not), ``None`` (not run: an arm or a diagnostic is
+missing) or :data:`~.gates.UNDECIDABLE` (the data cannot decide it at this scale: an accuracy comparison
+between arms that do not beat random init, or a margin within twice the seed spread with fewer than three
+seeds — see :mod:`.gates`). Every rule states its threshold, and for comparisons the margin and spread,
+in its explanation. Rules are fixed when the experiment is written, from the paper's wording, before any
+run; a result that misses a threshold is reported as "not reproduced", never re-tuned.
 """
 from __future__ import annotations
 
 import math
 from typing import Callable, Optional
 
-Verdict = tuple  # (Optional[bool], str)
+from .gates import UNDECIDABLE, gates, random_init_gate, spread
+
+Verdict = tuple  # (True | False | None | UNDECIDABLE, str)
 
 
 def _fmt(v: Optional[float]) -> str:
@@ -21,8 +26,13 @@ def _majority(res, label: str, measure: str) -> tuple[Optional[float], int]:
     return (sum(vals) / len(vals) if vals else None), len(vals)
 
 
+def _with(text: str, extra: str) -> str:
+    return f"{text} ({extra})" if extra else text
+
+
 def collapses(label: str) -> Callable:
-    """Collapses (or diverges: ZHANG A.4 counts Mirror's NaN run as collapse) in most seeds."""
+    """Collapses completely (z, or P where the loss acts on P) or diverges in most seeds (ZHANG A.4 counts
+    Mirror's NaN run as collapse). Collapse is the run's verdict, :mod:`siamlab.analysis.verdict`."""
 
     def rule(res) -> Verdict:
         why = res.missing([label], "fails")
@@ -37,86 +47,75 @@ def collapses(label: str) -> Callable:
 
 
 def trains(label: str) -> Callable:
-    """Neither collapses nor diverges in most seeds."""
+    """Neither collapses (completely, or on the loss's tensor P), nor collapses dimensionally, nor diverges,
+    in most seeds. Dimensional collapse counts where the run measured it (clean projector features)."""
 
     def rule(res) -> Verdict:
         why = res.missing([label], "fails")
         if why:
             return None, why
         frac, n = _majority(res, label, "fails")
-        return frac < 0.5, f"'{label}' collapsed or diverged in {frac * n:.0f}/{n} seeds; rule: fewer than half"
+        dim, nd = _majority(res, label, "dim_collapse")
+        dim_text = f", dimensional collapse in {dim * nd:.0f}/{nd}" if nd else ", dimensional collapse not measured"
+        ok = frac < 0.5 and (not nd or dim < 0.5)
+        return ok, f"'{label}' collapsed or diverged in {frac * n:.0f}/{n} seeds{dim_text}; rule: fewer than half of each"
 
     return rule
+
+
+def _two(res, a: str, b: str, measure: str, margin: float, decide, explain) -> Verdict:
+    why = res.missing([a, b], measure)
+    if why:
+        return None, why
+    ma, mb = res.mean(a, measure), res.mean(b, measure)
+    closed, text = gates(res, [a, b], measure, margin(ma, mb))
+    if closed:
+        return closed
+    return decide(ma, mb), _with(explain(ma, mb), text)
 
 
 def greater(a: str, b: str, measure: str, margin: float = 0.0) -> Callable:
     """mean(a) > mean(b) + margin."""
-
-    def rule(res) -> Verdict:
-        why = res.missing([a, b], measure)
-        if why:
-            return None, why
-        ma, mb = res.mean(a, measure), res.mean(b, measure)
-        return ma > mb + margin, f"{measure}: '{a}' {_fmt(ma)} vs '{b}' {_fmt(mb)}; rule: '{a}' > '{b}' + {margin:g}"
-
-    return rule
+    return lambda res: _two(res, a, b, measure, lambda ma, mb: ma - mb - margin, lambda ma, mb: ma > mb + margin,
+                            lambda ma, mb: f"{measure}: '{a}' {_fmt(ma)} vs '{b}' {_fmt(mb)}; rule: '{a}' > '{b}' + {margin:g}")
 
 
 def close(a: str, b: str, measure: str, tol: float) -> Callable:
     """|mean(a) − mean(b)| ≤ tol."""
-
-    def rule(res) -> Verdict:
-        why = res.missing([a, b], measure)
-        if why:
-            return None, why
-        ma, mb = res.mean(a, measure), res.mean(b, measure)
-        return abs(ma - mb) <= tol, f"{measure}: '{a}' {_fmt(ma)} vs '{b}' {_fmt(mb)}; rule: within {tol:g}"
-
-    return rule
+    return lambda res: _two(res, a, b, measure, lambda ma, mb: tol - abs(ma - mb), lambda ma, mb: abs(ma - mb) <= tol,
+                            lambda ma, mb: f"{measure}: '{a}' {_fmt(ma)} vs '{b}' {_fmt(mb)}; rule: within {tol:g}")
 
 
 def slightly_below(a: str, b: str, measure: str, tol: float) -> Callable:
     """mean(b) − tol ≤ mean(a) < mean(b): 'a' is a little below 'b'."""
+    return lambda res: _two(res, a, b, measure, lambda ma, mb: min(ma - (mb - tol), mb - ma),
+                            lambda ma, mb: mb - tol <= ma < mb,
+                            lambda ma, mb: f"{measure}: '{a}' {_fmt(ma)} vs '{b}' {_fmt(mb)}; rule: below it by at most {tol:g}")
 
-    def rule(res) -> Verdict:
-        why = res.missing([a, b], measure)
-        if why:
-            return None, why
-        ma, mb = res.mean(a, measure), res.mean(b, measure)
-        ok = mb - tol <= ma < mb
-        return ok, f"{measure}: '{a}' {_fmt(ma)} vs '{b}' {_fmt(mb)}; rule: below it by at most {tol:g}"
 
-    return rule
+def _best(res, a: str, others: list, measure: str, pick, explain_word: str, tol: float) -> Verdict:
+    labels = [a] + list(others)
+    why = res.missing(labels, measure)
+    if why:
+        return None, why
+    ma = res.mean(a, measure)
+    ref = pick(others, key=lambda o: res.mean(o, measure))
+    mb = res.mean(ref, measure)
+    closed, text = gates(res, labels, measure, ma - (mb - tol))
+    if closed:
+        return closed
+    return ma >= mb - tol, _with(f"{measure}: '{a}' {_fmt(ma)}, {explain_word} other '{ref}' {_fmt(mb)}; "
+                                 f"rule: '{a}' ≥ {explain_word} − {tol:g}", text)
 
 
 def at_least_best_of(a: str, others: list, measure: str, tol: float) -> Callable:
     """mean(a) ≥ max over others of mean − tol ('a' is the best, up to tol)."""
-
-    def rule(res) -> Verdict:
-        why = res.missing([a] + list(others), measure)
-        if why:
-            return None, why
-        ma = res.mean(a, measure)
-        best = max(others, key=lambda o: res.mean(o, measure))
-        mb = res.mean(best, measure)
-        return ma >= mb - tol, f"{measure}: '{a}' {_fmt(ma)}, best other '{best}' {_fmt(mb)}; rule: '{a}' ≥ best − {tol:g}"
-
-    return rule
+    return lambda res: _best(res, a, others, measure, max, "best", tol)
 
 
 def not_below_min_of(a: str, others: list, measure: str, tol: float) -> Callable:
     """mean(a) ≥ min over others − tol ('a' is comparable: not worse than the weakest by more than tol)."""
-
-    def rule(res) -> Verdict:
-        why = res.missing([a] + list(others), measure)
-        if why:
-            return None, why
-        ma = res.mean(a, measure)
-        worst = min(others, key=lambda o: res.mean(o, measure))
-        mw = res.mean(worst, measure)
-        return ma >= mw - tol, f"{measure}: '{a}' {_fmt(ma)}, weakest other '{worst}' {_fmt(mw)}; rule: '{a}' ≥ weakest − {tol:g}"
-
-    return rule
+    return lambda res: _best(res, a, others, measure, min, "weakest", tol)
 
 
 def compare(label: str, measure: str, op: str, threshold: float) -> Callable:
@@ -127,8 +126,27 @@ def compare(label: str, measure: str, op: str, threshold: float) -> Callable:
         if why:
             return None, why
         m = res.mean(label, measure)
+        closed, text = gates(res, [label], measure, (m - threshold) if op == ">" else (threshold - m))
+        if closed:
+            return closed
         ok = m < threshold if op == "<" else m > threshold
-        return ok, f"{measure} of '{label}' = {_fmt(m)}; rule: {op} {threshold:g}"
+        return ok, _with(f"{measure} of '{label}' = {_fmt(m)}; rule: {op} {threshold:g}", text)
+
+    return rule
+
+
+def within(label: str, measure: str, lo: float, hi: float) -> Callable:
+    """lo ≤ mean(label) ≤ hi: a magnitude the paper reports, with the tolerance stated by the experiment."""
+
+    def rule(res) -> Verdict:
+        why = res.missing([label], measure)
+        if why:
+            return None, why
+        m = res.mean(label, measure)
+        closed, text = gates(res, [label], measure, min(m - lo, hi - m))
+        if closed:
+            return closed
+        return lo <= m <= hi, _with(f"{measure} of '{label}' = {_fmt(m)}; rule: in [{lo:g}, {hi:g}]", text)
 
     return rule
 
@@ -143,10 +161,16 @@ def changes(label: str, measure: str, direction: str, min_delta: float = 0.0) ->
         deltas = [s[-1][1] - s[0][1] for s in res.series(label, measure) if len(s) >= 2]
         if not deltas:
             return None, f"'{label}' logged {measure} fewer than twice"
-        d = sum(deltas) / len(deltas)
-        ok = d > min_delta if direction == "up" else d < -min_delta
+        from .results import mean_std
+
+        d, sd = mean_std(deltas)
+        margin = d - min_delta if direction == "up" else -d - min_delta
+        text = f"margin {margin:+.3g}, seed spread {sd:.3g}, {len(deltas)} seed(s)"
+        if abs(margin) <= 2 * sd and len(deltas) < 3:
+            return UNDECIDABLE, f"{text}: within 2 × spread, decided only with ≥ 3 seeds"
+        ok = margin > 0
         sign = ">" if direction == "up" else "< −"
-        return ok, f"{measure} of '{label}' changed by {d:+.3g} from first to last log; rule: {sign}{min_delta:g}"
+        return ok, f"{measure} of '{label}' changed by {d:+.3g} from first to last log; rule: {sign}{min_delta:g} ({text})"
 
     return rule
 
@@ -185,6 +209,31 @@ def pearson(xs: list, ys: list) -> Optional[float]:
     return sxy / math.sqrt(sxx * syy)
 
 
+def _fragile(values: list, decide, s: float) -> bool:
+    """Would swapping any two values closer than 2·s flip ``decide(values)``? (a rank statistic's margin)"""
+    base = decide(values)
+    for i in range(len(values)):
+        for j in range(i + 1, len(values)):
+            if abs(values[i] - values[j]) <= 2 * s:
+                v = list(values)
+                v[i], v[j] = v[j], v[i]
+                if decide(v) != base:
+                    return True
+    return False
+
+
+def _rank_gate(res, labels: list, measure: str, values: list, decide) -> Optional[Verdict]:
+    """Gates of a rank statistic over arms: random init, then fragility under swaps within 2·spread."""
+    closed = random_init_gate(res, labels, measure)
+    if closed is not None:
+        return closed
+    s, n = spread(res, labels, measure)
+    if n < 3 and _fragile(values, decide, s):
+        return UNDECIDABLE, (f"{measure}: two arms within 2 × seed spread ({s:.3g}, {n} seed(s)) could swap ranks and flip "
+                             "the verdict; decided only with ≥ 3 seeds")
+    return None
+
+
 def trend(labels: list, measure: str, sign: int, min_rho: float = 0.6) -> Callable:
     """Across the arms' x (τ, momentum, d ...), Spearman ρ(x, measure) ≥ min_rho (sign +1) or ≤ −min_rho (−1)."""
 
@@ -197,9 +246,16 @@ def trend(labels: list, measure: str, sign: int, min_rho: float = 0.6) -> Callab
         rho = spearman(xs, ys)
         if rho is None:
             return None, f"{measure}: no spread across {len(labels)} arms"
-        ok = rho >= min_rho if sign > 0 else rho <= -min_rho
+
+        def decide(v):
+            r = spearman(xs, v)
+            return r is not None and (r >= min_rho if sign > 0 else r <= -min_rho)
+
+        closed = _rank_gate(res, labels, measure, ys, decide)
+        if closed:
+            return closed
         want = f"≥ {min_rho:g}" if sign > 0 else f"≤ −{min_rho:g}"
-        return ok, f"Spearman ρ(x, {measure}) = {rho:+.2f} over {len(labels)} arms; rule: {want}"
+        return decide(ys), f"Spearman ρ(x, {measure}) = {rho:+.2f} over {len(labels)} arms; rule: {want}"
 
     return rule
 
@@ -211,8 +267,13 @@ def argmax_among(labels: list, measure: str, allowed: list) -> Callable:
         why = res.missing(labels, measure)
         if why:
             return None, why
-        best = max(labels, key=lambda lab: res.mean(lab, measure))
-        return best in allowed, f"largest {measure} at '{best}' ({_fmt(res.mean(best, measure))}); rule: one of {', '.join(allowed)}"
+        ys = [res.mean(lab, measure) for lab in labels]
+        decide = lambda v: labels[max(range(len(v)), key=v.__getitem__)] in allowed  # noqa: E731
+        closed = _rank_gate(res, labels, measure, ys, decide)
+        if closed:
+            return closed
+        best = labels[max(range(len(ys)), key=ys.__getitem__)]
+        return decide(ys), f"largest {measure} at '{best}' ({_fmt(max(ys))}); rule: one of {', '.join(allowed)}"
 
     return rule
 
@@ -224,9 +285,12 @@ def each_greater(labels: list, a: str, b: str, margin: float = 0.0) -> Callable:
         why = res.missing(labels, a) or res.missing(labels, b)
         if why:
             return None, why
-        bad = [lab for lab in labels if not res.mean(lab, a) > res.mean(lab, b) + margin]
+        gaps = [res.mean(lab, a) - res.mean(lab, b) - margin for lab in labels]
+        closed, text = gates(res, labels, a, min(gaps))
+        if closed:
+            return closed
         parts = ", ".join(f"{lab}: {_fmt(res.mean(lab, a))} vs {_fmt(res.mean(lab, b))}" for lab in labels)
-        return not bad, f"{a} vs {b} per arm ({parts}); rule: {a} > {b} + {margin:g} for every arm"
+        return min(gaps) > 0, _with(f"{a} vs {b} per arm ({parts}); rule: {a} > {b} + {margin:g} for every arm", text)
 
     return rule
 
@@ -239,9 +303,12 @@ def ordered(labels: list, measure: str, tol: float = 0.0) -> Callable:
         if why:
             return None, why
         ms = [res.mean(lab, measure) for lab in labels]
-        ok = all(ms[i] > ms[i + 1] - tol for i in range(len(ms) - 1))
+        steps = [ms[i] - ms[i + 1] + tol for i in range(len(ms) - 1)]
+        closed, text = gates(res, labels, measure, min(steps))
+        if closed:
+            return closed
         chain = " > ".join(f"'{lab}' {_fmt(m)}" for lab, m in zip(labels, ms))
-        return ok, f"{measure}: {chain}; rule: this order (tolerance {tol:g})"
+        return min(steps) > 0, _with(f"{measure}: {chain}; rule: this order (tolerance {tol:g})", text)
 
     return rule
 
@@ -258,20 +325,29 @@ def correlation(labels: list, mx: str, my: str, sign: int) -> Callable:
         r = pearson(xs, ys)
         if r is None:
             return None, f"no spread in {mx} or {my} across arms"
-        ok = r < 0 if sign < 0 else r > 0
-        return ok, f"Pearson r({mx}, {my}) = {r:+.2f} over {len(labels)} arms; rule: {'negative' if sign < 0 else 'positive'}"
+
+        def decide(v):
+            c = pearson(xs, v)
+            return c is not None and (c < 0 if sign < 0 else c > 0)
+
+        closed = _rank_gate(res, labels, my, ys, decide) or random_init_gate(res, labels, mx)
+        if closed:
+            return closed
+        return decide(ys), f"Pearson r({mx}, {my}) = {r:+.2f} over {len(labels)} arms; rule: {'negative' if sign < 0 else 'positive'}"
 
     return rule
 
 
 def all_of(*rules: Callable) -> Callable:
-    """All sub-rules hold; undecided if any is undecided and none failed."""
+    """All sub-rules hold; not reproduced if any fails; else undecidable if any is, else not run if any is."""
 
     def rule(res) -> Verdict:
         outs = [r(res) for r in rules]
         whys = "; ".join(w for _, w in outs)
         if any(o is False for o, _ in outs):
             return False, whys
+        if any(o == UNDECIDABLE for o, _ in outs):
+            return UNDECIDABLE, whys
         if any(o is None for o, _ in outs):
             return None, whys
         return True, whys

@@ -53,13 +53,19 @@ class Column:
 class Claim:
     """One finding of the paper, with the rule that decides whether it reproduced.
 
-    rule(results) -> (reproduced: bool | None, explanation). None means it could not be decided
-    (a run did not happen, a diagnostic is missing). Rules come from :mod:`.rules`.
+    rule(results) -> (state, explanation): True (held), False (did not), None (not run: a run did not
+    happen, a diagnostic is missing) or ``"undecidable"`` (the data cannot decide it at this scale,
+    :mod:`.gates`). Rules come from :mod:`.rules`.
+
+    kind: "claim" (a finding of the paper: counted as reproduced / not reproduced / undecidable) or
+    "sanity" (a check that holds by construction, e.g. the entropy of a softmax rising with its
+    temperature: reported as a labelled sanity check, never counted as a reproduction).
     """
 
     text: str
     arms: list
     rule: Callable
+    kind: str = "claim"
 
 
 @dataclass
@@ -99,13 +105,14 @@ class Experiment:
     arms_by_scale: dict = field(default_factory=dict)  # scale -> arms replacing ``arms`` at that scale
 
     def check(self, results) -> tuple:
-        """(reproduced: bool | None, explanation): every claim's rule on ``results``; True only if all hold,
-        False if any fails, None if some could not be decided (and none failed)."""
-        outs = [(c.text, *c.rule(results)) for c in self.claims]
-        lines = "; ".join(f"[{'yes' if ok else 'no' if ok is False else 'undecided'}] {text}: {why}" for text, ok, why in outs)
+        """(reproduced: bool | None, explanation) over the claims of kind "claim" (sanity checks are listed
+        but not counted): True only if all hold, False if any fails, None if some could not be decided."""
+        outs = [(c.text, *c.rule(results)) for c in self.claims if c.kind == "claim"]
+        word = lambda ok: {True: "yes", False: "no"}.get(ok, "undecided")  # noqa: E731
+        lines = "; ".join(f"[{word(ok)}] {text}: {why}" for text, ok, why in outs)
         if any(ok is False for _, ok, _ in outs):
             return False, lines
-        return (None if any(ok is None for _, ok, _ in outs) else True), lines
+        return (True if outs and all(ok is True for _, ok, _ in outs) else None), lines
 
     def arms_for(self, scale: str) -> list:
         return self.arms_by_scale.get(scale, self.arms)

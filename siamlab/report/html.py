@@ -16,7 +16,7 @@ from ..errors import SiamlabError
 
 TABLE_BG = "#e0f0ff"  # the results table's background (tests look for this colour in a screenshot)
 
-VERDICT_STYLE = {"reproduced": "#1b7f3b", "not reproduced": "#b3261e", "not run": "#7a5c00"}
+VERDICT_STYLE = {"reproduced": "#1b7f3b", "not reproduced": "#b3261e", "undecidable": "#5b5b8f", "not run": "#7a5c00"}
 
 CSS = f"""
 body {{ font-family: sans-serif; margin: 24px; color: #222; max-width: 1200px; }}
@@ -27,7 +27,7 @@ table.results td, table.results th {{ border: 1px solid #9ab; padding: 4px 8px; 
 table.runs {{ border-collapse: collapse; font-size: 12px; }}
 table.runs td, table.runs th {{ border: 1px solid #ccc; padding: 2px 6px; }}
 .ri td {{ font-style: italic; }}
-.claim-ok {{ color: #1b7f3b; }} .claim-bad {{ color: #b3261e; }} .claim-none {{ color: #7a5c00; }}
+.claim-ok {{ color: #1b7f3b; }} .claim-bad {{ color: #b3261e; }} .claim-none {{ color: #7a5c00; }} .claim-und {{ color: #5b5b8f; }}
 figure {{ display: inline-block; margin: 8px; vertical-align: top; max-width: 560px; }}
 figure img {{ max-width: 100%; border: 1px solid #ddd; }}
 pre {{ background: #f6f6f6; padding: 8px; font-size: 12px; white-space: pre-wrap; }}
@@ -35,7 +35,7 @@ pre {{ background: #f6f6f6; padding: 8px; font-size: 12px; white-space: pre-wrap
 
 
 def _verdict_colour(text: str) -> str:
-    for key in ("not reproduced", "not run", "reproduced"):
+    for key in ("not reproduced", "not run", "undecidable", "reproduced"):
         if str(text).startswith(key):
             return VERDICT_STYLE[key]
     return "#555"
@@ -51,13 +51,31 @@ def _table(res: dict) -> str:
     return f'<table class="results" id="results-table"><tr>{head}</tr>{"".join(body)}</table>'
 
 
-def _claims(res: dict) -> str:
+def _claim_items(claims: list) -> str:
     items = []
-    for c in res.get("claims", []):
+    for c in claims:
         cls = {True: "claim-ok", False: "claim-bad"}.get(c.get("reproduced"), "claim-none")
+        if str(c.get("verdict", "")).startswith("undecidable"):
+            cls = "claim-und"
         items.append(f'<li class="{cls}"><b>{escape(c.get("verdict", ""))}</b>: {escape(c.get("text", ""))}'
                      f'<br><small>{escape(c.get("explanation", ""))}</small></li>')
     return "<ul>" + "".join(items) + "</ul>"
+
+
+def _claims(res: dict) -> str:
+    """The paper's claims (counted), then the sanity checks (never counted as reproductions)."""
+    claims = res.get("claims", [])
+    main = [c for c in claims if c.get("kind", "claim") == "claim"]
+    sanity = [c for c in claims if c.get("kind") == "sanity"]
+    k = res.get("counts") or {}
+    head = (f"<p>{k.get('reproduced', 0)} reproduced &middot; {k.get('not reproduced', 0)} not reproduced &middot; "
+            f"{k.get('undecidable at this scale', 0)} undecidable at this scale &middot; {k.get('not run', 0)} not run</p>"
+            if k else "")
+    out = head + _claim_items(main)
+    if sanity:
+        out += ("<h3>Sanity checks</h3><p><small>These hold by construction (a property of the loss, not a finding); "
+                "they check the measurement and are never counted as reproductions.</small></p>" + _claim_items(sanity))
+    return out
 
 
 def _figures(res: dict, folder: Path) -> str:

@@ -1,0 +1,97 @@
+"""The experiment runner: semantic reuse of cached runs, per-epoch progress lines, and SIGTERM stopping a
+whole `siamlab reproduce` (in a subprocess, as a user or a scheduler would send it)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from siamlab import config
+from siamlab.experiments.cache import matches, same_config
+from siamlab.experiments.runner import EpochLines, slug
+
+
+def _current(**sets) -> dict:
+    cfg = config.RunConfig()
+    config.set_field(cfg, "method.name", "simclr")
+    for k, v in sets.items():
+        config.set_field(cfg, k.replace("__", "."), v)
+    return cfg.to_dict()
+
+
+def test_a_field_added_since_the_cached_run_counts_as_equal_at_its_default():
+    current = _current(optim__epochs=3)
+    cached = json.loads(json.dumps(current))
+    del cached["data"]["on_device"]  # the cached run predates this field
+    assert same_config(cached, current)
+    assert not same_config(cached, _current(optim__epochs=3, data__on_device=False))  # new field, not at its default
+    assert not same_config(cached, _current(optim__epochs=4))  # a real change
+    cached["data"]["retired_field"] = 1  # present only in the cached file: no code reads it any more
+    assert same_config(cached, current)
+
+
+def test_method_params_missing_from_the_cached_config_compare_with_the_methods_defaults():
+    from siamlab.methods import available
+
+    default_tau = available()["simclr"].Params().tau
+    cached = _current()
+    assert same_config(cached, _current(method__tau=default_tau))
+    assert not same_config(cached, _current(method__tau=default_tau * 2))
+
+
+def test_matches_reads_the_run_folder(tmp_path):
+    current = _current(optim__epochs=2)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(current))
+    assert matches(tmp_path, current) and not matches(tmp_path, _current(optim__epochs=5))
+    (tmp_path / "config.yaml").write_text("{not: [valid")
+    assert not matches(tmp_path, current)
+
+
+def test_epoch_lines_follow_the_metrics_file(tmp_path):
+    lines = []
+    rows = [{"kind": "train", "step": 5, "epoch": 0.5, "loss": -0.1}, {"kind": "train", "step": 10, "epoch": 1.0, "loss": -0.2},
+            {"kind": "eval", "step": 10, "epoch": 1, "knn_backbone": 71.25},
+            {"kind": "eval", "step": 0, "epoch": 0, "random_init": True, "knn_backbone": 60.0}]
+    with EpochLines(tmp_path, 3, "[x]", lines.append, every_s=0.05):
+        with open(tmp_path / "metrics.jsonl", "w") as f:
+            f.write("".join(json.dumps(r) + "\n" for r in rows) + '{"kind": "train", "epo')  # a half-written row
+            f.flush()
+            time.sleep(0.3)
+    assert len(lines) == 2 and lines[0].startswith("[x] epoch 1/3: loss -0.2000 (") and lines[1] == "[x] epoch 1/3: kNN 71.2%"
+
+
+def test_sigterm_stops_the_whole_experiment_and_keeps_finished_runs(tmp_path):
+    out = tmp_path / "t2"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "siamlab", "reproduce", "zhang-t2", "--scale", "tiny", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if "[zhang-t2 2/4] running" in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    rest, err = proc.communicate(timeout=120)
+    seen.append(rest)
+    text = "".join(seen)
+    assert proc.returncode == 128 + signal.SIGTERM, (text, err)
+    assert "stopped by SIGTERM" in err and "run the same command again" in err
+    assert "[zhang-t2 3/4]" not in text and "[zhang-t2 4/4]" not in text  # no further arm started
+    assert "SimSiam s0 epoch 1/1" in text  # the per-epoch progress line of arm 1
+    runs = out / "runs"
+    first = json.loads((runs / f"{slug('SimSiam')}-s0" / "summary.json").read_text())
+    assert first["status"] == "completed"  # the finished arm is kept
+    assert not (runs / f"{slug('Naive Siamese')}-s0").exists() and not (runs / f"{slug('Symmetric Predictor')}-s0").exists()
+    assert not (out / "results.json").exists()
+    # the same command again continues: the finished arm is reused, the rest run, the outputs are written
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert json.loads((runs / f"{slug('SimSiam')}-s0" / "summary.json").read_text()) == first
+    res = json.loads((out / "results.json").read_text())
+    assert [r["status"] for r in res["runs"]].count("completed") + [r["status"] for r in res["runs"]].count("diverged") == 4
