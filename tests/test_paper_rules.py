@@ -89,7 +89,7 @@ def test_gen_f3_correlation_rule():
 def trajectory(label, lb, kn, init=20.0, seed=0):
     evals = [(0, {"l_bound_projector": 3.0, "knn_projector": init, "random_init": True})]
     evals += [(e, {"l_bound_projector": a, "knn_projector": b}) for e, (a, b) in enumerate(zip(lb, kn), 1)]
-    return run(label, seed, {"knn_projector": kn[-1]}, {"knn_projector": init}, evals)
+    return run(label, seed, {"knn_projector": kn[-1], "l_bound_projector": lb[-1]}, {"knn_projector": init}, evals)
 
 
 def test_gen_f4_trajectory_rule():
