@@ -1,8 +1,8 @@
-"""The experiment catalogue: registry vs SPEC §4, verdict rules, every experiment at tiny scale, two at smoke.
+"""The experiment catalogue: registry vs SPEC §4, verdict rules, every experiment at tiny scale, a toy one at smoke.
 
 Tiny runs share one folder so identical runs are reused across experiments (as `siamlab reproduce`
 does). Verdicts at tiny scale mean nothing; the tests check plumbing: files, the random-init row,
-a filled verdict column. The two smoke tests (marked slow) check that verdicts get decided.
+a filled verdict column. The smoke test (marked slow) checks that verdicts get decided.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from siamlab.experiments import rules as R
 from siamlab.experiments.catalogue import markdown_table
 from siamlab.experiments.cli import reproduce
 from siamlab.experiments.measures import RunRecord, collapsed, series, value
-from siamlab.experiments.outputs import NOT_REPRODUCED, NOT_RUN, RANDOM_INIT, REPRODUCED, judged_by
+from siamlab.experiments.outputs import NOT_REPRODUCED, NOT_RUN, RANDOM_INIT, REPRODUCED, SANITY_FAILED, SANITY_NOT_RUN, SANITY_PASSED, UNDECIDABLE, judged_by
 from siamlab.experiments.results import Results, mean_std
 from siamlab.experiments.scales import arm_config, methods_needed
 from siamlab.experiments.spec import Arm, Claim, Column, Experiment, SCALES
@@ -35,7 +35,8 @@ SPEC_IDS = [
     "center-f7", "gen-t1", "gen-f3", "gen-f4", "gen-f5", "bridge-f1", "bridge-f3", "bridge-t1", "bridge-t2",
     "bridge-t3", "bridge-t4",
 ]
-VERDICTS = {REPRODUCED, NOT_REPRODUCED, NOT_RUN}
+VERDICTS = {REPRODUCED, NOT_REPRODUCED, UNDECIDABLE, NOT_RUN, "sanity check only"}
+CLAIM_STATES = {REPRODUCED, NOT_REPRODUCED, UNDECIDABLE, NOT_RUN, SANITY_PASSED, SANITY_FAILED, SANITY_NOT_RUN}
 
 
 def spec_table() -> dict:
@@ -249,7 +250,7 @@ def check_outputs(out: Path, exp_id: str, scale: str) -> dict:
     assert table[0]["arm"].startswith(RANDOM_INIT) and all(r["verdict"] for r in table)
     md = (out / "results.md").read_text()
     assert "| random init" in md and "(paper)" in md and "(observed)" in md
-    assert all(c["verdict"] in VERDICTS for c in res["claims"])
+    assert all(c["verdict"] in CLAIM_STATES for c in res["claims"])
     return res
 
 
@@ -267,10 +268,10 @@ def test_experiment_runs_at_tiny_scale(exp_id, tiny_root):
 
 # --- smoke scale: verdicts get decided ------------------------------------------------------------
 @pytest.mark.slow
-@pytest.mark.parametrize("exp_id", ["zhang-t2", "center-f4"])
+@pytest.mark.parametrize("exp_id", ["center-f4"])  # image experiments at smoke: tests/test_smoke_zhang.py
 def test_smoke_scale_decides_verdicts(exp_id, tmp_path):
     out = run_experiment(get(exp_id), "smoke", 1, str(tmp_path / exp_id), log=lambda s: None)
     res = check_outputs(out, exp_id, "smoke")
-    assert all(c["reproduced"] in (True, False) for c in res["claims"]), res["claims"]
-    assert all(r["verdict"] in (REPRODUCED, NOT_REPRODUCED) for r in res["rows"] if not r["random_init"])
+    assert all(c["verdict"] != NOT_RUN for c in res["claims"]), res["claims"]
+    assert all(r["verdict"] in (REPRODUCED, NOT_REPRODUCED, UNDECIDABLE) for r in res["rows"] if not r["random_init"])
     assert math.isfinite(res["rows"][0]["observed"]["knn"]["mean"])

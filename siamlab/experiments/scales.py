@@ -1,8 +1,9 @@
 """Scale presets and the config of one run (experiment × arm × scale × seed).
 
 tiny   seconds per run, a few steps on a small subset: checks plumbing only, its verdicts mean nothing.
-smoke  a 2-core CPU in minutes per experiment on built-in data (digits for images, CENTER's toy
-       blobs/moons for vectors), long enough for the mechanism the paper describes to show.
+smoke  a 2-core CPU in minutes per experiment on built-in data (a Fashion-MNIST subset for images,
+       CENTER's toy blobs/moons for vectors), long enough for the mechanism the paper describes to show
+       and for the reference arms (SimSiam, SimCLR) to beat the random-init network clearly.
 paper  the paper's own settings (ResNet, CIFAR/ImageNet, hundreds of epochs): for a GPU and the
        user's copy of the data (``data.root``), never run here.
 """
@@ -29,11 +30,15 @@ PRESETS = {
         "diag": {"every_steps": 2},
         "engine": _ENGINE,
     },
+    # Calibrated on the 2-core CPU (one thread, seed 0; kNN top-1 of the backbone, random init → trained):
+    # SimSiam 73.5 → 78.6 and SimCLR 73.5 → 78.3 after 20 epochs, ~60 s per run. Width 8 learns faster per
+    # CPU second than 16 (SimSiam +2.2 in 20 epochs) and leaves more room above random init (73.5 vs 75.3).
+    # ZHANG A.1's augmentation and base lr (0.5·B/256); see common.SMOKE_IMAGE_NOTE for every deviation.
     ("smoke", "image"): {
-        "data": {"name": "digits"},
-        "model": {"backbone": "convnet", "width": 32, "proj_hidden": 256, "proj_out": 256, "pred_hidden": 64},
-        "optim": {"epochs": 30, "batch_size": 128, "lr": 0.1, "weight_decay": 5e-4, "warmup_epochs": 0},
-        "eval": {"knn_k": 20, "every_epochs": 3, "online_probe": False},
+        "data": {"name": "fashion_mnist", "train_subset": 5000, "test_subset": 2000, "augment": "zhang_a1"},
+        "model": {"backbone": "convnet", "width": 8, "proj_hidden": 256, "proj_out": 256, "pred_hidden": 64},
+        "optim": {"epochs": 20, "batch_size": 128, "lr": 0.5, "weight_decay": 5e-4, "warmup_epochs": 0},
+        "eval": {"knn_k": 20, "every_epochs": 5, "online_probe": False},
         "diag": {"every_steps": 10},
         "engine": _ENGINE,
     },
