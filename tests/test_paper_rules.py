@@ -206,4 +206,4 @@ def test_center_collapse_claims_judge_complete_collapse_and_report_dimensional()
 
 def test_center_f7_has_enough_arms_and_seeds_for_a_rank_statistic():
     exp = get("center-f7")
-    assert len(exp.arms_for("smoke")) * exp.seeds["smoke"] >= 15
+    assert len(exp.arms_for("smoke")) >= 4 and exp.seeds["smoke"] >= 3
