@@ -19,10 +19,10 @@ ERANK = Column("erank", "effective rank of clean z", 1)
 TOY = ("blobs", "moons")
 TOY_NOTES = {"smoke": SMOKE_TOY_NOTE + "lr 0.5, 100 epochs, no final BN in the projector. Accuracy: weighted kNN "
                       "(cosine) on held-out toy samples. On blobs the random-init network already scores 99.6 % (a 2-D "
-                      "input whose classes differ in angle), so accuracy comparisons there cannot beat random init and "
-                      "are undecidable by construction; on moons the random-init network's cosine kNN is 83.5 % against a "
-                      "ceiling of about 96 % (RBF-SVM 95.8 %, Euclidean 20-NN 94.8 % on the raw points), so learning shows "
-                      "there and the comparison is decided on moons.", "tiny": "Plumbing check only.",
+                      "input whose classes differ in angle), so the data carries no information for an accuracy claim: "
+                      "Fig. 3's accuracy claim is judged on moons, where the random-init network's cosine kNN is 83.5 % "
+                      "against a ceiling of about 96 % (RBF-SVM 95.8 %, Euclidean 20-NN 94.8 % on the raw points), so "
+                      "learning shows; blobs still judges the collapse claims. ", "tiny": "Plumbing check only.",
              "paper": "CENTER §3.2 toy data, five seeds."}
 # Barlow Twins and BYOL train with LARS, their papers' optimizer (BRIDGE §5.1's base lr 0.3·B/256, weight decay
 # 1.5e-6, 2 warm-up epochs; trust coefficient 0.02 for the short run). Calibration (seed 0, 20 epochs, backbone kNN,
@@ -64,14 +64,18 @@ def _toy_arms(variants: list) -> list:
 
 
 def f3() -> Experiment:
-    arms = _toy_arms([("SimSiam", method("simsiam"), {}), ("Simplified objective", method("center", lambda_l=-1.0), {})])
+    arms = [a for a in _toy_arms([("SimSiam", method("simsiam"), {}), ("Simplified objective", method("center", lambda_l=-1.0), {})])
+            if a.label != "SimSiam (blobs)"]  # SimSiam is only an accuracy reference, and accuracy is judged on moons
+    # Accuracy is judged on moons only: on blobs the random-init network already scores 99.6 % (TOY_NOTES), so the data
+    # carries no information for an accuracy claim there (issue 11: toy data only where it informs the claim).
     claims = [Claim(f"The simplified objective (invariance + center penalty, eq. 32) is at least as good as SimSiam on {ds} "
                     "(kNN ≥ SimSiam − 0.5 points)", [f"Simplified objective ({ds})", f"SimSiam ({ds})"],
-                    R.at_least_best_of(f"Simplified objective ({ds})", [f"SimSiam ({ds})"], "knn", 0.5)) for ds in TOY]
+                    R.at_least_best_of(f"Simplified objective ({ds})", [f"SimSiam ({ds})"], "knn", 0.5)) for ds in ("moons",)]
     claims += [Claim(f"The simplified objective trains without collapse on {ds}", [f"Simplified objective ({ds})"],
                      no_complete_collapse(f"Simplified objective ({ds})")) for ds in TOY]
-    figs = [Figure("curve", f"knn_{ds}.png", f"kNN top-1 on {ds} over training, 5 seeds (CENTER Fig. 3)",
-                   {"measure": "knn", "arms": [f"SimSiam ({ds})", f"Simplified objective ({ds})"]}) for ds in TOY]
+    figs = [Figure("curve", "knn_moons.png", "kNN top-1 on moons over training, 5 seeds (CENTER Fig. 3)",
+                   {"measure": "knn", "arms": ["SimSiam (moons)", "Simplified objective (moons)"]}),
+            Figure("curve", "center.png", "‖center‖ over training", {"measure": "center"})]
     return Experiment("center-f3", "CENTER", "Fig. 3, simplified objective", "toy blobs and moons, 5 seeds: ≥ SimSiam", arms, claims,
                       [KNN, CENTER, COLLAPSE], figures=figs, data_kind="vector", seeds={"tiny": 1, "smoke": 5, "paper": 5},
                       scale_overrides=TOY_SCALES, notes=TOY_NOTES, smoke_minutes=3)
