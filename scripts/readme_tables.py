@@ -16,6 +16,8 @@ if __name__ == "__main__":
     if what == "methods":
         print(methods())
     else:
-        from siamlab.experiments.catalogue import markdown_table
+        from siamlab.experiments.catalogue import markdown_table, totals_line
 
-        print(markdown_table(sys.argv[2] if len(sys.argv) > 2 else "runs/reproduce"))
+        root = sys.argv[2] if len(sys.argv) > 2 else "runs/reproduce"
+        print(markdown_table(root))
+        print(totals_line(root))

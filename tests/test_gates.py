@@ -10,7 +10,7 @@ import json
 import pytest
 
 from siamlab.experiments import rules as R
-from siamlab.experiments.catalogue import markdown_table, summary_counts
+from siamlab.experiments.catalogue import markdown_table, summary_counts, totals_line
 from siamlab.experiments.gates import NOISE_FLOOR, UNDECIDABLE, beats_random_init
 from siamlab.experiments.measures import RunRecord
 from siamlab.experiments.outputs import (NOT_REPRODUCED, REPRODUCED, SANITY_PASSED, UNDECIDABLE as UNDECIDABLE_WORD,
@@ -130,6 +130,8 @@ def test_catalogue_counts_undecidable_apart(tmp_path):
     assert "| 3 / 0 / 2 |" in row and "| 1/1 |" in row and "| 3 |" in row and "5.0 min" in row
     totals = summary_counts({"zhang-t4": json.loads((d / "results.json").read_text())})
     assert totals["experiments"][UNDECIDABLE_WORD] == 1 and totals["claims"][UNDECIDABLE_WORD] == 2
+    line = totals_line(tmp_path)
+    assert "1 undecidable at this scale, 28 not run yet (of 29)" in line and "Claims: 3 reproduced, 0 not reproduced, 2 undecidable" in line
 
 
 @pytest.mark.parametrize("label_a, label_b", [("o_e ✓ r_e ✗", "o_e ✗ r_e ✓"), ("τ = 0.1", "τ = 0.2"), ("a (1)", "a [1]")])

@@ -43,6 +43,28 @@ def test_method_params_missing_from_the_cached_config_compare_with_the_methods_d
     cached = _current()
     assert same_config(cached, _current(method__tau=default_tau))
     assert not same_config(cached, _current(method__tau=default_tau * 2))
+    # either side may leave a parameter at its default; a non-default on either side is another run
+    assert same_config(_current(method__tau=default_tau), cached)
+    assert not same_config(_current(method__tau=default_tau * 2), cached)
+
+
+def test_a_simsiam_variant_is_not_reused_for_plain_simsiam():
+    """Regression: a cached Tanh(FC)-predictor run (ZHANG Table 5) was copied for plain SimSiam (params {})."""
+    def simsiam(**params):
+        cfg = config.RunConfig()
+        config.set_field(cfg, "method.name", "simsiam")
+        for k, v in params.items():
+            config.set_field(cfg, f"method.{k}", v)
+        return cfg.to_dict()
+
+    assert not same_config(simsiam(predictor="tanh_fc", normalize_input=True), simsiam())
+    assert not same_config(simsiam(), simsiam(predictor="tanh_fc", normalize_input=True))
+    assert same_config(simsiam(predictor="mlp"), simsiam()) and same_config(simsiam(), simsiam(predictor="mlp"))
+    phased = simsiam()
+    phased["phases"] = [{"epoch": 0, "method": {"name": "simsiam"}}, {"epoch": 5, "method": {"name": "naive"}}]
+    other = json.loads(json.dumps(phased))
+    other["phases"][1]["epoch"] = 6
+    assert same_config(phased, json.loads(json.dumps(phased))) and not same_config(phased, other)
 
 
 def test_matches_reads_the_run_folder(tmp_path):
@@ -51,6 +73,22 @@ def test_matches_reads_the_run_folder(tmp_path):
     assert matches(tmp_path, current) and not matches(tmp_path, _current(optim__epochs=5))
     (tmp_path / "config.yaml").write_text("{not: [valid")
     assert not matches(tmp_path, current)
+
+
+def test_only_finished_runs_are_reused_and_interrupted_ones_resume(tmp_path):
+    from siamlab.experiments.runner import _cached, _resumable
+
+    current = _current(optim__epochs=2)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(current))
+    (tmp_path / "summary.json").write_text(json.dumps({"status": "interrupted"}))
+    assert _cached(tmp_path, current) is None and not _resumable(tmp_path, current)  # no checkpoint: start again
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.pt").write_bytes(b"x")
+    assert _resumable(tmp_path, current) and not _resumable(tmp_path, _current(optim__epochs=3))
+    (tmp_path / "summary.json").write_text(json.dumps({"status": "completed", "seconds": 1.0}))
+    assert _cached(tmp_path, current) == {"status": "completed", "seconds": 1.0} and not _resumable(tmp_path, current)
+    (tmp_path / "summary.json").write_text(json.dumps({"status": "error"}))
+    assert _cached(tmp_path, current) is None
 
 
 def test_epoch_lines_follow_the_metrics_file(tmp_path):

@@ -1,11 +1,13 @@
 """Reuse of finished runs: a cached run counts as the same run when its config means the same thing.
 
 ``config.yaml`` of a finished run is compared with the config about to run *semantically*, not as text:
-a field missing from the cached file (added to :mod:`siamlab.config` after the run was made, e.g.
-``data.stream``) counts as equal when the current value is that field's default, and a method parameter
-missing from the cached ``method.params`` counts as equal when the current value is the method's
-default. A field present only in the cached file (removed since) is ignored: no current code reads it.
-Every other difference — a value changed, a default changed — makes it a different run.
+a field missing from one side counts as equal when the other side holds that field's default — a field
+added to :mod:`siamlab.config` after the run was made (e.g. ``data.stream``) is missing from the cached
+file, a method parameter left at its default is missing from ``method.params`` on one side or the other
+(``{"predictor": "mlp"}`` and ``{}`` are the same SimSiam; ``{"predictor": "tanh_fc"}`` is not). A field
+with no default any more (removed from the config since the run) is ignored: no current code reads it.
+Lists (``phases``) must match exactly. Every other difference — a value changed, a default changed —
+makes it a different run.
 """
 from __future__ import annotations
 
@@ -39,16 +41,19 @@ def _param_defaults(method_name: str) -> dict:
 def _same(cached, current, default) -> bool:
     if isinstance(current, dict) and isinstance(cached, dict):
         default = default if isinstance(default, dict) else {}
-        for key, cur in current.items():
-            old = cached.get(key, _MISSING)
-            if old is _MISSING:
-                if key not in default or default[key] != cur:
+        for key in set(current) | set(cached):
+            old, cur = cached.get(key, _MISSING), current.get(key, _MISSING)
+            if old is _MISSING or cur is _MISSING:
+                present = cur if old is _MISSING else old
+                if key not in default:
+                    if old is _MISSING:  # a field the cached run cannot have set: unknown, so not the same run
+                        return False
+                    continue  # a field removed since the cached run: nothing reads it any more
+                if default[key] != present:
                     return False
             elif not _same(old, cur, default.get(key, _MISSING)):
                 return False
         return True
-    if isinstance(current, (list, tuple)) and isinstance(cached, (list, tuple)):
-        return len(current) == len(cached) and all(_same(a, b, _MISSING) for a, b in zip(cached, current))
     return cached == current
 
 

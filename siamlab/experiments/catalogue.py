@@ -68,3 +68,18 @@ def markdown_table(results_root) -> str:
             cells = [e.id, f"{e.paper} {e.item}", e.expected, "not run yet", "—", "—", "—", "—"]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def totals_line(results_root) -> str:
+    """One sentence with the totals over the experiments found (and how many are not there yet)."""
+    from .outputs import NOT_REPRODUCED, REPRODUCED, UNDECIDABLE
+    from .registry import ids
+
+    found = _smoke_results(Path(results_root))
+    t = summary_counts(found)
+    e, c = t["experiments"], t["claims"]
+    missing = len(ids()) - t["found"]
+    return (f"Experiments: {e[REPRODUCED]} reproduced, {e[NOT_REPRODUCED]} not reproduced, {e[UNDECIDABLE]} undecidable at "
+            f"this scale" + (f", {missing} not run yet" if missing else "") + f" (of {len(ids())}). Claims: {c[REPRODUCED]} "
+            f"reproduced, {c[NOT_REPRODUCED]} not reproduced, {c[UNDECIDABLE]} undecidable; {c['sanity checks']} sanity "
+            "check(s) listed apart.\n")

@@ -23,6 +23,7 @@ DIAG_KEYS = {
     "std_raw": ["std", "std_normalized", "z_std"],
     "m_o": ["m_o", "z_m_o"],
     "m_r": ["m_r", "z_m_r"],
+    "p_std": ["p_std_scaled"],
     "center": ["center_norm", "z_center_norm", "s_norm", "m_o"],  # m_o = ‖mean Z‖ = CENTER's ‖s‖
     "center_pre_bn": ["center_norm_pre_bn", "center_pre_bn", "z_center_norm_pre_bn"],
     "center_post_bn": ["center_norm_post_bn", "center_post_bn", "z_center_norm_post_bn"],

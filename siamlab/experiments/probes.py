@@ -15,6 +15,17 @@ within 30% of c (the median of the eigenvalues ≥ 0.3·λ_max) or below 0.3·c 
 
 ``prototypes`` (CENTER §3.4 / Fig. 6): ‖mean of the unit prototypes‖ of a SwAV run, the center that K
 fixed random prototypes have themselves (≈ 1/√K).
+
+``bias`` (ZHANG Table 6): the predictor's last bias at initialization b_0 (the network rebuilt with the
+run's seed) and at the end b, and the center vector o_z = E[Z] (ZHANG §3: "an average of Z over the whole
+representation space"; its mini-batch estimate is what the live diagnostic uses, and with batch 128 and a
+BN-centered projector that estimate is mostly sampling noise) — the mean of the l2-normalized predictor
+inputs over augmented views of every training image, the network in training mode as during training;
+scalars: ``bias_center_learned`` = cos(b − b_0, o) (what training put into the bias),
+``bias_center_end`` = cos(b, o) and ``bias_init_share`` = cos(b, b_0). PyTorch initializes an FC bias
+uniformly in ±1/√fan_in, so the MLP's last bias starts with a norm comparable to what training adds and
+weight decay removes it only over far more steps than a smoke run has; the single bias starts at 0, so its
+learned part is the bias itself.
 """
 from __future__ import annotations
 
@@ -26,13 +37,33 @@ import torch
 SHOW = 32  # dimensions shown in heatmaps
 
 
-def _build(run_dir: Path, seed: int):
+def _build(run_dir: Path, seed: int, with_train: bool = False):
     from ..engine.trainer import build_run, load_run_config, seed_everything
 
     cfg = load_run_config(str(run_dir))
     seed_everything(seed)
-    _, test_ds, augment, method = build_run(cfg, torch.device("cpu"))
-    return method, test_ds, augment
+    train_ds, test_ds, augment, method = build_run(cfg, torch.device("cpu"))
+    return (method, test_ds, augment, train_ds) if with_train else (method, test_ds, augment)
+
+
+@torch.no_grad()
+def training_center(method, train_ds, augment, batch: int = 256) -> torch.Tensor:
+    """o_z = E[Z]: the mean of the l2-normalized projector outputs (the predictor's input) over one augmented
+    view of every training sample, in training mode (batch statistics in BN, as during training)."""
+    from ..analysis.metrics import unit
+
+    was = method.training
+    method.train()
+    total, n = None, 0
+    for i in range(0, len(train_ds), batch):
+        idx = torch.arange(i, min(i + batch, len(train_ds)))
+        if len(idx) < 2:
+            continue
+        _, z = method.encoder(augment.views(train_ds.x[idx], idx, 1)[0])
+        s = unit(z).sum(dim=0)
+        total, n = (s if total is None else total + s), n + len(idx)
+    method.train(was)
+    return total / max(n, 1)
 
 
 def _load_trained(method, run_dir: Path) -> bool:
@@ -117,7 +148,29 @@ def prototypes_probe(run_dir: Path, seed: int) -> tuple[dict, dict]:
     return {"proto_center": float((c / c.norm(dim=1, keepdim=True)).mean(dim=0).norm())}, {}
 
 
-PROBES = {"correlation": correlation_probe, "predictor": predictor_probe, "prototypes": prototypes_probe}
+def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.double().flatten(), b.double().flatten()
+    return float(a @ b / (a.norm() * b.norm()).clamp_min(1e-300))
+
+
+def bias_probe(run_dir: Path, seed: int) -> tuple[dict, dict]:
+    """ZHANG Table 6 on the learned part of the predictor's last bias (module docstring)."""
+    method, _, augment, train_ds = _build(run_dir, seed, with_train=True)
+    pred = getattr(method, "predictor", None)
+    b0 = getattr(pred, "last_bias", None) if pred is not None else None
+    if b0 is None:
+        return {}, {}
+    b0 = b0.detach().clone()
+    if not _load_trained(method, run_dir):
+        return {}, {}
+    b1 = method.predictor.last_bias.detach().clone()
+    o = training_center(method, train_ds, augment)
+    learned = b1 - b0
+    return ({"bias_center_learned": _cos(learned, o), "bias_center_end": _cos(b1, o), "bias_init_share": _cos(b1, b0)},
+            {"bias_init": b0.numpy(), "bias_end": b1.numpy(), "center": o.numpy()})
+
+
+PROBES = {"correlation": correlation_probe, "bias": bias_probe, "predictor": predictor_probe, "prototypes": prototypes_probe}
 
 
 def run_probe(name: str, results, out_dir: Path) -> None:
