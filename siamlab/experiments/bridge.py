@@ -99,7 +99,7 @@ def f1() -> Experiment:
         figures=[Figure("curve", "sigma.png", "‖Σ − I‖²/d of clean projector test features over training (BRIDGE Fig. 1)",
                         {"measure": "sigma_i", "logy": True})],
         base={"eval": {"every_epochs": 2}}, scale_overrides={**OPTIM, "paper": with_(BRIDGE_PAPER, {"eval": {"every_epochs": 5}})},
-        notes=NOTES, smoke_minutes=3)
+        notes=NOTES, smoke_minutes=7)
 
 
 def f3() -> Experiment:
@@ -123,7 +123,7 @@ def f3() -> Experiment:
                  Figure("curve", "asym.png", "asymmetry of W_p over training (BRIDGE Fig. 4a)", {"measure": "wp_asym"})],
         probe="predictor", scale_overrides=OPTIM,
         notes={**NOTES, "smoke": NOTES["smoke"] + " The claims read the learned part ΔW = W_p − W_p(0): by Thm 3.1 the random "
-               "W_p(0) decays only as e^{−ηt} with the weight decay η, which a short run leaves in place."}, smoke_minutes=1)
+               "W_p(0) decays only as e^{−ηt} with the weight decay η, which a short run leaves in place."}, smoke_minutes=2)
 
 
 T1_ROWS = [(1, 1, 1, 61.4), (1, 1, 25, 60.6), (1, 25, 1, 60.1), (1, 25, 25, 63.4), (8, 25, 1, 67.3), (8, 25, 25, 66.2), (32, 25, 1, 67.3)]
@@ -160,7 +160,7 @@ def t2() -> Experiment:
          Claim("2048-2048-2048 beats 4096-256 at k=32, 10/1", [a[3], a[1]], R.greater(a[3], a[1], "knn")),
          Claim("8192-8192-8192 (k=8, 25/8) beats 2048-2048-2048 (k=32, 25/1)", [a[5], a[4]], R.greater(a[5], a[4], "knn"))],
         [KNN, COLLAPSE], figures=[Figure("bars", "knn.png", "kNN top-1 per projector (BRIDGE Table 2)", {"measure": "knn"})],
-        scale_overrides=BATCH, notes=NOTES, smoke_minutes=5)
+        scale_overrides=BATCH, notes=NOTES, smoke_minutes=8)
 
 
 T3_ROWS = [  # (c_cov, STD, I-PRED, StopGrad, paper accuracy or "COLLAPSE"); k = 1, c_inv = 1 (BRIDGE §5.4)
@@ -195,7 +195,7 @@ def t3() -> Experiment:
         scale_overrides=BATCH,
         notes={**NOTES, "smoke": NOTES["smoke"] + " Table 3's check marks are lost in the text copy of the paper; the row "
                "assignment follows §5.4's prose (no STD and no I-PRED collapse; I-PRED needs Cov; StopGrad row uses STD)."},
-        smoke_minutes=3)
+        smoke_minutes=8)
 
 
 def t4() -> Experiment:
@@ -213,7 +213,7 @@ def t4() -> Experiment:
                R.not_below_min_of("BRIDGE (ours)", ["SimSiam", "Barlow Twins", "VICReg"], "knn", 2.0))],
         [KNN, COLLAPSE], figures=[Figure("bars", "knn.png", "kNN top-1 per method (BRIDGE Table 4)", {"measure": "knn"}),
                                   Figure("curve", "knn_curve.png", "kNN top-1 over training", {"measure": "knn"})],
-        scale_overrides=BATCH, notes=NOTES, smoke_minutes=2)
+        scale_overrides=BATCH, notes=NOTES, smoke_minutes=6)
 
 
 EXPERIMENTS = [f1, f3, t1, t2, t3, t4]

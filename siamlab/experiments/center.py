@@ -78,7 +78,7 @@ def f3() -> Experiment:
             Figure("curve", "center.png", "‖center‖ over training", {"measure": "center"})]
     return Experiment("center-f3", "CENTER", "Fig. 3, simplified objective", "toy blobs and moons, 5 seeds: ≥ SimSiam", arms, claims,
                       [KNN, CENTER, COLLAPSE], figures=figs, data_kind="vector", seeds={"tiny": 1, "smoke": 5, "paper": 5},
-                      scale_overrides=TOY_SCALES, notes=TOY_NOTES, smoke_minutes=3)
+                      scale_overrides=TOY_SCALES, notes=TOY_NOTES, smoke_minutes=2)
 
 
 def f4() -> Experiment:
@@ -99,7 +99,7 @@ def f4() -> Experiment:
     figs += [Figure("curve", f"knn_{ds}.png", f"kNN top-1 on {ds} over training", {"measure": "knn", "arms": [f"{v} ({ds})" for v, _, _ in variants]}) for ds in TOY]
     return Experiment("center-f4", "CENTER", "Fig. 4, toy collapse", "no predictor / no stop-grad: high center norm, collapse", arms, claims,
                       [CENTER, COLLAPSE, STD, KNN], figures=figs, data_kind="vector", seeds={"tiny": 1, "smoke": 3, "paper": 5},
-                      scale_overrides=TOY_SCALES, notes=TOY_NOTES, smoke_minutes=3)
+                      scale_overrides=TOY_SCALES, notes=TOY_NOTES, smoke_minutes=2)
 
 
 def f5() -> Experiment:
@@ -116,7 +116,7 @@ def f5() -> Experiment:
                  Figure("curve", "center_pre.png", "‖center‖ of z before the final BN (CENTER Fig. 5b)", {"measure": "center_pre_bn"}),
                  Figure("curve", "center_post.png", "‖center‖ of z after the final BN (CENTER Fig. 5c)", {"measure": "center_post_bn"})],
         seeds={"tiny": 1, "smoke": 3, "paper": 1}, scale_overrides={"smoke": LARS_SMOKE, "paper": CENTER_PAPER},
-        notes={**IMAGE_NOTES, "smoke": IMAGE_NOTES["smoke"] + LARS_NOTE}, smoke_minutes=3)
+        notes={**IMAGE_NOTES, "smoke": IMAGE_NOTES["smoke"] + LARS_NOTE}, smoke_minutes=5)
 
 
 def center_near_prototypes(label: str, factor: float = PROTO_FACTOR) -> callable:
@@ -160,7 +160,7 @@ def f6() -> Experiment:
         figures=[Figure("curve", "center.png", "‖center‖ of training-batch z over training (CENTER Fig. 6)", {"measure": "center"}),
                  Figure("curve", "knn.png", "kNN top-1 over training", {"measure": "knn"})],
         probe="prototypes", seeds={"tiny": 1, "smoke": 3, "paper": 1}, scale_overrides={"paper": CENTER_PAPER}, notes=IMAGE_NOTES,
-        smoke_minutes=6)
+        smoke_minutes=4)
 
 
 MOMENTA = {"tiny": [0.5, 0.99], "smoke": [0.5, 0.8, 0.95, 0.99], "paper": [0.9, 0.99, 0.996]}
@@ -223,7 +223,7 @@ def f7() -> Experiment:
         notes={**IMAGE_NOTES, "smoke": IMAGE_NOTES["smoke"] + LARS_NOTE + "CENTER §2.4 assumes a random network's outputs are centered "
                "(E[z⁰] ≈ 0); this BYOL projector (FC-BN-ReLU-FC, no final BN, as in BYOL) starts with ‖center‖ ≈ 0.6, so the "
                "center claim reads the growth of ‖center‖ from the first logged step. 4 momenta × 3 seeds: the rank correlation is "
-               "taken over the 12 runs."}, smoke_minutes=14)
+               "taken over the 12 runs."}, smoke_minutes=10)
 
 
 EXPERIMENTS = [f3, f4, f5, f6, f7]
