@@ -145,7 +145,7 @@ def t1() -> Experiment:
                R.greater(_t1_label(8, 25, 1), _t1_label(8, 25, 25), "knn")),
          Claim("The best configuration has c_inv > c_cov", [a.label for a in arms], R.argmax_among([a.label for a in arms], "knn", big_inv))],
         [KNN, COLLAPSE], figures=[Figure("bars", "knn.png", "kNN top-1 per configuration (BRIDGE Table 1)", {"measure": "knn"})],
-        scale_overrides=BATCH, seeds={"tiny": 1, "smoke": 3, "paper": 1}, notes=NOTES, smoke_minutes=15)
+        scale_overrides=BATCH, seeds={"tiny": 1, "smoke": 3, "paper": 1}, notes=NOTES, smoke_minutes=14)
 
 
 def t2() -> Experiment:
