@@ -270,7 +270,8 @@ def test_wmse_gradcheck(kind):
 
 # ----------------------------------------------------------------------------- BRIDGE
 def np_bridge_oneway(f1, f2, w, c_inv, c_cov, k):
-    """BRIDGE eq. 19 in the paper's notation: F = [f_1 … f_n]/√n (d × n), F¹ = (1/√k)[F_1 … F_k]."""
+    """BRIDGE eq. 19 in the paper's notation (F = [f_1 … f_n]/√n, d × n; F¹ = (1/√k)[F_1 … F_k]), in the
+    units of the authors' code: the invariance norm divided by d, the k partition terms averaged."""
     n, d = f1.shape
     F1, F2 = f1.T / np.sqrt(n), f2.T / np.sqrt(n)
     inv = np.linalg.norm(w @ F1 - F2, "fro") ** 2
@@ -279,7 +280,7 @@ def np_bridge_oneway(f1, f2, w, c_inv, c_cov, k):
     for i in range(k):
         Fi = np.sqrt(k) * F1[:, i * m:(i + 1) * m]
         cov += np.linalg.norm(w.T @ w - w @ Fi @ Fi.T @ w.T, "fro") ** 2
-    return c_inv * inv + c_cov / d * cov
+    return c_inv * inv / d + c_cov / d * cov / k
 
 
 def np_std(x):
@@ -297,13 +298,43 @@ def test_bridge_matches_paper_notation(k):
     assert one_way.item() == pytest.approx(np_bridge_oneway(z1.numpy(), z2.numpy(), w.numpy(), 25.0, 1.0, k), rel=1e-10)
 
 
+def test_bridge_invariance_scale_hand_value():
+    """Rows f¹ = [[1, 2], [3, 4]], f² = [[0, 2], [3, 1]], W_p = I: squared differences 1, 0, 0, 9 (sum 10).
+    The authors' code (default "mean"): 10 / (n·d) = 10 / 4 = 2.5; eq. 17 literally ("sum"): 10 / n = 5."""
+    f1 = torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64)
+    f2 = torch.tensor([[0.0, 2.0], [3.0, 1.0]], dtype=torch.float64)
+    kw = dict(c_cov=0.0, k=1, standardize_features=False, symmetric=False, with_terms=True)
+    assert bridge_loss(f1, f2, None, **kw)[1]["inv"].item() == 2.5
+    assert bridge_loss(f1, f2, None, inv_scale="sum", **kw)[1]["inv"].item() == 5.0
+    with pytest.raises(ConfigError, match="method.inv_scale"):
+        bridge_loss(f1, f2, None, inv_scale="paper")
+
+
+def test_bridge_mean_scale_lets_cov_ipred_train():
+    """Table 3 "Cov + I-PRED" (c_inv = c_cov = 1, W_p = I, no STD). A constant unit vector: inv 0,
+    cov ‖I − e₁e₁ᵀ‖²/d = (d − 1)/d = 7/8. Hadamard rows (C = HᵀH/n = I exactly, cov 0) whose second view
+    differs by ±√0.2 per element: inv 0.2 as a mean over elements, d·0.2 = 1.6 summed over d. In the code's
+    units the spread representation is the cheaper one; read literally, eq. 17 prefers the constant."""
+    h = torch.tensor([[1.0]], dtype=torch.float64)
+    for _ in range(3):
+        h = torch.cat([torch.cat([h, h], 1), torch.cat([h, -h], 1)], 0)  # 8 × 8 Hadamard, HᵀH = 8 I
+    signs = torch.where(torch.arange(64).reshape(8, 8) % 3 == 0, -1.0, 1.0).double()
+    spread1, spread2 = h, h + 0.2 ** 0.5 * signs
+    const = torch.zeros(8, 8, dtype=torch.float64)
+    const[:, 0] = 1.0
+    kw = dict(c_inv=1.0, c_cov=1.0, k=1, standardize_features=False, symmetric=False)
+    assert bridge_loss(const, const, None, **kw).item() == pytest.approx(7 / 8, rel=1e-12)
+    assert bridge_loss(spread1, spread2, None, **kw).item() == pytest.approx(0.2, rel=1e-12)
+    assert bridge_loss(spread1, spread2, None, inv_scale="sum", **kw).item() == pytest.approx(1.6, rel=1e-12)
+
+
 def test_bridge_identity_predictor_reduces_to_correlation_distance():
     """I-PRED (W_p = I, §4.3/§5.4): the covariance term is ‖FᵀF/n − I‖²_F / d (rows = samples), the
     distance of the uncentered auto-correlation to I, i.e. BRIDGE's ‖Σ − I‖² up to 1/d."""
     f1, f2 = rand(10, 4, seed=41), rand(10, 4, seed=42)
     corr = f1.T @ f1 / 10
     expect_cov = sum((corr[i, j].item() - (i == j)) ** 2 for i in range(4) for j in range(4)) / 4
-    inv = sum(((f1[b] - f2[b]) ** 2).sum().item() for b in range(10)) / 10
+    inv = sum(((f1[b] - f2[b]) ** 2).sum().item() for b in range(10)) / 10 / 4
     got, terms = bridge_loss(f1, f2, None, c_inv=2.0, c_cov=3.0, k=1, standardize_features=False,
                              symmetric=False, with_terms=True)
     assert terms["cov"].item() == pytest.approx(expect_cov, rel=1e-12)
@@ -312,14 +343,11 @@ def test_bridge_identity_predictor_reduces_to_correlation_distance():
     assert bridge_loss(f1, f2, eye, k=1).item() == pytest.approx(bridge_loss(f1, f2, None, k=1).item(), rel=1e-12)
 
 
-def test_bridge_partitions_sum_blockwise_and_scales():
+def test_bridge_partitions_average_blockwise():
+    """The k partition terms are averaged (the authors' code: one term per GPU, gradients averaged by DDP)."""
     p, w = rand(12, 3, seed=43), rand(3, 3, seed=44)
-    blocks = sum(covariance_term(p[i * 4:(i + 1) * 4], w, 1) for i in range(3))
+    blocks = sum(covariance_term(p[i * 4:(i + 1) * 4], w, 1) for i in range(3)) / 3
     assert covariance_term(p, w, 3).item() == pytest.approx(blocks.item(), rel=1e-12)
-    z1, z2 = rand(12, 3, seed=45), rand(12, 3, seed=46)
-    paper = bridge_loss(z1, z2, w, c_cov=0.0, with_terms=True, k=1)[1]["inv"]
-    code = bridge_loss(z1, z2, w, c_cov=0.0, with_terms=True, k=1, inv_scale="code")[1]["inv"]
-    assert code.item() == pytest.approx(paper.item() / 3, rel=1e-12)
 
 
 def test_bridge_collapse_without_std_and_bias_option():

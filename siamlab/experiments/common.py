@@ -61,10 +61,14 @@ GEN_PAPER = {  # GEN §5: CIFAR-10, ResNet-18, SimSiam 600 / Barlow Twins 800 ep
     "data": {"name": "cifar10", "augment": "zhang_a1"},
     "optim": {"epochs": 600, "batch_size": 256, "lr": 0.05, "weight_decay": 5e-4, "warmup_epochs": 0},
 }
-BRIDGE_PAPER = {  # BRIDGE §5.1: ImageNet, ResNet-50, LARS lr 0.3·B/256, batch 2048, 10 warm-up, 100 epochs
+# BRIDGE §5.1: ImageNet, ResNet-50, LARS lr 0.3·B/256, batch 2048, 10 warm-up, 100 epochs; LARS trust coefficient
+# η = 0.001 as in the authors' code (its LARS, inherited from Barlow Twins'; BYOL's is the same), weight decay
+# 1.5e-6 as in BYOL and Barlow Twins, whose settings §5.1 follows (the authors' code defaults to 1e-6).
+BRIDGE_PAPER = {
     "data": {"name": "image_folder", "augment": "bridge", "image_size": 224},
     "model": {"backbone": "resnet50", "stem": "imagenet", "zero_init_residual": True},
-    "optim": {"name": "lars", "epochs": 100, "batch_size": 2048, "lr": 0.3, "weight_decay": 1.5e-6, "warmup_epochs": 10},
+    "optim": {"name": "lars", "epochs": 100, "batch_size": 2048, "lr": 0.3, "weight_decay": 1.5e-6, "warmup_epochs": 10,
+              "lars_eta": 0.001},
     "eval": {"every_epochs": 5},
 }
 CENTER_PAPER = {  # CENTER §3: ImageNet-100 (architecture and schedule not stated: ResNet-18, 200 epochs assumed)

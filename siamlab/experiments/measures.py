@@ -45,6 +45,7 @@ EVAL_KEYS = {
     "knn": ["knn_backbone"],
     "knn_proj": ["knn_projector"],
     "erank": ["erank_projector"],
+    "center_proj": ["m_o_projector"],  # ‖mean z/‖z‖‖ of clean projector features (CENTER's ‖s‖ on test images)
     "ncm": ["ncm_backbone"],
     "l_bound": ["l_bound_projector"],
     "l_cor": ["l_cor_projector"],

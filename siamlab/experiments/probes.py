@@ -4,12 +4,17 @@
 of the clean test images (GEN eq. 8 with f = √d·Z), for the random-init network (rebuilt with the
 run's seed, hence the same initial weights) and the trained one; scalar: mean |off-diagonal|.
 
-``predictor`` (BRIDGE Figs. 3–4): the linear predictor W_p at initialization and at the end;
-scalars: asymmetry ‖W − Wᵀ‖_F/‖W‖_F, diagonal share ‖diag W‖²/‖W‖²_F, and the fraction of the
-eigenvalues of (W + Wᵀ)/2 that sit in the two clusters of BRIDGE Fig. 4b: within 30% of c (the
-median of the eigenvalues ≥ 0.3·λ_max) or below 0.3·c in magnitude.
+``predictor`` (BRIDGE Figs. 3–4): the linear predictor W_p at initialization and at the end, and its
+learned part ΔW = W_p − W_p(0). BRIDGE Thm 3.1 gives W_pᵀW_p = F¹F¹ᵀ + e^{−2ηt}C with C set by the
+initial weights: with the small weight decay of a short run the random W_p(0) stays in W_p, so the
+mechanism (W_p → cI) shows in ΔW. Scalars, each for ΔW (``asym``, ``diag_share``, ``eig_clustered``)
+and for W_p at the end and at init (``*_w``, ``*_init``): asymmetry ‖A − Aᵀ‖_F/‖A‖_F (≈ √2 for a
+matrix of i.i.d. entries, 0 for a symmetric one), diagonal share ‖diag A‖²/‖A‖²_F (≈ 1/d unstructured,
+1 diagonal), and the fraction of the eigenvalues of (A + Aᵀ)/2 in the two clusters of BRIDGE Fig. 4b:
+within 30% of c (the median of the eigenvalues ≥ 0.3·λ_max) or below 0.3·c in magnitude.
 
-``representation`` (BRIDGE Fig. 1): ‖Σ − I‖²/d of clean projector features at init and at the end.
+``prototypes`` (CENTER §3.4 / Fig. 6): ‖mean of the unit prototypes‖ of a SwAV run, the center that K
+fixed random prototypes have themselves (≈ 1/√K).
 
 ``bias`` (ZHANG Table 6): the predictor's last bias at initialization b_0 (the network rebuilt with the
 run's seed) and at the end b, and the center vector o_z = E[Z] (ZHANG §3: "an average of Z over the whole
@@ -108,6 +113,11 @@ def matrix_stats(w: torch.Tensor) -> dict:
     return {"asym": float((w - w.T).norm()) / fro, "diag_share": float(torch.diagonal(w).pow(2).sum()) / fro**2}
 
 
+def sym_eigenvalues(w: torch.Tensor) -> np.ndarray:
+    """Eigenvalues of the symmetric part (W + Wᵀ)/2, largest first."""
+    return torch.linalg.eigvalsh(((w + w.T) / 2).double()).flip(0).numpy()
+
+
 def predictor_probe(run_dir: Path, seed: int) -> tuple[dict, dict]:
     method, _, _ = _build(run_dir, seed)
     pred = getattr(method, "predictor", None)
@@ -118,26 +128,24 @@ def predictor_probe(run_dir: Path, seed: int) -> tuple[dict, dict]:
     if not _load_trained(method, run_dir):
         return {f"{k}_init": v for k, v in matrix_stats(w0).items()}, {}
     w1 = method.predictor.linear_weight.detach().clone()
-    eig = torch.linalg.eigvalsh(((w1 + w1.T) / 2).double()).flip(0).numpy()
-    eig0 = torch.linalg.eigvalsh(((w0 + w0.T) / 2).double()).flip(0).numpy()
-    scalars = {**matrix_stats(w1), **{f"{k}_init": v for k, v in matrix_stats(w0).items()}, "eig_clustered": eigen_clustered(eig)}
-    arrays = {"init": w0[:SHOW, :SHOW].numpy(), "final": w1[:SHOW, :SHOW].numpy(), "eigenvalues": eig, "eigenvalues_init": eig0}
+    dw = w1 - w0
+    eig, eig_dw = sym_eigenvalues(w1), sym_eigenvalues(dw)
+    scalars = {**matrix_stats(dw), "eig_clustered": eigen_clustered(eig_dw),
+               **{f"{k}_w": v for k, v in matrix_stats(w1).items()}, "eig_clustered_w": eigen_clustered(eig),
+               **{f"{k}_init": v for k, v in matrix_stats(w0).items()}}
+    arrays = {"init": w0[:SHOW, :SHOW].numpy(), "final": w1[:SHOW, :SHOW].numpy(), "learned": dw[:SHOW, :SHOW].numpy(),
+              "eigenvalues": eig, "eigenvalues_init": sym_eigenvalues(w0), "eigenvalues_learned": eig_dw}
     return scalars, arrays
 
 
-def representation_probe(run_dir: Path, seed: int) -> tuple[dict, dict]:
-    """‖Σ − I‖²/d of clean projector test features (BRIDGE Fig. 1, :func:`siamlab.analysis.metrics.sigma_minus_identity`)
-    at random init and at the end, for engines that do not log it at every evaluation."""
-    from ..analysis.metrics import sigma_minus_identity
-    from ..eval.features import extract_features
-
-    method, test_ds, augment = _build(run_dir, seed)
-    cpu = torch.device("cpu")
-    init = float(sigma_minus_identity(extract_features(method, test_ds, augment, 512, cpu)["projector"]))
-    if not _load_trained(method, run_dir):
-        return {"sigma_i_init": init}, {}
-    return {"sigma_i": float(sigma_minus_identity(extract_features(method, test_ds, augment, 512, cpu)["projector"])),
-            "sigma_i_init": init}, {}
+def prototypes_probe(run_dir: Path, seed: int) -> tuple[dict, dict]:
+    """‖mean of the unit prototypes‖ of a trained SwAV run (CENTER §3.4: zero by design for uniformly drawn
+    prototypes, ≈ 1/√K for K of them)."""
+    method, _, _ = _build(run_dir, seed)
+    if getattr(method, "prototypes", None) is None or not _load_trained(method, run_dir):
+        return {}, {}
+    c = method.prototypes.detach().double()
+    return {"proto_center": float((c / c.norm(dim=1, keepdim=True)).mean(dim=0).norm())}, {}
 
 
 def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -162,7 +170,7 @@ def bias_probe(run_dir: Path, seed: int) -> tuple[dict, dict]:
             {"bias_init": b0.numpy(), "bias_end": b1.numpy(), "center": o.numpy()})
 
 
-PROBES = {"correlation": correlation_probe, "bias": bias_probe, "predictor": predictor_probe, "representation": representation_probe}
+PROBES = {"correlation": correlation_probe, "bias": bias_probe, "predictor": predictor_probe, "prototypes": prototypes_probe}
 
 
 def run_probe(name: str, results, out_dir: Path) -> None:

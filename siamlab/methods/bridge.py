@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..losses.bridge import bridge_loss, check_partitions
+from ..losses.bridge import INV_SCALES, bridge_loss, check_partitions
 from ..models import build_predictor
 from . import register
 from .base import Forward, LossOut, Method, require
@@ -19,14 +19,14 @@ class BridgeParams:
     standardize: bool = True  # STD layer, eq. 18 (the authors' code defaults to off)
     stop_gradient: bool = False  # Table 3 "StopGrad" on the invariance target
     symmetric: bool = True  # sum of both directions F¹→F² and F²→F¹ (§4.2)
-    inv_scale: str = "paper"  # paper: ‖W_pF¹ − F²‖²_F; code: mean over samples and dimensions (paper / d)
+    inv_scale: str = "mean"  # mean over samples and dimensions (authors' code, the units of c_inv); sum: eq. 17 literally
 
     def validate(self):
         require(self.c_inv >= 0, "method.c_inv", self.c_inv, "a number >= 0")
         require(self.c_cov >= 0, "method.c_cov", self.c_cov, "a number >= 0")
         require(self.k >= 1, "method.k", self.k, "an integer >= 1 dividing the global batch size")
         require(self.predictor in ("linear", "identity"), "method.predictor", self.predictor, "linear or identity")
-        require(self.inv_scale in ("paper", "code"), "method.inv_scale", self.inv_scale, "paper or code")
+        require(self.inv_scale in INV_SCALES, "method.inv_scale", self.inv_scale, " or ".join(INV_SCALES))
 
     def check_run(self, cfg) -> None:
         """Checks against the rest of the run config, made before anything is loaded: k divides the batch."""
@@ -35,7 +35,8 @@ class BridgeParams:
 
 @register
 class Bridge(Method):
-    """BRIDGE eq. 19 with STD (eq. 18), k partitions, a linear predictor W_p or I-PRED.
+    """BRIDGE eq. 19 with STD (eq. 18), k partitions, a linear predictor W_p or I-PRED, in the units of the
+    authors' code (invariance averaged over dimensions, partitions averaged: :mod:`siamlab.losses.bridge`).
 
     The predictor and the standardization act inside the loss, on the gathered global batch (STD
     needs global statistics, the covariance term needs W_p itself), so ``Forward.p`` is None.
