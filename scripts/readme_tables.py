@@ -1,4 +1,5 @@
-"""Print the README's generated tables: `python scripts/readme_tables.py methods|catalogue [RESULTS_ROOT]`."""
+"""Print the README's generated tables: `python scripts/readme_tables.py methods|catalogue [RESULTS_ROOT]`
+(catalogue: the table, the totals and a reading of every result that did not reproduce)."""
 import sys
 
 from siamlab.methods import available
@@ -16,8 +17,9 @@ if __name__ == "__main__":
     if what == "methods":
         print(methods())
     else:
-        from siamlab.experiments.catalogue import markdown_table, totals_line
+        from siamlab.experiments.catalogue import markdown_table, readings_markdown, totals_line
 
         root = sys.argv[2] if len(sys.argv) > 2 else "runs/reproduce"
         print(markdown_table(root))
         print(totals_line(root))
+        print(readings_markdown(root))

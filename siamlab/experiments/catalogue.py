@@ -83,3 +83,18 @@ def totals_line(results_root) -> str:
             f"this scale" + (f", {missing} not run yet" if missing else "") + f" (of {len(ids())}). Claims: {c[REPRODUCED]} "
             f"reproduced, {c[NOT_REPRODUCED]} not reproduced, {c[UNDECIDABLE]} undecidable; {c['sanity checks']} sanity "
             "check(s) listed apart.\n")
+
+
+def readings_markdown(results_root) -> str:
+    """A bullet per smoke result that is not reproduced or undecidable: its verdict and the reading of its runs
+    (:mod:`.findings`), as report.html shows it."""
+    from .registry import all_experiments
+
+    found = _smoke_results(Path(results_root))
+    lines = []
+    for e in all_experiments():
+        res = found.get(e.id)
+        if res and res.get("reading"):
+            text = res["reading"].split(": ", 1)[-1]
+            lines.append(f"- **{e.id}** ({res.get('state', res['verdict'])}): {text}")
+    return "\n".join(lines) + "\n"

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from . import gates, measures
+from .findings import reading
 from .results import Results, mean_std
 from .spec import merge
 
@@ -203,7 +204,7 @@ def write_all(exp, results: Results, scale: str, n_seeds: int, out_dir: Path, se
         "headers": headers(exp), "table": [row_cells(exp, r) for r in rows], "rows": rows,
         "runs": [{"label": r.label, "seed": r.seed, "status": r.status, "message": r.message,
                   "run_dir": r.run_dir, "seconds": round(r.seconds, 1)} for r in results.records],
-        "figures": figures, "notes": exp.notes.get(scale, ""),
+        "figures": figures, "notes": exp.notes.get(scale, ""), "reading": reading(exp.id, scale) if ok is not True else "",
         "arms": [{"label": a.label, "overrides": merge(a.overrides, a.scale_overrides.get(scale, {}))} for a in results.arms],
     }
     (out_dir / "results.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")

@@ -102,6 +102,12 @@ def figure_path(folder: Path, name: str, src: Path) -> Path:
     return path
 
 
+def _reading(res: dict) -> str:
+    """The scale argument and its evidence for a claim that did not reproduce (:mod:`siamlab.experiments.findings`)."""
+    text = str(res.get("reading") or "")
+    return f"<h3>Why not at this scale</h3><p>{escape(text)}</p>" if text else ""
+
+
 def figures_html(res: dict, folder: Path, src: Optional[Path] = None) -> str:
     """``res["figures"]`` ({file, caption, drawn, why}) as <figure> elements with the PNGs inlined (base64); only
     PNG files inside ``folder`` are embedded (:func:`figure_path`). ``src``: the file that listed them, for messages."""
@@ -150,7 +156,7 @@ def render(res: dict, folder: Path, src: Path) -> str:
 <p><span class="verdict" style="background:{_verdict_colour(verdict)}">{escape(verdict)}</span></p>
 <p>{escape(scale_note)}</p>
 <p>{escape(str(res.get('notes', '')))}</p>
-<h2>Claims and verdict rules</h2>{_claims(res)}
+<h2>Claims and verdict rules</h2>{_claims(res)}{_reading(res)}
 <h2>Results</h2>{_table(res)}
 <p><small>Observed values are mean ± sample std over seeds. Accuracy is weighted kNN top-1 on clean
 backbone features unless the column says otherwise; papers mostly report linear-probe accuracy.</small></p>

@@ -1,0 +1,44 @@
+"""The reading of the smoke runs (siamlab/experiments/findings.py): shown only where a result did not reproduce,
+only at the scale it was written for, escaped in the report, listed in the README's catalogue section."""
+from __future__ import annotations
+
+import json
+
+from siamlab.experiments import findings
+from siamlab.experiments.catalogue import readings_markdown
+from siamlab.experiments.registry import ids
+from siamlab.report.html import build_report
+from test_report import EVIL, fake_results
+
+
+def test_every_reading_names_a_registered_experiment():
+    assert set(findings.SMOKE) <= set(ids())
+    assert all(len(text) > 80 for text in findings.SMOKE.values())
+
+
+def test_a_reading_belongs_to_its_scale_only():
+    assert findings.reading("zhang-t2", "smoke").startswith(f"Reading of the smoke runs of {findings.DATE}")
+    assert findings.reading("zhang-t2", "paper") == "" and findings.reading("zhang-t2", "tiny") == ""
+    assert findings.reading("no-such-experiment", "smoke") == ""
+
+
+def test_report_shows_the_reading_escaped_and_only_when_present(tmp_path):
+    folder = fake_results(tmp_path / "r")
+    assert "Why not at this scale" not in build_report(folder).read_text()
+    res = json.loads((folder / "results.json").read_text())
+    res.update(reproduced=False, state="not reproduced", reading=f"Reading of the smoke runs: {EVIL} happened")
+    (folder / "results.json").write_text(json.dumps(res))
+    html = build_report(folder).read_text()
+    assert "Why not at this scale" in html and "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_readme_section_lists_the_readings(tmp_path):
+    folder = fake_results(tmp_path / "zhang-t2-smoke")
+    res = json.loads((folder / "results.json").read_text())
+    res.update(state="not reproduced", reading="Reading of the smoke runs of x (written after them): P stays spread.")
+    (folder / "results.json").write_text(json.dumps(res))
+    other = fake_results(tmp_path / "zhang-t4-smoke")  # reproduced: no reading, no bullet
+    res = json.loads((other / "results.json").read_text())
+    (other / "results.json").write_text(json.dumps({**res, "id": "zhang-t4"}))
+    text = readings_markdown(tmp_path)
+    assert text.strip() == "- **zhang-t2** (not reproduced): P stays spread."
