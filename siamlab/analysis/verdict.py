@@ -41,6 +41,12 @@ one that did not but lost dimensions has "dimensional collapse"; both can be rea
 ``complete``, ``loss_tensor`` and ``dimensional``. ``collapsed`` is True for complete or loss-tensor
 collapse (what ZHANG's tables count as collapse); dimensional collapse is reported apart.
 
+Known limit: all three read *directions* (std and m_r of l2-normalized Z, the spectrum's shape), not the
+scale of the un-normalized output. A projector whose outputs shrink towards zero while their directions
+stay spread (BRIDGE §4.2's "the projector always outputs zero", seen in bridge-t3's "Cov = 1" cell:
+mean ‖z‖ 0.57 → 0.04, effective rank 105) is not counted as collapsed; its accuracy shows it. A scale rule cannot simply be added: losses that
+normalize z (SimSiam, BYOL, InfoNCE) leave the output scale free, and weight decay shrinks it harmlessly.
+
 Divergence: the run's status is ``"diverged"``, or a ``train`` record holds a non-finite ``loss``
 (NaN/±Inf; the run log stores them as the strings "nan"/"inf", a null is treated the same way).
 Mirror SimSiam stops this way in ZHANG A.4.

@@ -151,7 +151,7 @@ def correlated_above_k(name: str, max_r: float = CLEAR_R) -> callable:
         r = R.pearson(xs, ys)
         if r is None:
             return None, f"{name}: no spread in L_bound or kNN across the {len(labels)} arms with d > K"
-        closed = R._rank_gate(res, labels, "knn_proj", ys, lambda v: (R.pearson(xs, v) or 0.0) <= max_r)
+        closed = R.rank_gate(res, labels, "knn_proj", ys, lambda v: (R.pearson(xs, v) or 0.0) <= max_r)
         if closed:
             return closed
         return r <= max_r, f"{name}: Pearson r(L_bound, kNN on f) = {r:+.2f} over {len(labels)} arms with d > K; rule: ≤ {max_r:g}"

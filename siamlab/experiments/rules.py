@@ -209,7 +209,7 @@ def _fragile(values: list, decide, s: float) -> bool:
     return False
 
 
-def _rank_gate(res, labels: list, measure: str, values: list, decide) -> Optional[Verdict]:
+def rank_gate(res, labels: list, measure: str, values: list, decide) -> Optional[Verdict]:
     """Gates of a rank statistic over arms: random init, then fragility under swaps within 2·spread."""
     closed = random_init_gate(res, labels, measure)
     if closed is not None:
@@ -238,7 +238,7 @@ def trend(labels: list, measure: str, sign: int, min_rho: float = 0.6) -> Callab
             r = spearman(xs, v)
             return r is not None and (r >= min_rho if sign > 0 else r <= -min_rho)
 
-        closed = _rank_gate(res, labels, measure, ys, decide)
+        closed = rank_gate(res, labels, measure, ys, decide)
         if closed:
             return closed
         want = f"≥ {min_rho:g}" if sign > 0 else f"≤ −{min_rho:g}"
@@ -256,7 +256,7 @@ def argmax_among(labels: list, measure: str, allowed: list) -> Callable:
             return None, why
         ys = [res.mean(lab, measure) for lab in labels]
         decide = lambda v: labels[max(range(len(v)), key=v.__getitem__)] in allowed  # noqa: E731
-        closed = _rank_gate(res, labels, measure, ys, decide)
+        closed = rank_gate(res, labels, measure, ys, decide)
         if closed:
             return closed
         best = labels[max(range(len(ys)), key=ys.__getitem__)]
@@ -317,7 +317,7 @@ def correlation(labels: list, mx: str, my: str, sign: int) -> Callable:
             c = pearson(xs, v)
             return c is not None and (c < 0 if sign < 0 else c > 0)
 
-        closed = _rank_gate(res, labels, my, ys, decide) or random_init_gate(res, labels, mx)
+        closed = rank_gate(res, labels, my, ys, decide) or random_init_gate(res, labels, mx)
         if closed:
             return closed
         return decide(ys), f"Pearson r({mx}, {my}) = {r:+.2f} over {len(labels)} arms; rule: {'negative' if sign < 0 else 'positive'}"
