@@ -160,7 +160,7 @@ def t2() -> Experiment:
          Claim("2048-2048-2048 beats 4096-256 at k=32, 10/1", [a[3], a[1]], R.greater(a[3], a[1], "knn")),
          Claim("8192-8192-8192 (k=8, 25/8) beats 2048-2048-2048 (k=32, 25/1)", [a[5], a[4]], R.greater(a[5], a[4], "knn"))],
         [KNN, COLLAPSE], figures=[Figure("bars", "knn.png", "kNN top-1 per projector (BRIDGE Table 2)", {"measure": "knn"})],
-        scale_overrides=BATCH, seeds={"tiny": 1, "smoke": 3, "paper": 1}, notes=NOTES, smoke_minutes=23)
+        scale_overrides=BATCH, seeds={"tiny": 1, "smoke": 3, "paper": 1}, notes=NOTES, smoke_minutes=25)
 
 
 T3_ROWS = [  # (c_cov, STD, I-PRED, StopGrad, paper accuracy or "COLLAPSE"); k = 1, c_inv = 1 (BRIDGE §5.4)
