@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install siamlab and everything it needs on a fresh machine.
-#   bash scripts/install.sh          # the library, the CLI and Fashion-MNIST
+#   bash scripts/install.sh          # the library, the CLI, the TensorBoard writer and Fashion-MNIST
 #   bash scripts/install.sh --test   # + pytest, tensorboard and headless Chromium for the tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +24,7 @@ if [ "${1:-}" = "--test" ]; then
   $PY -m pip install -q -e ".[test]"
   apt_install dataset-fashion-mnist chromium chromium-driver
 else
-  $PY -m pip install -q -e .
+  $PY -m pip install -q -e ".[tensorboard]"
   apt_install dataset-fashion-mnist
 fi
 echo "siamlab installed: $($PY -c 'import siamlab; print(siamlab.__version__)')"

@@ -159,3 +159,17 @@ def test_wandb_offline(tmp_path, monkeypatch):
     blob = data.read_bytes()
     for text in texts:
         assert text in blob, text
+
+
+def test_missing_tensorboard_is_noted_once_per_process(tmp_path, capsys, monkeypatch):
+    from siamlab.engine import loggers
+
+    monkeypatch.setattr(loggers, "installed", lambda module: False)
+    monkeypatch.setattr(loggers, "_NOTED", set())
+    for arm in ("a", "b", "c"):  # an experiment builds loggers for each arm
+        (tmp_path / arm).mkdir()
+        built = loggers.build_loggers(["csv", "tensorboard"], tmp_path / arm)
+        assert [type(x).__name__ for x in built] == ["CsvLog"]
+        for x in built:
+            x.close()
+    assert capsys.readouterr().err.count("tensorboard is not installed") == 1

@@ -11,8 +11,9 @@ Which loggers (``engine.loggers``, default ``[csv, tensorboard]``):
 * ``csv``: ``metrics.csv``, one row per scalar: ``kind,step,epoch,name,value`` (a long table, since
   train / diag / eval records carry different metrics; ``pandas.read_csv(...).pivot_table`` widens it).
 * ``tensorboard``: event files in ``RUN/tensorboard`` (``tensorboard --logdir RUN/tensorboard``), one
-  scalar per metric tagged ``<kind>/<name>``, at the record's step. Skipped with one note when the
-  ``tensorboard`` package is not installed (it is optional: ``pip install "siamlab[tensorboard]"``).
+  scalar per metric tagged ``<kind>/<name>``, at the record's step. Skipped with one note (once per
+  process) when the ``tensorboard`` package is not installed (it is optional:
+  ``pip install "siamlab[tensorboard]"``; ``scripts/install.sh`` installs it).
 * ``wandb``: Weights & Biases (``engine.wandb_project``; ``WANDB_MODE=offline`` works without network).
   Only when listed; a ConfigError when listed but ``wandb`` is not installed.
 
@@ -136,6 +137,9 @@ class WandbLog:
         self._run.finish()
 
 
+_NOTED = set()  # notes printed once per process (an experiment builds loggers for every arm)
+
+
 def installed(module: str) -> bool:
     import importlib.util
 
@@ -154,7 +158,8 @@ def build_loggers(names, run_dir: Path, resume_step: Optional[int] = None, wandb
     if "tensorboard" in names:
         if installed("tensorboard"):
             out.append(TensorBoardLog(Path(run_dir) / "tensorboard", resume_step))
-        else:
+        elif "tensorboard" not in _NOTED:
+            _NOTED.add("tensorboard")
             print("siamlab: tensorboard is not installed, so no event files are written "
                   "(pip install 'siamlab[tensorboard]', or drop it from engine.loggers).", file=sys.stderr)
     if "wandb" in names:
