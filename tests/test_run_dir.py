@@ -70,6 +70,25 @@ def test_overwrite_replaces_the_run_but_nothing_else(tmp_path):
     assert (second.run_dir / "notes.txt").read_text() == "mine"  # --overwrite removes a run's files only
 
 
+def test_overwrite_removes_the_loggers_files_too(tmp_path):
+    """metrics.csv was appended to (the old run's rows above the new run's), tensorboard/ held both runs' event
+    files, and wandb_id.txt made W&B continue the old run: --overwrite removes them with the rest."""
+    loggers = "engine.loggers=[csv, tensorboard]"
+    first = train(toy(tmp_path, loggers))
+    run = first.run_dir
+    def rows():  # kind, step, epoch, name of each row (values such as views_per_s differ between runs)
+        return [line.rsplit(",", 1)[0] for line in (run / "metrics.csv").read_text().splitlines()]
+
+    first_rows = rows()
+    assert first_rows[0] == "kind,step,epoch,name" and len(first_rows) > 1
+    assert len(list((run / "tensorboard").glob("events.*"))) == 1
+    (run / "wandb_id.txt").write_text("old-run\n")
+    train(toy(tmp_path, loggers), overwrite=True)
+    assert rows() == first_rows  # the same config: the same rows, once
+    assert len(list((run / "tensorboard").glob("events.*"))) == 1
+    assert not (run / "wandb_id.txt").exists()
+
+
 def test_automatic_names_get_a_suffix_instead_of_colliding(tmp_path, monkeypatch):
     import siamlab.engine.rundir as rundir_mod
 

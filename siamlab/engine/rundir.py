@@ -36,7 +36,10 @@ from .runlog import TEMP_SUFFIX
 
 LOCK_NAME = ".lock"
 RUN_MARKERS = ("config.yaml", "metrics.jsonl", "summary.json", "checkpoints")  # any of these: the folder holds a run
-RUN_OUTPUTS = RUN_MARKERS + ("snapshots", "analysis")  # what --overwrite removes (with error-rank*.txt); nothing else
+# What --overwrite removes (with error-rank*.txt), nothing else: the run's files, its loggers' (siamlab.engine.loggers:
+# left behind, metrics.csv would be appended to and tensorboard/ would mix two runs), and what `siamlab analyze` and
+# `siamlab export` wrote from the old run.
+RUN_OUTPUTS = RUN_MARKERS + ("snapshots", "metrics.csv", "tensorboard", "wandb_id.txt", "wandb", "analysis", "export")
 
 
 class RunDirError(SiamlabError):
