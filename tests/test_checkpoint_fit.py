@@ -185,3 +185,19 @@ def test_differences_reads_a_missing_key_as_its_default():
     assert config.differences(new, old, ("method",)) == [("method.predictor", config.NOT_SET, "mlp")]
     old["method"]["params"] = {"predictor": "linear"}
     assert config.differences(old, new, ("method",), knobs) == [("method.predictor", "linear", config.NOT_SET)]
+
+
+def test_where_the_data_lives_and_how_many_processes_decode_it_may_change(run_a, capsys):
+    """data.root and data.workers do not change results (siamlab/data/feed.py: the crops are a pure function of
+    seed, epoch, step and rank, whatever the workers): --resume may set them, and a checkpoint written under
+    other values fits; a setting that changes results still cannot be set."""
+    path = run_a / "checkpoints" / "last.pt"
+    state = torch.load(path, weights_only=True)
+    state["config"]["data"].update(workers=3, root="/moved/elsewhere")
+    torch.save(state, path)
+    assert main(["eval", str(run_a), "--no-progress"]) == 0, capsys.readouterr().err
+    for item in ("data.workers=0", f"data.root={run_a}"):
+        assert main(["train", "--resume", str(run_a), "--set", item]) == 0, capsys.readouterr().err
+    assert main(["train", "--resume", str(run_a), "--set", "data.views=3"]) == 2
+    err = capsys.readouterr().err
+    assert "--set data.views cannot change a run being resumed" in err and "data.root, data.workers" in err, err
