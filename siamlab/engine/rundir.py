@@ -15,7 +15,8 @@ Rules (README "Train", issue 14):
   when its host is this machine and its pid is not running or is running with another kernel start time
   (the pid was reused); a lock held from another host is honoured until the file is deleted by hand.
 * **No half-written files.** Every write is atomic (a temporary file ``.<name>.<random>.siamlab-tmp``
-  in the same folder, then ``os.replace``). A failing write removes its temporary file at once; temporary
+  in the same folder, then ``os.replace``) except appending to ``metrics.jsonl`` and ``metrics.csv``
+  and the lock record (the list is in :mod:`siamlab.engine.runlog`). A failing write removes its temporary file at once; temporary
   files left by a killed process are removed when the run next starts or resumes, once the lock is held
   (so a live writer's file is never touched).
 """
