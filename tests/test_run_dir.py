@@ -228,6 +228,46 @@ def test_record_lock_from_another_host_is_never_taken(tmp_path, no_flock):
         RunLock(tmp_path).acquire()
 
 
+NO_FLOCK_HOLDER = (
+    "import errno, sys, time\nfrom siamlab.engine import rundir\n"
+    "def refuse(fd, op):\n    raise OSError(errno.ENOLCK, 'No locks available')\n"
+    "rundir.fcntl.flock = refuse\nheld = rundir.RunLock(sys.argv[1]).acquire()\nprint('locked', flush=True)\n"
+    "time.sleep(60)\n")
+
+
+def test_two_processes_cannot_both_take_a_stale_record(tmp_path, no_flock, monkeypatch):
+    """The record lock read the record, then replaced it: a second process that took the (stale) lock between
+    this process's read and its write lost its lock without knowing. Here the other process takes it exactly
+    then; this process must find it busy, and the other's record must stay."""
+    _record(tmp_path, pid=_dead_pid())
+    lock_path, real_read, holder = tmp_path / LOCK_NAME, Path.read_text, []
+
+    def read_then_race(self, *args, **kwargs):
+        text = real_read(self, *args, **kwargs)
+        if self == lock_path and not holder:  # the other process acquires right after this read
+            holder.append(subprocess.Popen([sys.executable, "-c", NO_FLOCK_HOLDER, str(tmp_path)], cwd=ROOT,
+                                           stdout=subprocess.PIPE, text=True))
+            assert holder[0].stdout.readline().strip() == "locked"
+        return text
+
+    monkeypatch.setattr(Path, "read_text", read_then_race)
+    try:
+        with pytest.raises(RunDirError, match="is in use by process") as busy:
+            RunLock(tmp_path).acquire()
+        assert f"process {holder[0].pid} " in str(busy.value)
+        assert json.loads(real_read(lock_path))["pid"] == holder[0].pid
+    finally:
+        for p in holder:
+            p.kill()
+            p.wait()
+    monkeypatch.setattr(Path, "read_text", real_read)
+    RunLock(tmp_path).acquire().release()  # its holder is gone: stale, taken over
+    assert not lock_path.exists()
+    RunLock(tmp_path / "fresh").run_dir.mkdir()
+    with RunLock(tmp_path / "fresh") as lock:  # no record yet (only the empty file acquire opens)
+        assert json.loads(real_read(lock.path))["pid"] == os.getpid()
+
+
 def test_unwritable_or_missing_folders_are_one_sentence(tmp_path):
     with pytest.raises(RunDirError, match="holds no run"):
         train(toy(tmp_path), run_dir=str(tmp_path / "never-trained"), resume=True)
