@@ -25,7 +25,8 @@ examples:
 """
 
 
-RESUME_SETTABLE = ("engine.progress", "engine.threads", "engine.device")  # what --resume may change: not the run's result
+# What --set may change on --resume (for that invocation; config.yaml keeps the run's values): not the run's result.
+RESUME_SETTABLE = ("engine.progress", "engine.threads", "engine.device", "data.root", "data.workers")
 HEADLINE = ("knn_backbone", "knn_projector", "ncm_backbone", "linear_top1")
 
 

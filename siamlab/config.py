@@ -25,7 +25,7 @@ from .errors import ConfigError, bad_value
 
 # The defaults are the README's main job: SimCLR on 10,000 Fashion-MNIST images with a small ConvNet,
 # sized for a 2-core CPU (a few minutes). SimSiam is `method.name=simsiam`; paper-scale settings live
-# in configs/*.yaml and the experiment catalogue. Paper-scale settings live in configs/*.yaml and the experiment catalogue.
+# in configs/*.yaml and the experiment catalogue.
 
 
 @dataclass
@@ -343,15 +343,28 @@ def load(path: Optional[str] = None, overrides: Optional[list[str]] = None) -> R
     return apply_overrides(cfg, overrides)
 
 
-def differences(old: dict, new: dict, sections: tuple = ()) -> list[tuple[str, Any, Any]]:
-    """``(dotted key, old value, new value)`` for every field that differs between two configs given as
-    mappings (``RunConfig.to_dict()``), in section order; ``sections`` limits the comparison (e.g.
-    ``("method", "model")``). Method knobs are named ``method.<knob>``, as ``--set`` names them."""
+NOT_SET = "(not set)"  # how :func:`differences` shows a key that one config lacks
+
+
+def differences(old: dict, new: dict, sections: tuple = (), defaults: Optional[dict] = None) -> list[tuple[str, Any, Any]]:
+    """``(dotted key, old value, new value)`` for every field whose meaning differs between two configs given as
+    mappings (``RunConfig.to_dict()``), in section order; ``sections`` limits the comparison (e.g. ``("method",)``);
+    method knobs are named ``method.<knob>``, as ``--set`` names them. A key on one side only is equal when the
+    other side holds its default (``defaults``: shaped like ``RunConfig.to_dict()``, the dataclass defaults when
+    None; the method's ``Params`` defaults under ``method.params`` judge its knobs), so a field added after ``old``
+    was written reads as its default; a key without a default differs when ``old`` lacks it and is ignored when
+    ``new`` lacks it (removed since: nothing reads it). Lists (``phases``) must match exactly."""
+    known = dict(_flatten(defaults if defaults is not None else RunConfig().to_dict()))
     flat = [dict(_flatten({k: v for k, v in d.items() if not sections or k in sections})) for d in (old, new)]
+
+    def same(k: str) -> bool:
+        if k in flat[0] and k in flat[1]:
+            return flat[0][k] == flat[1][k]
+        present = flat[0][k] if k in flat[0] else flat[1][k]
+        return known[k] == present if k in known else k in flat[0]
+
     keys = list(flat[0]) + [k for k in flat[1] if k not in flat[0]]
-    missing = "(not set)"
-    return [(k, flat[0].get(k, missing), flat[1].get(k, missing)) for k in keys
-            if flat[0].get(k, missing) != flat[1].get(k, missing)]
+    return [(k, flat[0].get(k, NOT_SET), flat[1].get(k, NOT_SET)) for k in keys if not same(k)]
 
 
 def dump(cfg: RunConfig) -> str:

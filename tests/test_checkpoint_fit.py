@@ -113,3 +113,91 @@ def test_eval_shows_progress_while_it_embeds_and_fits_the_probe(runs):
                   "trained: embedding the train split", "random init: linear probe", "trained: linear probe"):
         assert label in r.stderr, (label, r.stderr)
     assert "random init" in r.stdout and "linear_top1" in r.stdout and "embedding" not in r.stdout
+
+
+NEWER_DATA_FIELDS = ("stream", "workers", "on_corrupt", "max_image_pixels")
+
+
+def _forget_newer_fields(run: Path, extra_config: dict = None) -> None:
+    """Make ``run`` look written before ``data.stream/workers/on_corrupt/max_image_pixels`` existed: the keys
+    are deleted from the checkpoint's stored config and from config.yaml (``extra_config`` then edits it)."""
+    import yaml
+
+    path = run / "checkpoints" / "last.pt"
+    state = torch.load(path, weights_only=True)
+    conf = yaml.safe_load((run / "config.yaml").read_text())
+    for d in (state["config"]["data"], conf["data"]):
+        for k in NEWER_DATA_FIELDS:
+            d.pop(k)
+    for section, values in (extra_config or {}).items():
+        conf[section].update(values)
+    torch.save(state, path)
+    (run / "config.yaml").write_text(yaml.safe_dump(conf, sort_keys=False))
+
+
+def test_checkpoint_written_before_newer_fields_existed_evaluates_and_resumes(run_a, capsys):
+    """A field added to the config after a checkpoint was written reads as its default: the run's current
+    value is that default, so the checkpoint fits (it used to be refused as ``'(not set)'``)."""
+    _forget_newer_fields(run_a)
+    assert main(["eval", str(run_a), "--no-progress"]) == 0, capsys.readouterr().err
+    assert main(["train", "--resume", str(run_a)]) == 0, capsys.readouterr().err
+
+
+def test_missing_key_whose_value_is_not_the_default_is_still_refused(run_a, capsys):
+    _forget_newer_fields(run_a, {"data": {"max_image_pixels": 1000}})
+    for line in both_commands(run_a, capsys):
+        assert "was written before data.max_image_pixels existed (so with its default) where this run has " \
+               "data.max_image_pixels=1000" in line, line
+
+
+def test_method_knob_at_its_default_on_one_side_only_fits(run_a, capsys):
+    """``method.params`` holds only the knobs a config set: ``{predictor: mlp}`` and ``{}`` are the same SimSiam;
+    ``{normalize_input: true}`` is not."""
+    path = run_a / "checkpoints" / "last.pt"
+    state = torch.load(path, weights_only=True)
+    assert state["config"]["method"]["params"] == {}
+    state["config"]["method"]["params"] = {"predictor": "mlp", "normalize_input": False}
+    torch.save(state, path)
+    assert main(["eval", str(run_a), "--no-progress"]) == 0, capsys.readouterr().err
+    state["config"]["method"]["params"] = {"normalize_input": True}
+    torch.save(state, path)
+    for line in both_commands(run_a, capsys):
+        assert "was written with method.normalize_input=True where this run has method.normalize_input=False" in line
+
+
+def test_differences_reads_a_missing_key_as_its_default():
+    """The one comparison of stored configs (config.differences), on hand-made mappings."""
+    new = config.RunConfig().to_dict()
+    old = config.RunConfig().to_dict()
+    del old["data"]["stream"], old["data"]["workers"]
+    assert config.differences(old, new) == []  # added since `old` was written; `new` holds the defaults
+    new["data"]["workers"] = 3
+    assert config.differences(old, new) == [("data.workers", config.NOT_SET, 3)]
+    old["data"]["retired_field"] = 1  # removed from the config since: nothing reads it
+    assert config.differences(old, new, ("data",)) == [("data.workers", config.NOT_SET, 3)]
+    new["data"]["brand_new"] = 1  # no default known: `old` cannot have meant it
+    assert ("data.brand_new", config.NOT_SET, 1) in config.differences(old, new)
+    knobs = config.RunConfig().to_dict()
+    knobs["method"]["params"] = {"predictor": "mlp"}
+    old["method"]["params"], new["method"]["params"] = {"predictor": "mlp"}, {}
+    assert config.differences(old, new, ("method",), knobs) == []
+    assert config.differences(old, new, ("method",)) == []  # no default known and `new` lacks it: ignored
+    assert config.differences(new, old, ("method",)) == [("method.predictor", config.NOT_SET, "mlp")]
+    old["method"]["params"] = {"predictor": "linear"}
+    assert config.differences(old, new, ("method",), knobs) == [("method.predictor", "linear", config.NOT_SET)]
+
+
+def test_where_the_data_lives_and_how_many_processes_decode_it_may_change(run_a, capsys):
+    """data.root and data.workers do not change results (siamlab/data/feed.py: the crops are a pure function of
+    seed, epoch, step and rank, whatever the workers): --resume may set them, and a checkpoint written under
+    other values fits; a setting that changes results still cannot be set."""
+    path = run_a / "checkpoints" / "last.pt"
+    state = torch.load(path, weights_only=True)
+    state["config"]["data"].update(workers=3, root="/moved/elsewhere")
+    torch.save(state, path)
+    assert main(["eval", str(run_a), "--no-progress"]) == 0, capsys.readouterr().err
+    for item in ("data.workers=0", f"data.root={run_a}"):
+        assert main(["train", "--resume", str(run_a), "--set", item]) == 0, capsys.readouterr().err
+    assert main(["train", "--resume", str(run_a), "--set", "data.views=3"]) == 2
+    err = capsys.readouterr().err
+    assert "--set data.views cannot change a run being resumed" in err and "data.root, data.workers" in err, err

@@ -70,6 +70,25 @@ def test_overwrite_replaces_the_run_but_nothing_else(tmp_path):
     assert (second.run_dir / "notes.txt").read_text() == "mine"  # --overwrite removes a run's files only
 
 
+def test_overwrite_removes_the_loggers_files_too(tmp_path):
+    """metrics.csv was appended to (the old run's rows above the new run's), tensorboard/ held both runs' event
+    files, and wandb_id.txt made W&B continue the old run: --overwrite removes them with the rest."""
+    loggers = "engine.loggers=[csv, tensorboard]"
+    first = train(toy(tmp_path, loggers))
+    run = first.run_dir
+    def rows():  # kind, step, epoch, name of each row (values such as views_per_s differ between runs)
+        return [line.rsplit(",", 1)[0] for line in (run / "metrics.csv").read_text().splitlines()]
+
+    first_rows = rows()
+    assert first_rows[0] == "kind,step,epoch,name" and len(first_rows) > 1
+    assert len(list((run / "tensorboard").glob("events.*"))) == 1
+    (run / "wandb_id.txt").write_text("old-run\n")
+    train(toy(tmp_path, loggers), overwrite=True)
+    assert rows() == first_rows  # the same config: the same rows, once
+    assert len(list((run / "tensorboard").glob("events.*"))) == 1
+    assert not (run / "wandb_id.txt").exists()
+
+
 def test_automatic_names_get_a_suffix_instead_of_colliding(tmp_path, monkeypatch):
     import siamlab.engine.rundir as rundir_mod
 
@@ -207,6 +226,46 @@ def test_record_lock_from_another_host_is_never_taken(tmp_path, no_flock):
     _record(tmp_path, pid=_dead_pid(), host="elsewhere.example")
     with pytest.raises(RunDirError, match="on host elsewhere.example"):
         RunLock(tmp_path).acquire()
+
+
+NO_FLOCK_HOLDER = (
+    "import errno, sys, time\nfrom siamlab.engine import rundir\n"
+    "def refuse(fd, op):\n    raise OSError(errno.ENOLCK, 'No locks available')\n"
+    "rundir.fcntl.flock = refuse\nheld = rundir.RunLock(sys.argv[1]).acquire()\nprint('locked', flush=True)\n"
+    "time.sleep(60)\n")
+
+
+def test_two_processes_cannot_both_take_a_stale_record(tmp_path, no_flock, monkeypatch):
+    """The record lock read the record, then replaced it: a second process that took the (stale) lock between
+    this process's read and its write lost its lock without knowing. Here the other process takes it exactly
+    then; this process must find it busy, and the other's record must stay."""
+    _record(tmp_path, pid=_dead_pid())
+    lock_path, real_read, holder = tmp_path / LOCK_NAME, Path.read_text, []
+
+    def read_then_race(self, *args, **kwargs):
+        text = real_read(self, *args, **kwargs)
+        if self == lock_path and not holder:  # the other process acquires right after this read
+            holder.append(subprocess.Popen([sys.executable, "-c", NO_FLOCK_HOLDER, str(tmp_path)], cwd=ROOT,
+                                           stdout=subprocess.PIPE, text=True))
+            assert holder[0].stdout.readline().strip() == "locked"
+        return text
+
+    monkeypatch.setattr(Path, "read_text", read_then_race)
+    try:
+        with pytest.raises(RunDirError, match="is in use by process") as busy:
+            RunLock(tmp_path).acquire()
+        assert f"process {holder[0].pid} " in str(busy.value)
+        assert json.loads(real_read(lock_path))["pid"] == holder[0].pid
+    finally:
+        for p in holder:
+            p.kill()
+            p.wait()
+    monkeypatch.setattr(Path, "read_text", real_read)
+    RunLock(tmp_path).acquire().release()  # its holder is gone: stale, taken over
+    assert not lock_path.exists()
+    RunLock(tmp_path / "fresh").run_dir.mkdir()
+    with RunLock(tmp_path / "fresh") as lock:  # no record yet (only the empty file acquire opens)
+        assert json.loads(real_read(lock.path))["pid"] == os.getpid()
 
 
 def test_unwritable_or_missing_folders_are_one_sentence(tmp_path):

@@ -107,6 +107,50 @@ def test_enospc_in_the_metrics_log_stops_the_run(tmp_path):
     assert not t.lock  # the run directory is free for the resume
 
 
+def full_disk_at(monkeypatch, name: str) -> list:
+    """os.fsync fails with ENOSPC for the temporary file of an atomic write of ``name`` (a plain write never
+    calls fsync, so it would go through and replace the file); returns the temporary paths seen."""
+    real, seen = os.fsync, []
+
+    def fsync(fd):
+        if f".{name}." in fd_path(fd):
+            seen.append(fd_path(fd))
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return seen
+
+
+def test_wandb_id_is_written_atomically(tmp_path, monkeypatch):
+    import types
+
+    from siamlab.engine.loggers import WandbLog
+    from siamlab.engine.runlog import WriteFailed
+
+    monkeypatch.setitem(sys.modules, "wandb", types.SimpleNamespace(init=lambda **kw: types.SimpleNamespace(**kw)))
+    (tmp_path / "wandb_id.txt").write_text("old-id\n")
+    seen = full_disk_at(monkeypatch, "wandb_id.txt")
+    with pytest.raises(WriteFailed, match=r"could not write .*wandb_id\.txt \(No space left on device\)"):
+        WandbLog(tmp_path, "p", {}, resume=False)
+    assert seen and (tmp_path / "wandb_id.txt").read_text() == "old-id\n" and temp_files(tmp_path) == []
+    monkeypatch.undo()
+    monkeypatch.setitem(sys.modules, "wandb", types.SimpleNamespace(init=lambda **kw: types.SimpleNamespace(**kw)))
+    assert WandbLog(tmp_path, "p", {}, resume=True)._run.id == "old-id"
+
+
+def test_error_traceback_is_written_atomically(tmp_path, monkeypatch):
+    from siamlab.engine.failures import write_traceback
+
+    (tmp_path / "error-rank0.txt").write_text("an earlier failure")
+    seen = full_disk_at(monkeypatch, "error-rank0.txt")
+    assert write_traceback(tmp_path, 0, ValueError("boom")) is None  # the failure is still reported, without it
+    assert seen and (tmp_path / "error-rank0.txt").read_text() == "an earlier failure" and temp_files(tmp_path) == []
+    monkeypatch.undo()
+    path = write_traceback(tmp_path, 0, ValueError("boom"))
+    assert path.name == "error-rank0.txt" and "ValueError: boom" in path.read_text()
+
+
 # --- a real full disk: a small tmpfs (root only) --------------------------------------------------------
 @pytest.fixture
 def small_disk(tmp_path):

@@ -68,16 +68,17 @@ def check_dataset(ds: ArrayDataset) -> None:
             f"{where} holds x of dtype {ds.x.dtype} and shape {tuple(ds.x.shape)}; {ds.kind} data must be "
             f"{want_dtype} with {want_dim} dimensions."
         )
-    if ds.y.dtype != torch.int64 or ds.y.shape != (ds.x.shape[0],):
-        raise DataError(
-            f"{where} has labels of dtype {ds.y.dtype} and shape {tuple(ds.y.shape)}; they must be int64 with "
-            f"one label per sample ({ds.x.shape[0]})."
-        )
-    if len(ds.y) and (int(ds.y.min()) < 0 or int(ds.y.max()) >= ds.num_classes):
-        raise DataError(
-            f"{where} has labels in [{int(ds.y.min())}, {int(ds.y.max())}] but num_classes={ds.num_classes}; "
-            f"labels must lie in [0, num_classes)."
-        )
+    check_labels(where, ds.y, int(ds.x.shape[0]), ds.num_classes)
+
+
+def check_labels(where: str, y: torch.Tensor, n: int, num_classes: int) -> None:
+    """Raise DataError unless ``y`` is int64, one label per sample (``n``), each in [0, num_classes)."""
+    if y.dtype != torch.int64 or y.shape != (n,):
+        raise DataError(f"{where} has labels of dtype {y.dtype} and shape {tuple(y.shape)}; they must be int64 with "
+                        f"one label per sample ({n}).")
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise DataError(f"{where} has labels in [{int(y.min())}, {int(y.max())}] but num_classes={num_classes}; "
+                        f"labels must lie in [0, num_classes).")
 
 
 def balanced_order(y: torch.Tensor, seed: int = SUBSET_SEED) -> torch.Tensor:

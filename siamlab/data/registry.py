@@ -55,10 +55,6 @@ _SPECS = [
 ]
 DATASETS: dict = {s.name: s for s in _SPECS}
 
-# The native image side of each image dataset (image_folder: the size it is resized to when loaded).
-NATIVE_SIZE = {"fashion_mnist": 28, "digits": 8, "synthetic": builtin.SYN_SIZE, "cifar10": 32, "cifar100": 32,
-               "image_folder": folder.DEFAULT_SIZE, "image_shards": folder.DEFAULT_SIZE}
-
 
 def check_data_config(data_cfg) -> str:
     """The checks of ``data.*`` that need no data: a known dataset and an augmentation preset for its kind.

@@ -5,7 +5,9 @@ Layout (``siamlab data shard ROOT OUT`` writes it; other WebDataset shards holdi
 ``OUT/val/shard-000000.tar ...``; sample ``<key>`` is ``<key>.<ext>`` (the image file's bytes,
 unchanged) and ``<key>.cls`` (the class index as text). ``OUT/<split>/index.json`` (wids's dataset
 descriptor plus ``classes`` and each shard's ``labels``) lets a split open without reading a shard;
-without it the shards are scanned once. The samples keep the image folder's order (class, then file
+without it the shards are scanned (once per process). Both splits take the number of classes from the train
+split (its ``classes``, else its largest label + 1); a label outside them, or a shard that is damaged or no tar,
+is one sentence naming the shards. The samples keep the image folder's order (class, then file
 name), so ``image_shards`` and ``image_folder`` on the same images have the same indices and labels.
 
 Reading uses ``wids`` (the WebDataset project's indexed reader: random access into a shard through
@@ -44,6 +46,11 @@ def _wids():
     return IndexedTarSamples
 
 
+def _unreadable(shard, err: Exception) -> DataError:
+    return DataError(f"tar shard {str(shard)!r} cannot be read ({type(err).__name__}: it is damaged or not a tar "
+                     "file); rebuild it with `siamlab data shard`, or remove it and its index.json entry.")
+
+
 class ShardSamples:
     """Samples of a list of shards, addressed by a global index (shard by shard, in shard order)."""
 
@@ -66,11 +73,11 @@ class ShardSamples:
         if k not in self._open:
             if len(self._open) >= OPEN_SHARDS:
                 self._open.popitem(last=False)[1].close()
+            opener = _wids()
             try:
-                self._open[k] = _wids()(path=self.shards[k])
-            except (OSError, ValueError, AssertionError) as err:
-                raise DataError(f"tar shard {self.shards[k]!r} cannot be read ({type(err).__name__}); "
-                                "rebuild it with `siamlab data shard`.") from None
+                self._open[k] = opener(path=self.shards[k])
+            except Exception as err:  # wids raises struct.error, OSError, ValueError ... on what is not a tar
+                raise _unreadable(self.shards[k], err) from None
         self._open.move_to_end(k)
         return self._open[k]
 
@@ -78,7 +85,11 @@ class ShardSamples:
         """(shard path, wids sample dict: ``.ext`` -> BytesIO, ``__key__``) of sample ``i``."""
         g = int(self.index[i])
         k = int(np.searchsorted(self.starts, g, side="right")) - 1
-        return self.shards[k], self._shard(k)[g - int(self.starts[k])]
+        shard = self._shard(k)
+        try:
+            return self.shards[k], shard[g - int(self.starts[k])]
+        except Exception as err:  # a shard cut short after its index was read
+            raise _unreadable(self.shards[k], err) from None
 
     def read(self, i: int) -> tuple:
         """(image bytes, name for messages) of sample ``i``."""
@@ -94,21 +105,31 @@ def _scan(folder: Path, tars: list) -> dict:
     """The index of shards without one: sample counts and ``.cls`` labels read from every shard."""
     from tqdm.auto import tqdm
 
-    shardlist = []
+    shardlist, opener = [], _wids()
     for tar in tqdm(tars, desc=f"indexing {folder.name} shards", file=sys.stderr, leave=False):
-        samples = _wids()(path=str(tar))
+        try:
+            samples = opener(path=str(tar))
+        except Exception as err:  # see ShardSamples._shard
+            raise _unreadable(tar, err) from None
         try:
             labels = [int(samples[i][".cls"].getvalue()) for i in range(len(samples))]
         except (KeyError, ValueError):
             raise DataError(f"tar shard {str(tar)!r} has a sample without an integer .cls label; {SHARDS_HOW}.") from None
+        except Exception as err:
+            raise _unreadable(tar, err) from None
         finally:
             samples.close()
         shardlist.append({"url": tar.name, "nsamples": len(labels), "labels": labels})
     return {"wids_version": 1, "shardlist": shardlist}
 
 
+_SCANNED: OrderedDict = OrderedDict()  # the last scans (both splits of a run), keyed by the shards' names, sizes, times
+KEEP_SCANS = 4
+
+
 def read_index(folder: Path) -> dict:
-    """``folder``'s index.json, or a scan of its shards."""
+    """``folder``'s index.json, or a scan of its shards (made once per process while the shards stay unchanged:
+    the test split reads the train split's labels too)."""
     path = folder / INDEX
     if path.is_file():
         try:
@@ -118,7 +139,25 @@ def read_index(folder: Path) -> dict:
     tars = sorted(folder.glob("*.tar"))
     if not tars:
         raise DataError(f"{folder} holds no .tar shards: {SHARDS_HOW}.")
-    return _scan(folder, tars)
+    key = (str(folder.resolve()), tuple((t.name, t.stat().st_size, t.stat().st_mtime_ns) for t in tars))
+    if key not in _SCANNED:
+        _SCANNED[key] = _scan(folder, tars)
+        while len(_SCANNED) > KEEP_SCANS:
+            _SCANNED.popitem(last=False)
+    return _SCANNED[key]
+
+
+def _labels(folder: Path, index: dict) -> list:
+    """Every label the index of ``folder`` lists, in sample order."""
+    try:
+        shardlist = index["shardlist"]
+        labels = [c for s in shardlist for c in s.get("labels", [])]
+        complete = bool(shardlist) and len(labels) == sum(s["nsamples"] for s in shardlist)
+    except (KeyError, TypeError, AttributeError):
+        complete = False
+    if not complete or not all(type(c) is int for c in labels):
+        raise DataError(f"the index of {folder} lists no shards or not every label as an integer; {SHARDS_HOW}.")
+    return labels
 
 
 def load_image_shards(data_cfg, split: str) -> StreamDataset:
@@ -128,12 +167,16 @@ def load_image_shards(data_cfg, split: str) -> StreamDataset:
         where = root if root is not None else "data.root (not set)"
         raise DataError(f"no {'/'.join(SPLIT_DIRS[split])} shards at {where}: {SHARDS_HOW}.")
     index = read_index(folders[split])
-    shardlist = index.get("shardlist", [])
-    labels = [c for s in shardlist for c in s.get("labels", [])]
-    if not shardlist or len(labels) != sum(s["nsamples"] for s in shardlist):
-        raise DataError(f"the index of {folders[split]} lists no shards or not every label; {SHARDS_HOW}.")
-    classes = (read_index(folders["train"]) if split != "train" else index).get("classes")
-    num_classes = len(classes) if classes else max(labels) + 1
+    labels, shardlist = _labels(folders[split], index), index["shardlist"]
+    # Both splits take K from the train split: its index's classes, else its largest label + 1.
+    train = index if split == "train" else read_index(folders["train"])
+    classes = train.get("classes") if isinstance(train, dict) else None
+    num_classes = len(classes) if classes else max(_labels(folders["train"], train)) + 1
+    outside = [c for c in labels if not 0 <= c < num_classes]
+    if outside:
+        source = f"{folders['train'] / INDEX} names" if classes else "the train shards (largest label + 1) give"
+        raise DataError(f"the tar shards in {folders[split]} hold label {outside[0]}, but {source} {num_classes} classes "
+                        f"(labels 0 to {num_classes - 1}); rebuild the shards with `siamlab data shard`.")
     samples = ShardSamples([folders[split] / s["url"] for s in shardlist], [s["nsamples"] for s in shardlist])
     return StreamDataset(samples, torch.tensor(labels, dtype=torch.int64), num_classes, "image_shards",
                          data_cfg.image_size or DEFAULT_SIZE, list(classes or map(str, range(num_classes))),

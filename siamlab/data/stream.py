@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .dataset import ArrayDataset
+from .dataset import ArrayDataset, check_labels
 from .decode import PIL_DEFAULT_MAX_PIXELS, load_square
 
 HOLD_SHARE = 0.5  # hold a split in memory when its decoded size is at most this share of the available memory
@@ -112,6 +112,9 @@ class StreamDataset:
     settings: ReadSettings = ReadSettings()
     kind: ClassVar[str] = "image"
     streamed: ClassVar[bool] = True
+
+    def __post_init__(self):
+        check_labels(f"dataset {self.name!r}", self.y, len(self.samples), self.num_classes)  # as an ArrayDataset's
 
     @property
     def in_shape(self) -> tuple:

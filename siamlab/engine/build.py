@@ -1,7 +1,6 @@
 """What a run is made of: the device, the seeds, and the datasets, augmentation and method of a config."""
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import torch
@@ -111,12 +110,3 @@ def load_run_config(run_dir: str) -> config_mod.RunConfig:
     if not path.exists():
         raise SiamlabError(f"{run_dir!r} is not a siamlab run directory (no config.yaml); pass the folder printed by `siamlab train`.")
     return config_mod.load(str(path))
-
-
-def random_init_copy(method):
-    """A fresh copy of ``method`` with re-initialized weights (used when evaluating a loaded run)."""
-    m = copy.deepcopy(method)
-    for mod in m.modules():
-        if hasattr(mod, "reset_parameters"):
-            mod.reset_parameters()
-    return m

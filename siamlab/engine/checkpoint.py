@@ -7,7 +7,8 @@ every epoch is a pure function of (seed, epoch) (:mod:`siamlab.data.order`), so 
 (:func:`~siamlab.engine.runlog.atomic_save`): a kill mid-write leaves the previous checkpoint intact.
 Files are read with ``torch.load(weights_only=True)``; a checkpoint that does not fit the run (another
 architecture or config, foreign or missing layers, no training state) is refused in one sentence naming
-the first layer or config key that differs (:func:`check_fits`), for ``--resume`` and ``siamlab eval``.
+the first layer or config key that differs (:func:`check_fits`), for ``--resume`` and ``siamlab eval``. A config
+field the checkpoint predates (``data.stream`` ...) counts as its default (:func:`siamlab.config.differences`).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import torch
 from .. import collectives
 from .. import config as config_mod
 from ..errors import SiamlabError
+from ..methods import param_defaults
 from .build import seed_everything
 from .failures import first_line
 from .runlog import atomic_save, truncate_metrics
@@ -86,7 +88,8 @@ RESUME_KEYS = ("method", "optimizer", "step", "epoch", "step_in_epoch", "best_kn
 # What decides the network and the data it learns from; a checkpoint written under other values is refused
 # (optim, eval, diag and engine may differ: an edited schedule is the user's choice).
 WEIGHT_SECTIONS = ("method", "model", "data", "phases")
-WHERE_KEYS = {"data.root", "data.on_device"}  # where the data lives: may change between runs of one config
+# Where the data lives and how it is read (results do not depend on them: siamlab/data/feed.py): may differ.
+WHERE_KEYS = {"data.root", "data.on_device", "data.workers"}
 
 
 def read(path: Path, device, what: str = "cannot resume") -> dict:
@@ -110,13 +113,29 @@ def _shape(v) -> tuple:
     return tuple(v.shape) if isinstance(v, torch.Tensor) else ()
 
 
+def config_differences(saved: dict, cfg) -> list:
+    """``(key, saved value, this run's value)`` for each field of :data:`WEIGHT_SECTIONS` where the checkpoint's
+    stored config ``saved`` and ``cfg`` differ (:func:`siamlab.config.differences`: a field the checkpoint predates
+    counts as equal when this run holds its default), minus :data:`WHERE_KEYS`."""
+    defaults = config_mod.RunConfig().to_dict()
+    defaults["method"]["params"] = param_defaults(cfg.method.name)
+    current = cfg.to_dict()
+    current["method"]["params"] = {**defaults["method"]["params"], **current["method"]["params"]}  # knobs as they act
+    return [d for d in config_mod.differences(saved, current, WEIGHT_SECTIONS, defaults) if d[0] not in WHERE_KEYS]
+
+
+def _written_with(key: str, saved, current) -> str:
+    if saved == config_mod.NOT_SET:
+        return f"was written before {key} existed (so with its default) where this run has {key}={current!r}"
+    return f"was written with {key}={saved!r} where this run has {key}={current!r}"
+
+
 def check_fits(state: dict, method, cfg, path: Path, what: str = "cannot resume") -> None:
     """One sentence naming the first layer (or config key) where the checkpoint ``state`` and the network
     ``method`` built from ``cfg`` differ: a foreign or missing layer, another shape, another config."""
     saved_cfg = state.get("config") if isinstance(state.get("config"), dict) else None
-    diff = [d for d in (config_mod.differences(saved_cfg, cfg.to_dict(), WEIGHT_SECTIONS) if saved_cfg is not None else [])
-            if d[0] not in WHERE_KEYS]
-    wrote = "" if not diff else f"was written with {diff[0][0]}={diff[0][1]!r} where this run has {diff[0][0]}={diff[0][2]!r}"
+    diff = config_differences(saved_cfg, cfg) if saved_cfg is not None else []
+    wrote = _written_with(*diff[0]) if diff else ""
     fix = "use the checkpoint of this run, or the config that wrote it"
     own, theirs = method.state_dict(), state["method"]
     missing = [k for k in own if k not in theirs]

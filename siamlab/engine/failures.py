@@ -13,6 +13,7 @@ from typing import Callable, Optional
 from .. import collectives
 from ..errors import SiamlabError
 from . import dist
+from .runlog import WriteFailed, atomic_write_text
 from .signals import ignore_sigterm
 
 
@@ -26,9 +27,8 @@ def write_traceback(run_dir: Path, rank: int, err: BaseException) -> Optional[Pa
     """The full traceback of this rank's failure in RUN/error-rank<R>.txt (the console gets one line)."""
     path = Path(run_dir) / f"error-rank{rank}.txt"
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(traceback.format_exception(type(err), err, err.__traceback__)))
-    except OSError:
+        atomic_write_text(path, "".join(traceback.format_exception(type(err), err, err.__traceback__)))
+    except WriteFailed:  # the one-sentence failure is still reported, without the file
         return None
     return path
 

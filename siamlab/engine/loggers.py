@@ -125,7 +125,7 @@ class WandbLog:
 
         id_file = Path(run_dir) / "wandb_id.txt"
         run_id = id_file.read_text().strip() if resume and id_file.is_file() else uuid.uuid4().hex[:8]
-        id_file.write_text(run_id + "\n")
+        atomic_write_text(id_file, run_id + "\n")
         self._run = wandb.init(project=project, name=Path(run_dir).name, id=run_id, resume="allow", dir=str(run_dir),
                                config=config or {})
 

@@ -11,16 +11,19 @@ Rules (README "Train", issue 14):
   exception, SIGKILL, a crash of the machine), so a crashed run never leaves the directory locked.
   The file records who holds it — ``pid``, ``host``, ``started`` (Unix time) and the process's kernel
   start time ``proc_start`` — so the refusal can say which process to wait for. Where the file system
-  has no ``flock`` (some network mounts) the record itself is the lock: it is *stale*, and taken over,
-  when its host is this machine and its pid is not running or is running with another kernel start time
-  (the pid was reused); a lock held from another host is honoured until the file is deleted by hand.
+  has no ``flock`` (some network mounts) the record itself is the lock, created only where none exists (a
+  finished record hard-linked into place, so two processes never both take it); it is *stale*, and taken
+  over, when its host is this machine and its pid is not running or is running with another kernel start
+  time (the pid was reused); a lock held from another host is honoured until the file is deleted by hand.
 * **No half-written files.** Every write is atomic (a temporary file ``.<name>.<random>.siamlab-tmp``
-  in the same folder, then ``os.replace``). A failing write removes its temporary file at once; temporary
-  files left by a killed process are removed when the run next starts or resumes, once the lock is held
-  (so a live writer's file is never touched).
+  in the same folder, then ``os.replace``) except appending to ``metrics.jsonl`` and ``metrics.csv`` and
+  the lock record (the list is in :mod:`siamlab.engine.runlog`). A failing write removes its temporary
+  file at once; temporary files left by a killed process are removed when the run next starts or resumes,
+  once the lock is held (so a live writer's file is never touched).
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -35,8 +38,13 @@ from ..errors import SiamlabError
 from .runlog import TEMP_SUFFIX
 
 LOCK_NAME = ".lock"
+RECORD_TRIES = 20  # no-flock file systems: attempts to take a record lock that keeps being removed and re-made
+BREAKER_STALE_S = 10.0
 RUN_MARKERS = ("config.yaml", "metrics.jsonl", "summary.json", "checkpoints")  # any of these: the folder holds a run
-RUN_OUTPUTS = RUN_MARKERS + ("snapshots", "analysis")  # what --overwrite removes (with error-rank*.txt); nothing else
+# What --overwrite removes (with error-rank*.txt), nothing else: the run's files, its loggers' (siamlab.engine.loggers:
+# left behind, metrics.csv would be appended to and tensorboard/ would mix two runs), and what `siamlab analyze` and
+# `siamlab export` wrote from the old run.
+RUN_OUTPUTS = RUN_MARKERS + ("snapshots", "metrics.csv", "tensorboard", "wandb_id.txt", "wandb", "analysis", "export")
 
 
 class RunDirError(SiamlabError):
@@ -111,12 +119,26 @@ def _holder_record() -> dict:
     return {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(), "proc_start": proc_start(os.getpid())}
 
 
-def _read_record(path: Path) -> dict:
+def _record_text(path: Path) -> Optional[str]:
+    """The lock file's text; None when there is no lock file."""
     try:
-        rec = json.loads(path.read_text())
-    except (OSError, ValueError):
+        return path.read_text()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return ""
+
+
+def _parse_record(text: str) -> dict:
+    try:
+        rec = json.loads(text)
+    except ValueError:
         return {}
     return rec if isinstance(rec, dict) else {}
+
+
+def _read_record(path: Path) -> dict:
+    return _parse_record(_record_text(path) or "")
 
 
 def is_stale(rec: dict) -> bool:
@@ -157,14 +179,55 @@ class RunLock:
         return self
 
     def _acquire_by_record(self) -> "RunLock":
-        rec = _read_record(self.path)
-        if rec and rec.get("pid") != os.getpid() and not is_stale(rec):
-            raise self._busy(rec)
-        tmp = self.path.with_name(f"{LOCK_NAME}.{os.getpid()}{TEMP_SUFFIX}")
+        """No flock here: the record is the lock. It is made whole in a temporary file and hard-linked to ``.lock``,
+        which fails when ``.lock`` exists (open(2): the NFS-safe form of ``O_CREAT | O_EXCL``), so two processes
+        never both take it; a stale record (or the empty file :meth:`acquire` opened) is removed first, by
+        :meth:`_remove_if_still`."""
+        for _ in range(RECORD_TRIES):
+            if self._link_record():
+                self._by_record = True
+                return self
+            text = _record_text(self.path)
+            rec = _parse_record(text or "")
+            if rec and rec.get("pid") != os.getpid() and not is_stale(rec):
+                raise self._busy(rec)
+            if text is not None:
+                self._remove_if_still(text)
+        raise self._busy(_read_record(self.path))
+
+    def _link_record(self) -> bool:
+        tmp = self.path.with_name(f"{LOCK_NAME}.{socket.gethostname()}.{os.getpid()}{TEMP_SUFFIX}")
         tmp.write_text(json.dumps(_holder_record()) + "\n")
-        os.replace(tmp, self.path)
-        self._by_record = True
-        return self
+        try:
+            os.link(tmp, self.path)
+            return True
+        except FileExistsError:
+            return False
+        except OSError:  # NFS may report a link that was made as failed: the link count tells
+            with contextlib.suppress(OSError):
+                return tmp.stat().st_nlink == 2
+            return False
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _remove_if_still(self, text: str) -> None:
+        """Delete ``.lock`` if it still holds ``text``, one process at a time: the one that creates ``.lock.breaking``
+        (left for ``BREAKER_STALE_S`` by a process killed in these few microseconds, then removed). Under it,
+        nothing else removes ``.lock``, and nothing replaces an existing one: it is the record that was read."""
+        breaker = self.path.with_name(LOCK_NAME + ".breaking")
+        try:
+            os.close(os.open(breaker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            with contextlib.suppress(OSError):
+                if time.time() - breaker.stat().st_mtime > BREAKER_STALE_S:
+                    breaker.unlink()
+            time.sleep(0.01)
+            return
+        try:
+            if _record_text(self.path) == text:
+                self.path.unlink(missing_ok=True)
+        finally:
+            breaker.unlink(missing_ok=True)
 
     def _busy(self, rec: dict) -> RunDirError:
         who = f"process {rec.get('pid', '?')} on host {rec.get('host', '?')}"

@@ -1,6 +1,11 @@
 """Run directory: resolved config, metrics appended as JSON lines, atomic JSON/checkpoint writes.
 
-Every file of a run except ``metrics.jsonl`` is written atomically: into a temporary file
+Every file training writes into a run is written atomically — config, summary, checkpoints, snapshots,
+``wandb_id.txt``, ``error-rank<R>.txt`` — except the two logs that grow by appending, ``metrics.jsonl``
+and ``metrics.csv`` (a line cut short by a kill is skipped by :func:`read_metrics` and dropped from both
+at the next resume, which rewrites them atomically without the rows after its checkpoint), and the lock
+record ``.lock`` (:mod:`siamlab.engine.rundir`). TensorBoard's event files and W&B's folder are written by
+those libraries. Atomically means: into a temporary file
 ``.<name>.<random>.siamlab-tmp`` in the target's folder, flushed to disk, then renamed over the target,
 so a kill leaves either the old file or the new one. A write that fails (a full disk: ENOSPC, a quota,
 an I/O error, permissions) removes its temporary file at once and raises :class:`WriteFailed`, one

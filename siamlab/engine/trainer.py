@@ -36,7 +36,7 @@ import torch
 
 from .. import collectives
 from .. import config as config_mod
-from ..errors import ConfigError, SiamlabError
+from ..errors import ConfigError
 from . import checkpoint, dist, loop
 from ..data.feed import StreamFeed
 from ..data.order import local_span
@@ -49,11 +49,6 @@ from .rundir import claim_run_dir, remove_if_only_lock
 from .runlog import MetricsLog, atomic_write_text
 from .schedule import effective_lr, lr_at
 from .step import LossStep
-
-# Names that callers imported from this module before the engine was split into files; their homes are
-# siamlab.data.order and siamlab.engine.build.
-from ..data.order import epoch_order  # noqa: E402,F401
-from .build import load_run_config  # noqa: E402,F401
 
 
 class Trainer:

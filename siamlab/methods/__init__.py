@@ -1,6 +1,7 @@
 """Method registry: ``@register`` a :class:`~siamlab.methods.base.Method` subclass under its name."""
 from __future__ import annotations
 
+import dataclasses
 import importlib
 
 from ..errors import unknown_name
@@ -34,6 +35,15 @@ def get(name: str) -> type:
     return METHODS[name]
 
 
+def param_defaults(name: str) -> dict:
+    """The knobs of method ``name`` at their defaults (``Params`` field -> default); {} for an unknown method or
+    one without knobs. :func:`siamlab.config.differences` takes them to judge ``method.params``."""
+    params = getattr(available().get(name), "Params", None)
+    fields = dataclasses.fields(params) if params is not None else ()
+    return {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory() for f in fields
+            if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING}
+
+
 def build_method(method_cfg, encoder, model_cfg):
     """Instantiate the configured method around ``encoder`` (validating its parameters)."""
     cls = get(method_cfg.name)
@@ -43,4 +53,4 @@ def build_method(method_cfg, encoder, model_cfg):
     return method
 
 
-__all__ = ["Forward", "GradFrame", "LossOut", "Method", "METHODS", "register", "available", "get", "build_method"]
+__all__ = ["Forward", "GradFrame", "LossOut", "Method", "METHODS", "register", "available", "get", "param_defaults", "build_method"]
