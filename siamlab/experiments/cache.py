@@ -11,7 +11,6 @@ makes it a different run.
 """
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Optional
 
@@ -19,53 +18,19 @@ import yaml
 
 from .. import config as config_mod
 
-_MISSING = object()
-
-
-def _param_defaults(method_name: str) -> dict:
-    from ..methods import available
-
-    cls = available().get(method_name)
-    params = getattr(cls, "Params", None)
-    if params is None:
-        return {}
-    out = {}
-    for f in dataclasses.fields(params):
-        if f.default is not dataclasses.MISSING:
-            out[f.name] = f.default
-        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-            out[f.name] = f.default_factory()  # type: ignore[misc]
-    return out
-
-
-def _same(cached, current, default) -> bool:
-    if isinstance(current, dict) and isinstance(cached, dict):
-        default = default if isinstance(default, dict) else {}
-        for key in set(current) | set(cached):
-            old, cur = cached.get(key, _MISSING), current.get(key, _MISSING)
-            if old is _MISSING or cur is _MISSING:
-                present = cur if old is _MISSING else old
-                if key not in default:
-                    if old is _MISSING:  # a field the cached run cannot have set: unknown, so not the same run
-                        return False
-                    continue  # a field removed since the cached run: nothing reads it any more
-                if default[key] != present:
-                    return False
-            elif not _same(old, cur, default.get(key, _MISSING)):
-                return False
-        return True
-    return cached == current
-
-
 def same_config(cached: dict, current: dict) -> bool:
-    """True when ``cached`` (a loaded config.yaml) describes the run ``current`` (``RunConfig.to_dict()``)."""
+    """True when ``cached`` (a loaded config.yaml) describes the run ``current`` (``RunConfig.to_dict()``):
+    :func:`siamlab.config.differences` finds nothing, judged against the config's defaults and, for the same
+    method, its ``Params`` defaults."""
     if not isinstance(cached, dict):
         return False
+    from ..methods import param_defaults
+
     defaults = config_mod.RunConfig().to_dict()
     name = (current.get("method") or {}).get("name", "")
     if (cached.get("method") or {}).get("name", name) == name:
-        defaults["method"]["params"] = _param_defaults(name)
-    return _same(cached, current, defaults)
+        defaults["method"]["params"] = param_defaults(name)
+    return not config_mod.differences(cached, current, defaults=defaults)
 
 
 def load_config(path: Path) -> Optional[dict]:
