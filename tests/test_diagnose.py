@@ -131,3 +131,21 @@ def test_wrong_keys_get_one_sentence_naming_the_layouts(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
     r = run_cli("diagnose", str(tmp_path / "junk.pt"), "--data", "digits")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "junk.pt" in r.stderr
+
+
+def test_diagnose_reads_a_streamed_image_folder_as_the_in_memory_one(tmp_path):
+    """`--set data.stream=true` (a StreamDataset: in_shape and clean_batches, no x) gives the same numbers as the
+    folder decoded into memory: both embed the same clean squares."""
+    from test_stream import data_sets, make_folder
+
+    folder = make_folder(tmp_path / "imgs", n_train=40, n_val=16)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    trace(net, torch.randn(2, 3, 16, 16)).save(str(tmp_path / "net.ts.pt"))  # TorchScript: channels found by trying
+    sets = [s for s in data_sets(folder) if not s.startswith("data.name=")] + ["eval.knn_k=5"]
+    runs = {stream: diagnose(tmp_path / "net.ts.pt", data="image_folder", overrides=sets + [f"data.stream={stream}"],
+                             out_dir=str(tmp_path / f"s{stream}"))
+            for stream in ("false", "true")}
+    mem, streamed = (runs[s]["networks"]["trained"]["metrics"] for s in ("false", "true"))
+    assert runs["true"]["train_samples"] == 40 and runs["true"]["test_samples"] == 16
+    assert streamed["knn_backbone"] == pytest.approx(mem["knn_backbone"])
+    assert streamed["std_scaled_backbone"] == pytest.approx(mem["std_scaled_backbone"], rel=1e-6)

@@ -49,17 +49,20 @@ def _build(run_dir: Path, seed: int, with_train: bool = False):
 @torch.no_grad()
 def training_center(method, train_ds, augment, batch: int = 256) -> torch.Tensor:
     """o_z = E[Z]: the mean of the l2-normalized projector outputs (the predictor's input) over one augmented
-    view of every training sample, in training mode (batch statistics in BN, as during training)."""
+    view of every training sample, in training mode (batch statistics in BN, as during training). A streamed
+    dataset (no ``x``) gives its clean squares (``clean_batches``), the pixels an in-memory copy would hold;
+    their views are cropped from those squares rather than at decode time, which leaves E[Z] unchanged."""
     from ..analysis.metrics import unit
+    from ..eval.features import image_batches
 
     was = method.training
     method.train()
     total, n = None, 0
-    for i in range(0, len(train_ds), batch):
-        idx = torch.arange(i, min(i + batch, len(train_ds)))
+    for i, x in zip(range(0, len(train_ds), batch), image_batches(train_ds, 0, len(train_ds), batch)):
+        idx = torch.arange(i, i + len(x))
         if len(idx) < 2:
             continue
-        _, z = method.encoder(augment.views(train_ds.x[idx], idx, 1)[0])
+        _, z = method.encoder(augment.views(x, idx, 1)[0])
         s = unit(z).sum(dim=0)
         total, n = (s if total is None else total + s), n + len(idx)
     method.train(was)

@@ -77,7 +77,7 @@ def _channels(model, train_ds, augment) -> int:
     """How many times to repeat the image channels for the network (1 = as they are); one sentence if they cannot fit."""
     if train_ds.kind != "image":
         return 1
-    c = int(train_ds.x.shape[1])
+    c = int(train_ds.in_shape[0])  # in memory (x) or streamed from disk (StreamDataset: no x)
     if model.in_channels is not None:
         if model.in_channels == c:
             return 1
@@ -85,7 +85,9 @@ def _channels(model, train_ds, augment) -> int:
             return model.in_channels
         raise DataError(f"the network takes {model.in_channels}-channel input but {train_ds.name} has {c} channels; "
                         "pick a dataset with matching images.")
-    probe = augment.clean(train_ds.x[:2])
+    from ..eval.features import image_batches
+
+    probe = augment.clean(next(iter(image_batches(train_ds, 0, min(2, len(train_ds)), 2))))
     for rep in (1, 3):
         try:
             Embedder(model.backbone, None, rep).eval().embed(probe)
