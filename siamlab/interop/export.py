@@ -96,7 +96,7 @@ def export_run(run_dir, fmt: str = "torchvision", checkpoint: str = "last", out:
         raise SiamlabError(f"{str(run_dir)!r} is not a siamlab run directory (no config.yaml); pass the folder printed by `siamlab train`.")
     state = _checkpoint(run_dir, checkpoint)
     cfg = from_dict({k: v for k, v in state["config"].items() if k in ("model", "data")})
-    enc, _ = build_siamlab_encoder(cfg, state["method"])
+    enc, _ = build_siamlab_encoder(cfg, state["method"], repr(str(run_dir / "checkpoints" / f"{checkpoint}.pt")))
     backbone, proj = enc.backbone.eval(), enc.projector.eval()
     suffix = {"torchvision": ".pt", "state_dict": ".pt", "torchscript": ".torchscript.pt"}[fmt]
     path = Path(out) if out else run_dir / "export" / f"backbone-{fmt}-{checkpoint}{suffix}"
