@@ -70,10 +70,17 @@ def training_center(method, train_ds, augment, batch: int = 256) -> torch.Tensor
 
 
 def _load_trained(method, run_dir: Path) -> bool:
+    """Load the run's ``last.pt`` into ``method`` (False when the run saved none) through the engine's reader
+    (``torch.load(weights_only=True)``); a corrupt checkpoint or one of another network is one sentence."""
+    from ..engine.build import load_run_config
+    from ..engine.checkpoint import check_fits, read
+
     ckpt = run_dir / "checkpoints" / "last.pt"
     if not ckpt.exists():
         return False
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    what = f"cannot probe {run_dir} (delete that folder and run the same command again to train it anew)"
+    state = read(ckpt, "cpu", what)
+    check_fits(state, method, load_run_config(str(run_dir)), ckpt, what)
     method.load_state_dict(state["method"])
     return True
 
