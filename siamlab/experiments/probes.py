@@ -29,6 +29,7 @@ learned part is the bias itself.
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -185,13 +186,15 @@ PROBES = {"correlation": correlation_probe, "bias": bias_probe, "predictor": pre
 
 def run_probe(name: str, results, out_dir: Path) -> None:
     """Fill ``rec.probe`` of every finished run and save seed 0's arrays in ``probe/<arm>-s0.npz``."""
+    from ..report.files import write_result
     from ..text import slug
 
-    (out_dir / "probe").mkdir(exist_ok=True)
     for rec in results.records:
         if not rec.ran or rec.status == "diverged":
             continue
         scalars, arrays = PROBES[name](Path(rec.run_dir), rec.seed)
         rec.probe.update(scalars)
         if arrays and rec.seed == 0:
-            np.savez(out_dir / "probe" / f"{slug(rec.label)}-s0.npz", **arrays)
+            buf = io.BytesIO()
+            np.savez(buf, **arrays)
+            write_result(out_dir / "probe" / f"{slug(rec.label)}-s0.npz", buf.getbuffer())

@@ -120,6 +120,7 @@ def diagnose(model_path, data: Optional[str] = None, projector: Optional[str] = 
     """Diagnose ``model_path``; returns the ``diagnosis.json`` content plus ``out_dir`` and ``html``."""
     from ..data import load_dataset
     from ..data.augment import build_augment
+    from ..report.files import write_result
     from .layouts import load_model
     from .page import write_page
 
@@ -142,7 +143,7 @@ def diagnose(model_path, data: Optional[str] = None, projector: Optional[str] = 
                                      "verdict": collapse_verdict(metrics, output)}
     out = Path(out_dir) if out_dir else Path("runs") / "diagnose" / Path(model_path).name.split(".")[0]
     out.mkdir(parents=True, exist_ok=True)
-    (out / "diagnosis.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
+    write_result(out / "diagnosis.json", json.dumps(result, indent=1, default=str) + "\n")
     result["html"] = str(write_page(result, out))
     result["out_dir"] = str(out)
     return result

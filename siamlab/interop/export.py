@@ -20,6 +20,7 @@ All files are written atomically and read back with ``torch.load(weights_only=Tr
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Optional
 
@@ -27,6 +28,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, SiamlabError
+from ..report.files import write_result
 from .layouts import EXPORT_FORMAT, build_siamlab_encoder, read_file
 
 FORMATS = ("torchvision", "state_dict", "torchscript")
@@ -66,21 +68,15 @@ def trace(module: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
 
 
 def _save(obj, path: Path) -> None:
-    from ..engine.runlog import atomic_save
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_save(obj, path)
+    """``torch.save(obj)`` to ``path`` atomically (made in memory first; :mod:`siamlab.report.files`)."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    write_result(path, buf.getbuffer())
 
 
 def _save_script(module, path: Path) -> None:
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    module.save(tmp)
-    os.replace(tmp, path)
+    """``module.save`` (a TorchScript archive) to ``path`` atomically."""
+    write_result(path, module.save_to_buffer())
 
 
 def export_run(run_dir, fmt: str = "torchvision", checkpoint: str = "last", out: Optional[str] = None,

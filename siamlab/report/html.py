@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import SiamlabError
+from .files import write_result
 
 TABLE_BG = "#e0f0ff"  # the results table's background (tests look for this colour in a screenshot)
 
@@ -186,7 +187,7 @@ def build_report(dir) -> Path:
     check_layout(res, src)
     html = render(res, folder, src)
     out = folder / "report.html"
-    out.write_text(html)
+    write_result(out, html)
     return out
 
 
