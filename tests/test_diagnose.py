@@ -195,3 +195,18 @@ def test_weights_that_do_not_fit_their_layout_are_one_sentence_naming_the_key(tm
     torch.save(state, run / "checkpoints" / "last.pt")
     err = diagnose_error(capsys, str(run))
     assert f"'{gone[len('encoder.projector.'):]}'" in err and "last.pt" in err
+
+
+def test_set_items_are_read_as_train_reads_them(tmp_path):
+    """diagnose's --set goes through config.apply_overrides (spaces stripped, values parsed as YAML), limited
+    to data.* and eval.* fields."""
+    from siamlab.errors import ConfigError, DataError
+
+    torch.jit.script(Constant()).save(str(tmp_path / "const.pt"))
+    res = diagnose(tmp_path / "const.pt", data="digits", overrides=[" data.train_subset = 300 ", "eval.knn_k= 5"],
+                   out_dir=str(tmp_path / "c"))
+    assert res["train_samples"] == 300
+    with pytest.raises(DataError, match="data.\\* and eval.\\* fields only"):
+        diagnose(tmp_path / "const.pt", data="digits", overrides=["optim.lr=0.1"])
+    with pytest.raises(ConfigError, match="--set data.train_subset"):
+        diagnose(tmp_path / "const.pt", data="digits", overrides=["data.train_subset=[1"])

@@ -56,6 +56,8 @@ def collapse_verdict(metrics: dict, output: str) -> dict:
 
 
 def _data_config(model, data_name: Optional[str], overrides: list):
+    """The config of the data to diagnose on: the file's own data section or ``--data``, then ``--set`` items
+    (data.* and eval.* fields only), read as ``siamlab train`` reads them (:func:`siamlab.config.apply_overrides`)."""
     from .. import config
 
     cfg = config.RunConfig()
@@ -66,11 +68,9 @@ def _data_config(model, data_name: Optional[str], overrides: list):
     if data_name:
         config.set_field(cfg, "data.name", data_name)
     for item in overrides or []:
-        if "=" not in item or not item.split("=", 1)[0].startswith(("data.", "eval.")):
+        if "=" not in item or not item.split("=", 1)[0].strip().startswith(("data.", "eval.")):
             raise DataError(f"--set {item!r}: diagnose takes data.* and eval.* fields only, as key=value (e.g. data.root=/data).")
-        key, value = item.split("=", 1)
-        config.set_field(cfg, key, value)
-    return cfg
+    return config.apply_overrides(cfg, overrides)
 
 
 def _channels(model, train_ds, augment) -> int:
