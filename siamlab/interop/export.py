@@ -16,7 +16,9 @@ Formats:
 
 With ``projector=True`` the projector goes into the state_dict file, and into a second file
 ``<name>.projector<suffix>`` for the other two formats (a Sequential MLP state dict / TorchScript).
-All files are written atomically and read back with ``torch.load(weights_only=True)``.
+All files are written atomically (:mod:`siamlab.report.files`). The ``torchvision`` and ``state_dict`` files
+hold tensors and plain containers only, so they load with ``torch.load(weights_only=True)`` (as
+``siamlab diagnose`` reads them); the ``torchscript`` files load with ``torch.jit.load``.
 """
 from __future__ import annotations
 
@@ -39,7 +41,12 @@ CIFAR_STEM_NOTE = ("this backbone has the CIFAR stem: before load_state_dict set
 def _checkpoint(run_dir: Path, which: str) -> dict:
     path = run_dir / "checkpoints" / f"{which}.pt"
     if not path.is_file():
-        raise SiamlabError(f"no checkpoint at {path}; the run has not finished an epoch yet (try --checkpoint last).")
+        if which != "last" and (run_dir / "checkpoints" / "last.pt").is_file():
+            raise SiamlabError(f"no checkpoint at {path}: best.pt is written when an evaluation improves the kNN "
+                               "accuracy and this run has none yet; try --checkpoint last.")
+        raise SiamlabError(f"no checkpoint at {path}: the run has saved no checkpoint yet (last.pt is written every "
+                           "engine.checkpoint_every_epochs epochs, at the end and when the run is stopped); export it "
+                           "once it has.")
     state = read_file(path)
     if not (isinstance(state, dict) and isinstance(state.get("method"), dict) and isinstance(state.get("config"), dict)):
         raise SiamlabError(f"{path} is not a siamlab training checkpoint (no method weights and config).")
