@@ -222,9 +222,13 @@ def run_experiment(exp: Experiment, scale: str = "smoke", seeds: Optional[int] =
     config_mod.apply_overrides(config_mod.RunConfig(), overrides)  # a bad key is a user error: fail before any run
     avail = set(available_methods())
     jobs = [(arm, s) for arm in exp.arms_for(scale) for s in range(n_seeds)]
-    folders = [slug(arm.label) for arm in exp.arms_for(scale)]
-    if len(set(folders)) != len(folders):
-        raise ConfigError(f"{exp.id}: two arm labels map to one run folder ({folders}); make the labels differ in letters or digits.")
+    seen: dict = {}
+    for arm in exp.arms_for(scale):
+        other = seen.setdefault(slug(arm.label), arm.label)
+        if other != arm.label:
+            raise ConfigError(f"{exp.id}: the arm labels {other!r} and {arm.label!r} share the run folder "
+                              f"runs/{slug(arm.label)}-s<seed> (labels that differ only in spaces, underscores or a "
+                              "spelled-out symbol such as τ / tau do); make them differ in letters or digits.")
     t0 = time.time()
     records = []
     from ..engine.signals import StopFlag  # SIGTERM / SIGINT between runs set a flag (inside a run the engine's own)
