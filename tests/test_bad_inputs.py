@@ -94,6 +94,8 @@ def test_resume_set_without_equals_is_one_sentence(tmp_path, capsys):
     '{"arms": [{"label": "a"}]}',
     '{"runs": [7]}',
     '{"table": [[1, 2]], "rows": [5]}',
+    '{"counts": 5}',
+    '{"counts": [1]}',
     "{not json",
 ])
 def test_malformed_results_json_is_one_sentence(tmp_path, capsys, text):
@@ -107,6 +109,21 @@ def test_wellformed_minimal_results_json_builds(tmp_path, capsys):
     (tmp_path / "results.json").write_text(json.dumps({"id": "x", "verdict": "reproduced"}))
     assert main(["report", str(tmp_path)]) == 0
     assert (tmp_path / "report.html").is_file()
+
+
+def test_hand_edited_claim_fields_of_any_json_type_are_shown_as_text(tmp_path, capsys):
+    """A claim's verdict / text / explanation that is null, a number or a list (a hand-edited results.json)
+    is shown as text (null as nothing), escaped; a ``reproduced`` that is not a bool colours it as undecided."""
+    claims = [{"verdict": None, "text": 3.5, "explanation": None, "reproduced": []},
+              {"verdict": 7, "text": ["<b>x</b>"], "explanation": {"a": 1}, "reproduced": {"b": 2}, "kind": "claim"}]
+    counts = {"reproduced": "<script>", "not run": None}
+    (tmp_path / "results.json").write_text(json.dumps({"id": "x", "verdict": None, "claims": claims, "counts": counts}))
+    assert main(["report", str(tmp_path)]) == 0, capsys.readouterr().err
+    html = (tmp_path / "report.html").read_text()
+    assert "<b></b>: 3.5<br><small></small>" in html and "None" not in html
+    assert "<b>7</b>: [&#x27;&lt;b&gt;x&lt;/b&gt;&#x27;]" in html and "{&#x27;a&#x27;: 1}" in html
+    assert html.count('<li class="claim-none">') == 2
+    assert "<script>" not in html and "<p>&lt;script&gt; reproduced &middot; 0 not reproduced" in html
 
 
 # --- item 4: `siamlab report` embeds only files inside the experiment folder ---------------------

@@ -131,3 +131,82 @@ def test_wrong_keys_get_one_sentence_naming_the_layouts(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
     r = run_cli("diagnose", str(tmp_path / "junk.pt"), "--data", "digits")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "junk.pt" in r.stderr
+
+
+def test_diagnose_reads_a_streamed_image_folder_as_the_in_memory_one(tmp_path):
+    """`--set data.stream=true` (a StreamDataset: in_shape and clean_batches, no x) gives the same numbers as the
+    folder decoded into memory: both embed the same clean squares."""
+    from test_stream import data_sets, make_folder
+
+    folder = make_folder(tmp_path / "imgs", n_train=40, n_val=16)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    trace(net, torch.randn(2, 3, 16, 16)).save(str(tmp_path / "net.ts.pt"))  # TorchScript: channels found by trying
+    sets = [s for s in data_sets(folder) if not s.startswith("data.name=")] + ["eval.knn_k=5"]
+    runs = {stream: diagnose(tmp_path / "net.ts.pt", data="image_folder", overrides=sets + [f"data.stream={stream}"],
+                             out_dir=str(tmp_path / f"s{stream}"))
+            for stream in ("false", "true")}
+    mem, streamed = (runs[s]["networks"]["trained"]["metrics"] for s in ("false", "true"))
+    assert runs["true"]["train_samples"] == 40 and runs["true"]["test_samples"] == 16
+    assert streamed["knn_backbone"] == pytest.approx(mem["knn_backbone"])
+    assert streamed["std_scaled_backbone"] == pytest.approx(mem["std_scaled_backbone"], rel=1e-6)
+
+
+def diagnose_error(capsys, *args) -> str:
+    """`siamlab diagnose ARGS` in this process: exit status 2 and one line on stderr, which is returned."""
+    from siamlab.cli import main
+
+    assert main(["diagnose", *args, "--data", "digits", "--out", os.devnull]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("siamlab: error: "), lines
+    return lines[0]
+
+
+def test_weights_that_do_not_fit_their_layout_are_one_sentence_naming_the_key(tmp_path, capsys):
+    from test_export import fake_run
+
+    # a torchvision-style ResNet-18 whose projector has a LayerNorm (siamlab reads Linear / BatchNorm1d / ReLU MLPs)
+    from siamlab.models.resnet import resnet18
+
+    sd = {f"backbone.{k}": v for k, v in resnet18(in_channels=1, stem="cifar").state_dict().items()}
+    head = nn.Sequential(nn.Linear(512, 16), nn.LayerNorm(16), nn.ReLU(), nn.Linear(16, 8))
+    sd.update({f"projector.{k}": v for k, v in head.state_dict().items()})
+    torch.save(sd, tmp_path / "ln.pt")
+    err = diagnose_error(capsys, str(tmp_path / "ln.pt"))
+    assert "projector" in err and "'1.weight'" in err and "ln.pt" in err and "TorchScript" in err
+    # a siamlab export edited by hand: a backbone layer removed, and a projector BN without num_batches_tracked
+    run, _ = fake_run(tmp_path, "convnet", stem="cifar", in_shape=(1, 8, 8))
+    (path,) = export_run(run, "state_dict")["files"]
+    obj = torch.load(path, weights_only=True)
+    gone = next(iter(obj["backbone"]))
+    del obj["backbone"][gone]
+    torch.save(obj, tmp_path / "edited.pt")
+    err = diagnose_error(capsys, str(tmp_path / "edited.pt"))
+    assert f"'{gone}'" in err and "missing" in err and "edited.pt" in err and "siamlab export" in err
+    obj = torch.load(path, weights_only=True)
+    nbt = next(k for k in obj["projector"] if k.endswith("num_batches_tracked"))
+    del obj["projector"][nbt]
+    torch.save(obj, tmp_path / "no_nbt.pt")
+    err = diagnose_error(capsys, str(tmp_path / "no_nbt.pt"))
+    assert f"'{nbt}'" in err and "missing" in err
+    # a training checkpoint whose projector lost a layer
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    gone = next(k for k in state["method"] if k.startswith("encoder.projector."))
+    del state["method"][gone]
+    torch.save(state, run / "checkpoints" / "last.pt")
+    err = diagnose_error(capsys, str(run))
+    assert f"'{gone[len('encoder.projector.'):]}'" in err and "last.pt" in err
+
+
+def test_set_items_are_read_as_train_reads_them(tmp_path):
+    """diagnose's --set goes through config.apply_overrides (spaces stripped, values parsed as YAML), limited
+    to data.* and eval.* fields."""
+    from siamlab.errors import ConfigError, DataError
+
+    torch.jit.script(Constant()).save(str(tmp_path / "const.pt"))
+    res = diagnose(tmp_path / "const.pt", data="digits", overrides=[" data.train_subset = 300 ", "eval.knn_k= 5"],
+                   out_dir=str(tmp_path / "c"))
+    assert res["train_samples"] == 300
+    with pytest.raises(DataError, match="data.\\* and eval.\\* fields only"):
+        diagnose(tmp_path / "const.pt", data="digits", overrides=["optim.lr=0.1"])
+    with pytest.raises(ConfigError, match="--set data.train_subset"):
+        diagnose(tmp_path / "const.pt", data="digits", overrides=["data.train_subset=[1"])

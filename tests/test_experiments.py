@@ -179,17 +179,25 @@ def test_rules_decide_and_can_fail():
     assert ok is None and "'Z' not run" in why
 
 
-def test_experiment_check_aggregates_claims():
+def test_overall_aggregates_claims():
+    from siamlab.experiments.gates import UNDECIDABLE as UND
+    from siamlab.experiments.outputs import evaluate_claims, overall
+
     arms = [Arm("A"), Arm("B")]
     res = _results([_rec("A", std=0.9), _rec("B", std=0.01)], arms)
     exp = res.experiment
+    judge = lambda: overall(evaluate_claims(exp, res), res)  # noqa: E731
     exp.claims = [Claim("A trains", ["A"], R.trains("A")), Claim("B collapses", ["B"], R.collapses("B"))]
-    assert exp.check(res)[0] is True
+    assert judge()[0] is True
     exp.claims.append(Claim("B trains", ["B"], R.trains("B")))
-    ok, why = exp.check(res)
-    assert ok is False and "[no] B trains" in why
+    ok, why = judge()
+    assert ok is False and why.startswith("not reproduced (1/3 claims failed, 2 held")
+    failed = [c for c in evaluate_claims(exp, res) if c["verdict"] == NOT_REPRODUCED]
+    assert [c["text"] for c in failed] == ["B trains"]
+    exp.claims = [Claim("A trains", ["A"], R.trains("A")), Claim("gated", ["B"], lambda r: (UND, "gate closed"))]
+    assert judge()[0] == UND  # undecidable, not "not run"
     exp.claims = [Claim("C trains", ["C"], R.trains("C"))]
-    assert exp.check(res)[0] is None
+    assert judge()[0] is None
 
 
 def test_changes_rule_reads_first_and_last():

@@ -122,4 +122,27 @@ def test_export_cli_bad_input_is_one_sentence(tmp_path, capsys):
     assert len(err) == 1 and "not a siamlab run directory" in err[0]
     run, _ = fake_run(tmp_path)
     assert main(["export", str(run), "--checkpoint", "best"]) == 2
-    assert "no checkpoint at" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no checkpoint at" in err and "best.pt" in err and "try --checkpoint last" in err
+    (run / "checkpoints" / "last.pt").unlink()  # neither: suggesting the missing one would be wrong
+    for which in ("last", "best"):
+        assert main(["export", str(run), "--checkpoint", which]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"{which}.pt" in err[0] and "--checkpoint last" not in err[0], err
+        assert "has saved no checkpoint yet" in err[0]
+
+
+def test_every_export_loads_as_the_docstring_says(tmp_path):
+    """State dicts with torch.load(weights_only=True), TorchScript with torch.jit.load (module docstring)."""
+    import warnings
+
+    run, _ = fake_run(tmp_path, "convnet", stem="cifar", in_shape=(1, 8, 8))
+    files = export_run(run, "state_dict", projector=True)["files"]
+    files += export_run(fake_run(tmp_path, name="run18")[0], "torchvision", projector=True)["files"]
+    assert len(files) == 3
+    for f in files:
+        assert isinstance(torch.load(f, weights_only=True), dict)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        for f in export_run(run, "torchscript", projector=True)["files"]:
+            assert isinstance(torch.jit.load(f), torch.jit.ScriptModule)

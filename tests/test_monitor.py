@@ -99,6 +99,28 @@ def test_plain_loop_writes_metrics_that_analyze_reads_and_warns_once(tmp_path):
     assert rows[0] == "kind,step,epoch,name,value" and sum(r.startswith("diag,14,0.0,m_o,") for r in rows) == 1
 
 
+def test_the_warning_shows_the_evidence_of_the_verdict_it_announces(tmp_path):
+    """A collapse of P shows √d·std(P) and m_r(P); a dimensional collapse shows the effective rank and its
+    threshold (the text of siamlab.analysis.verdict.explain), not only Z's std and m_r."""
+    torch.manual_seed(0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with Monitor(tmp_path / "p", every=1) as mon:
+            for step in range(8):
+                z = [torch.randn(64, 16) for _ in range(2)]
+                p = [torch.ones(64, 16) for _ in range(2)] if step >= 3 else [torch.randn(64, 16) for _ in range(2)]
+                mon.log(step, z, p)
+        with Monitor(tmp_path / "dim", every=1) as mon:
+            mon.log(0, [torch.randn(64, 16) for _ in range(2)])
+            line = torch.randn(200, 1) * torch.randn(1, 16)  # spread along one direction only
+            mon.log_features(1, {"projector": line}, torch.arange(200) % 10, 10)
+            mon.log(1, [torch.randn(64, 16) for _ in range(2)])
+    texts = [str(w.message) for w in caught if issubclass(w.category, CollapseWarning)]
+    assert len(texts) == 2, texts
+    assert "to 'collapsed (predictor output P)'" in texts[0] and "√d·std(P)=0" in texts[0] and "m_r(P)=" in texts[0]
+    assert "to 'dimensional collapse'" in texts[1] and "effective rank=1 (needs ≥ 8, d=16, K=10)" in texts[1]
+
+
 def readme_python_blocks() -> list:
     return re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
 

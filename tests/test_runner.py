@@ -133,3 +133,24 @@ def test_sigterm_stops_the_whole_experiment_and_keeps_finished_runs(tmp_path):
     assert json.loads((runs / f"{slug('SimSiam')}-s0" / "summary.json").read_text()) == first
     res = json.loads((out / "results.json").read_text())
     assert [r["status"] for r in res["runs"]].count("completed") + [r["status"] for r in res["runs"]].count("diverged") == 4
+
+
+def test_labels_that_share_a_run_folder_are_refused_before_any_run(tmp_path):
+    """slug() keeps whitespace apart from other characters only as "_" (its docstring): 'a b' and 'a_b' share
+    the folder a_b, so an experiment with both is refused in one sentence naming the two labels."""
+    import pytest
+
+    from siamlab.errors import ConfigError
+    from siamlab.experiments import get, run_experiment
+    from siamlab.experiments.spec import Arm
+
+    assert slug("a b") == slug("a_b") == slug("a  b") == slug(" a_b_") == "a_b" and slug("τ=1") == slug("tau=1")
+    assert slug("a\tb").startswith("a_b-") and slug("a__b") != "a_b"
+    assert len({slug(x) for x in ("a b", "a-b", "a.b", "a/b", "a:b", "ab")}) == 6
+    exp = get("zhang-t2")
+    exp.arms_by_scale = {"tiny": [Arm("SimSiam"), Arm("a b"), Arm("a_b")]}
+    with pytest.raises(ConfigError) as err:
+        run_experiment(exp, "tiny", out=str(tmp_path / "x"), log=lambda s: None)
+    msg = str(err.value)
+    assert "\n" not in msg and "'a b'" in msg and "'a_b'" in msg and "runs/a_b-s<seed>" in msg
+    assert not (tmp_path / "x" / "runs").exists()

@@ -65,6 +65,23 @@ def test_f5b_recovery_rule_passes_fails_and_needs_its_premise():
     assert claim_states("zhang-f5b", [phases_run(0.7, 0.9, 1.0)]) == [UNDECIDABLE]  # m_r not halved: premise missing
 
 
+def test_f5b_is_decided_by_the_seeds_that_logged_every_phase_and_names_the_seed_it_shows():
+    def stopped_in_collapse_phase(seed):  # m_r logged in two phases only (e.g. the run stopped early)
+        rec = phases_run(0.1, 0.6, 2.0, seed)
+        rec.history = [h for h in rec.history if h["epoch"] <= F5B_PHASES["smoke"][1]]
+        return rec
+
+    exp = get("zhang-f5b")
+    recs = [stopped_in_collapse_phase(0), phases_run(0.1, 0.6, 2.0, 1), phases_run(0.1, 0.3, 1.0, 2), phases_run(0.1, 0.6, 2.0, 3)]
+    (claim,) = evaluate_claims(exp, Results(exp, recs, "smoke"))
+    assert claim["reproduced"] is True  # seeds 1 and 3 of 1, 2, 3 regain half the drop: a majority
+    why = claim["explanation"]
+    assert "(seed 1 of 3)" in why and "seed 0 did not log m_r in every phase and is left out" in why
+    assert claim_states("zhang-f5b", recs[:1] + [phases_run(0.1, 0.3, 1.0, 2)] * 2 + recs[1:2]) == [False]
+    (claim,) = evaluate_claims(exp, Results(exp, [stopped_in_collapse_phase(0), stopped_in_collapse_phase(1)], "smoke"))
+    assert claim["reproduced"] is None and "not logged in every phase" in claim["explanation"]
+
+
 def test_f5b_phases_match_the_papers_step_counts():
     e1, e2, end = F5B_PHASES["smoke"]
     assert (e2 - e1) * (5000 // 128) == 195 and e1 * (5000 // 128) == 5 * 195 and end - e2 == e2 - e1

@@ -40,7 +40,7 @@ def _size(dataset) -> int:
     return int(dataset.x.shape[0]) if hasattr(dataset, "x") else len(dataset)
 
 
-def _batches(dataset, start: int, stop: int, batch_size: int):
+def image_batches(dataset, start: int, stop: int, batch_size: int):
     """Rows [start, stop) of the dataset's images in batches (``x`` in memory, else ``clean_batches``)."""
     if not hasattr(dataset, "x"):
         return dataset.clean_batches(start, stop, batch_size)
@@ -83,7 +83,7 @@ def extract_features(method, dataset, augment, batch_size: int = 512,
     chunks: dict = {}
     bar = progress_bar(stop - start, progress or "", progress is not None and rank == 0, unit="img")
     try:
-        for x in _batches(dataset, start, stop, batch_size):
+        for x in image_batches(dataset, start, stop, batch_size):
             x = x.to(device, non_blocking=True)
             for name, feat in method.embed(augment.clean(x)).items():
                 chunks.setdefault(name, []).append(feat.detach().flatten(1).float().cpu())

@@ -188,6 +188,7 @@ def draw_figures(exp, results: Results, out_dir: Path) -> list[dict]:
 
 
 def write_all(exp, results: Results, scale: str, n_seeds: int, out_dir: Path, seconds: float) -> dict:
+    from ..report.files import write_result
     from ..report.html import build_report
 
     claims = evaluate_claims(exp, results)
@@ -207,8 +208,8 @@ def write_all(exp, results: Results, scale: str, n_seeds: int, out_dir: Path, se
         "figures": figures, "notes": exp.notes.get(scale, ""), "reading": reading(exp.id, scale) if ok is not True else "",
         "arms": [{"label": a.label, "overrides": merge(a.overrides, a.scale_overrides.get(scale, {}))} for a in results.arms],
     }
-    (out_dir / "results.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    (out_dir / "results.md").write_text(markdown(exp, rows))
-    (out_dir / "results.csv").write_text(csv_text(exp, rows))
+    write_result(out_dir / "results.json", json.dumps(payload, indent=2, default=str) + "\n")
+    write_result(out_dir / "results.md", markdown(exp, rows))
+    write_result(out_dir / "results.csv", csv_text(exp, rows))
     build_report(out_dir)
     return payload

@@ -29,6 +29,7 @@ learned part is the bias itself.
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -49,17 +50,20 @@ def _build(run_dir: Path, seed: int, with_train: bool = False):
 @torch.no_grad()
 def training_center(method, train_ds, augment, batch: int = 256) -> torch.Tensor:
     """o_z = E[Z]: the mean of the l2-normalized projector outputs (the predictor's input) over one augmented
-    view of every training sample, in training mode (batch statistics in BN, as during training)."""
+    view of every training sample, in training mode (batch statistics in BN, as during training). A streamed
+    dataset (no ``x``) gives its clean squares (``clean_batches``), the pixels an in-memory copy would hold;
+    their views are cropped from those squares rather than at decode time, which leaves E[Z] unchanged."""
     from ..analysis.metrics import unit
+    from ..eval.features import image_batches
 
     was = method.training
     method.train()
     total, n = None, 0
-    for i in range(0, len(train_ds), batch):
-        idx = torch.arange(i, min(i + batch, len(train_ds)))
+    for i, x in zip(range(0, len(train_ds), batch), image_batches(train_ds, 0, len(train_ds), batch)):
+        idx = torch.arange(i, i + len(x))
         if len(idx) < 2:
             continue
-        _, z = method.encoder(augment.views(train_ds.x[idx], idx, 1)[0])
+        _, z = method.encoder(augment.views(x, idx, 1)[0])
         s = unit(z).sum(dim=0)
         total, n = (s if total is None else total + s), n + len(idx)
     method.train(was)
@@ -67,10 +71,17 @@ def training_center(method, train_ds, augment, batch: int = 256) -> torch.Tensor
 
 
 def _load_trained(method, run_dir: Path) -> bool:
+    """Load the run's ``last.pt`` into ``method`` (False when the run saved none) through the engine's reader
+    (``torch.load(weights_only=True)``); a corrupt checkpoint or one of another network is one sentence."""
+    from ..engine.build import load_run_config
+    from ..engine.checkpoint import check_fits, read
+
     ckpt = run_dir / "checkpoints" / "last.pt"
     if not ckpt.exists():
         return False
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    what = f"cannot probe {run_dir} (delete that folder and run the same command again to train it anew)"
+    state = read(ckpt, "cpu", what)
+    check_fits(state, method, load_run_config(str(run_dir)), ckpt, what)
     method.load_state_dict(state["method"])
     return True
 
@@ -175,13 +186,15 @@ PROBES = {"correlation": correlation_probe, "bias": bias_probe, "predictor": pre
 
 def run_probe(name: str, results, out_dir: Path) -> None:
     """Fill ``rec.probe`` of every finished run and save seed 0's arrays in ``probe/<arm>-s0.npz``."""
+    from ..report.files import write_result
     from ..text import slug
 
-    (out_dir / "probe").mkdir(exist_ok=True)
     for rec in results.records:
         if not rec.ran or rec.status == "diverged":
             continue
         scalars, arrays = PROBES[name](Path(rec.run_dir), rec.seed)
         rec.probe.update(scalars)
         if arrays and rec.seed == 0:
-            np.savez(out_dir / "probe" / f"{slug(rec.label)}-s0.npz", **arrays)
+            buf = io.BytesIO()
+            np.savez(buf, **arrays)
+            write_result(out_dir / "probe" / f"{slug(rec.label)}-s0.npz", buf.getbuffer())

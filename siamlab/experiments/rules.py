@@ -323,20 +323,3 @@ def correlation(labels: list, mx: str, my: str, sign: int) -> Callable:
         return decide(ys), f"Pearson r({mx}, {my}) = {r:+.2f} over {len(labels)} arms; rule: {'negative' if sign < 0 else 'positive'}"
 
     return rule
-
-
-def all_of(*rules: Callable) -> Callable:
-    """All sub-rules hold; not reproduced if any fails; else undecidable if any is, else not run if any is."""
-
-    def rule(res) -> Verdict:
-        outs = [r(res) for r in rules]
-        whys = "; ".join(w for _, w in outs)
-        if any(o is False for o, _ in outs):
-            return False, whys
-        if any(o == UNDECIDABLE for o, _ in outs):
-            return UNDECIDABLE, whys
-        if any(o is None for o, _ in outs):
-            return None, whys
-        return True, whys
-
-    return rule

@@ -92,11 +92,6 @@ def _sibling(out_dir: Path, cfg: dict) -> Optional[Path]:
     return None
 
 
-def apply_overrides(cfg, overrides: list) -> None:
-    """``key=value`` strings (as ``siamlab train --set``) applied last, e.g. ``data.root=/data/cifar-100-python``."""
-    config_mod.apply_overrides(cfg, overrides)
-
-
 class EpochLines:
     """Prints one line per finished epoch of a run (and its kNN when evaluated) by following metrics.jsonl."""
 
@@ -159,7 +154,7 @@ def run_one(exp: Experiment, arm, scale: str, seed: int, out_dir: Path, availabl
     run_dir = out_dir / "runs" / f"{slug(arm.label)}-s{seed}"
     try:
         cfg = config_mod.from_dict(cfg_dict)
-        apply_overrides(cfg, overrides)
+        config_mod.apply_overrides(cfg, overrides)
     except SiamlabError as err:
         return RunRecord(arm.label, seed, "error", f"config: {err}", str(run_dir))
     current = cfg.to_dict()
@@ -224,12 +219,16 @@ def run_experiment(exp: Experiment, scale: str = "smoke", seeds: Optional[int] =
     out_dir = Path(out) if out else default_out(exp.id, scale)
     out_dir.mkdir(parents=True, exist_ok=True)
     n_seeds = int(seeds or exp.seeds.get(scale, 1))
-    apply_overrides(config_mod.RunConfig(), overrides)  # a bad key is a user error: fail before any run
+    config_mod.apply_overrides(config_mod.RunConfig(), overrides)  # a bad key is a user error: fail before any run
     avail = set(available_methods())
     jobs = [(arm, s) for arm in exp.arms_for(scale) for s in range(n_seeds)]
-    folders = [slug(arm.label) for arm in exp.arms_for(scale)]
-    if len(set(folders)) != len(folders):
-        raise ConfigError(f"{exp.id}: two arm labels map to one run folder ({folders}); make the labels differ in letters or digits.")
+    seen: dict = {}
+    for arm in exp.arms_for(scale):
+        other = seen.setdefault(slug(arm.label), arm.label)
+        if other != arm.label:
+            raise ConfigError(f"{exp.id}: the arm labels {other!r} and {arm.label!r} share the run folder "
+                              f"runs/{slug(arm.label)}-s<seed> (labels that differ only in spaces, underscores or a "
+                              "spelled-out symbol such as τ / tau do); make them differ in letters or digits.")
     t0 = time.time()
     records = []
     from ..engine.signals import StopFlag  # SIGTERM / SIGINT between runs set a flag (inside a run the engine's own)

@@ -104,16 +104,6 @@ class Experiment:
     notes: dict = field(default_factory=dict)  # scale -> text shown in the report (settings, caveats)
     arms_by_scale: dict = field(default_factory=dict)  # scale -> arms replacing ``arms`` at that scale
 
-    def check(self, results) -> tuple:
-        """(reproduced: bool | None, explanation) over the claims of kind "claim" (sanity checks are listed
-        but not counted): True only if all hold, False if any fails, None if some could not be decided."""
-        outs = [(c.text, *c.rule(results)) for c in self.claims if c.kind == "claim"]
-        word = lambda ok: {True: "yes", False: "no"}.get(ok, "undecided")  # noqa: E731
-        lines = "; ".join(f"[{word(ok)}] {text}: {why}" for text, ok, why in outs)
-        if any(ok is False for _, ok, _ in outs):
-            return False, lines
-        return (True if outs and all(ok is True for _, ok, _ in outs) else None), lines
-
     def arms_for(self, scale: str) -> list:
         return self.arms_by_scale.get(scale, self.arms)
 

@@ -71,14 +71,16 @@ def recovery_rule(label: str) -> Callable:
     Premise (else undecidable: the procedure did not produce what the claim starts from): m_r at the end of the
     collapse phase is at most half its value at the end of the SimSiam phase. Claim: within one paper epoch of
     optimizer steps (PAPER_EPOCH_STEPS, 195) after the switch to de-correlation, m_r regains at least half of
-    that drop. Decided by the majority of seeds whose premise held."""
+    that drop. Decided by the majority of seeds whose premise held; a seed that did not log m_r in all three
+    phases (it stopped early) cannot show the premise either way and is left out, named in the explanation
+    (not run when no seed logged all three)."""
 
     def rule(res):
         why = res.missing([label], "m_r")
         if why:
             return None, why
         e1, e2 = (p["epoch"] for p in res.experiment.arm(label, res.scale).overrides["phases"][1:3])
-        rows = []
+        rows, partial = [], []
         for rec in res.runs(label):
             if not rec.ran or not _steps_per_epoch(rec):
                 continue
@@ -88,14 +90,19 @@ def recovery_rule(label: str) -> Callable:
             during = [v for e, v in s if e1 < e <= e2]
             after = [v for e, v in s if e2 < e <= e2 + window]
             if not (before and during and after):
-                return None, "m_r was not logged in every phase (raise the diagnostic frequency or the epochs)"
+                partial.append(str(rec.seed))
+                continue
             b, d, a = before[-1], during[-1], max(after)
-            rows.append((d <= 0.5 * b, a - d >= 0.5 * (b - d), b, d, a, window))
+            rows.append((d <= 0.5 * b, a - d >= 0.5 * (b - d), b, d, a, window, rec.seed))
         if not rows:
-            return None, f"'{label}' has no finished run"
-        b, d, a, window = rows[0][2:]
+            return None, (f"'{label}' has no finished run" if not partial else
+                          "m_r was not logged in every phase (raise the diagnostic frequency or the epochs)")
+        b, d, a, window, seed = rows[0][2:]
         text = (f"m_r end of SimSiam {b:.3f} → end of collapse phase {d:.3f} → best within {window:.1f} epochs "
-                f"({PAPER_EPOCH_STEPS} steps) of de-correlation {a:.3f} (seed 0 of {len(rows)})")
+                f"({PAPER_EPOCH_STEPS} steps) of de-correlation {a:.3f} (seed {seed} of {len(rows)})")
+        if partial:
+            text += (f"; seed{'s' if len(partial) > 1 else ''} {', '.join(partial)} did not log m_r in every phase "
+                     f"and {'are' if len(partial) > 1 else 'is'} left out")
         held = [r for r in rows if r[0]]
         if len(held) * 2 <= len(rows):
             return UNDECIDABLE, f"{text}; premise failed: the collapse phase did not halve m_r, so recovery cannot be tested"

@@ -56,6 +56,8 @@ def collapse_verdict(metrics: dict, output: str) -> dict:
 
 
 def _data_config(model, data_name: Optional[str], overrides: list):
+    """The config of the data to diagnose on: the file's own data section or ``--data``, then ``--set`` items
+    (data.* and eval.* fields only), read as ``siamlab train`` reads them (:func:`siamlab.config.apply_overrides`)."""
     from .. import config
 
     cfg = config.RunConfig()
@@ -66,18 +68,16 @@ def _data_config(model, data_name: Optional[str], overrides: list):
     if data_name:
         config.set_field(cfg, "data.name", data_name)
     for item in overrides or []:
-        if "=" not in item or not item.split("=", 1)[0].startswith(("data.", "eval.")):
+        if "=" not in item or not item.split("=", 1)[0].strip().startswith(("data.", "eval.")):
             raise DataError(f"--set {item!r}: diagnose takes data.* and eval.* fields only, as key=value (e.g. data.root=/data).")
-        key, value = item.split("=", 1)
-        config.set_field(cfg, key, value)
-    return cfg
+    return config.apply_overrides(cfg, overrides)
 
 
 def _channels(model, train_ds, augment) -> int:
     """How many times to repeat the image channels for the network (1 = as they are); one sentence if they cannot fit."""
     if train_ds.kind != "image":
         return 1
-    c = int(train_ds.x.shape[1])
+    c = int(train_ds.in_shape[0])  # in memory (x) or streamed from disk (StreamDataset: no x)
     if model.in_channels is not None:
         if model.in_channels == c:
             return 1
@@ -85,7 +85,9 @@ def _channels(model, train_ds, augment) -> int:
             return model.in_channels
         raise DataError(f"the network takes {model.in_channels}-channel input but {train_ds.name} has {c} channels; "
                         "pick a dataset with matching images.")
-    probe = augment.clean(train_ds.x[:2])
+    from ..eval.features import image_batches
+
+    probe = augment.clean(next(iter(image_batches(train_ds, 0, min(2, len(train_ds)), 2))))
     for rep in (1, 3):
         try:
             Embedder(model.backbone, None, rep).eval().embed(probe)
@@ -118,6 +120,7 @@ def diagnose(model_path, data: Optional[str] = None, projector: Optional[str] = 
     """Diagnose ``model_path``; returns the ``diagnosis.json`` content plus ``out_dir`` and ``html``."""
     from ..data import load_dataset
     from ..data.augment import build_augment
+    from ..report.files import write_result
     from .layouts import load_model
     from .page import write_page
 
@@ -140,7 +143,7 @@ def diagnose(model_path, data: Optional[str] = None, projector: Optional[str] = 
                                      "verdict": collapse_verdict(metrics, output)}
     out = Path(out_dir) if out_dir else Path("runs") / "diagnose" / Path(model_path).name.split(".")[0]
     out.mkdir(parents=True, exist_ok=True)
-    (out / "diagnosis.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
+    write_result(out / "diagnosis.json", json.dumps(result, indent=1, default=str) + "\n")
     result["html"] = str(write_page(result, out))
     result["out_dir"] = str(out)
     return result

@@ -16,10 +16,13 @@ Formats:
 
 With ``projector=True`` the projector goes into the state_dict file, and into a second file
 ``<name>.projector<suffix>`` for the other two formats (a Sequential MLP state dict / TorchScript).
-All files are written atomically and read back with ``torch.load(weights_only=True)``.
+All files are written atomically (:mod:`siamlab.report.files`). The ``torchvision`` and ``state_dict`` files
+hold tensors and plain containers only, so they load with ``torch.load(weights_only=True)`` (as
+``siamlab diagnose`` reads them); the ``torchscript`` files load with ``torch.jit.load``.
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Optional
 
@@ -27,6 +30,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, SiamlabError
+from ..report.files import write_result
 from .layouts import EXPORT_FORMAT, build_siamlab_encoder, read_file
 
 FORMATS = ("torchvision", "state_dict", "torchscript")
@@ -37,7 +41,12 @@ CIFAR_STEM_NOTE = ("this backbone has the CIFAR stem: before load_state_dict set
 def _checkpoint(run_dir: Path, which: str) -> dict:
     path = run_dir / "checkpoints" / f"{which}.pt"
     if not path.is_file():
-        raise SiamlabError(f"no checkpoint at {path}; the run has not finished an epoch yet (try --checkpoint last).")
+        if which != "last" and (run_dir / "checkpoints" / "last.pt").is_file():
+            raise SiamlabError(f"no checkpoint at {path}: best.pt is written when an evaluation improves the kNN "
+                               "accuracy and this run has none yet; try --checkpoint last.")
+        raise SiamlabError(f"no checkpoint at {path}: the run has saved no checkpoint yet (last.pt is written every "
+                           "engine.checkpoint_every_epochs epochs, at the end and when the run is stopped); export it "
+                           "once it has.")
     state = read_file(path)
     if not (isinstance(state, dict) and isinstance(state.get("method"), dict) and isinstance(state.get("config"), dict)):
         raise SiamlabError(f"{path} is not a siamlab training checkpoint (no method weights and config).")
@@ -66,21 +75,15 @@ def trace(module: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
 
 
 def _save(obj, path: Path) -> None:
-    from ..engine.runlog import atomic_save
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_save(obj, path)
+    """``torch.save(obj)`` to ``path`` atomically (made in memory first; :mod:`siamlab.report.files`)."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    write_result(path, buf.getbuffer())
 
 
 def _save_script(module, path: Path) -> None:
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    module.save(tmp)
-    os.replace(tmp, path)
+    """``module.save`` (a TorchScript archive) to ``path`` atomically."""
+    write_result(path, module.save_to_buffer())
 
 
 def export_run(run_dir, fmt: str = "torchvision", checkpoint: str = "last", out: Optional[str] = None,
@@ -96,7 +99,7 @@ def export_run(run_dir, fmt: str = "torchvision", checkpoint: str = "last", out:
         raise SiamlabError(f"{str(run_dir)!r} is not a siamlab run directory (no config.yaml); pass the folder printed by `siamlab train`.")
     state = _checkpoint(run_dir, checkpoint)
     cfg = from_dict({k: v for k, v in state["config"].items() if k in ("model", "data")})
-    enc, _ = build_siamlab_encoder(cfg, state["method"])
+    enc, _ = build_siamlab_encoder(cfg, state["method"], repr(str(run_dir / "checkpoints" / f"{checkpoint}.pt")))
     backbone, proj = enc.backbone.eval(), enc.projector.eval()
     suffix = {"torchvision": ".pt", "state_dict": ".pt", "torchscript": ".torchscript.pt"}[fmt]
     path = Path(out) if out else run_dir / "export" / f"backbone-{fmt}-{checkpoint}{suffix}"

@@ -72,6 +72,28 @@ def read_file(path: Path):
                         f"expected {EXPECTED}.") from None
 
 
+def _shape(v) -> tuple:
+    return tuple(v.shape) if isinstance(v, torch.Tensor) else ()
+
+
+def load_strict(module: nn.Module, sd: dict, what: str, fix: str) -> None:
+    """``module.load_state_dict(sd, strict=True)``, or one DataError sentence: ``what`` (e.g. "the backbone
+    weights of 'x.pt'") does not fit, naming the first key missing from ``sd``, unexpected in it or of
+    another shape, then ``fix``."""
+    try:
+        module.load_state_dict(sd, strict=True)
+        return
+    except RuntimeError:
+        own = module.state_dict()
+    missing = [f"key {k!r} is missing" for k in own if k not in sd]
+    unexpected = [f"key {k!r} is unexpected" for k in sd if k not in own]
+    shapes = [f"key {k!r} has shape {_shape(sd[k])} where the network has {_shape(own[k])}"
+              for k in own if k in sd and _shape(sd[k]) != _shape(own[k])]
+    found = missing + unexpected + shapes or ["a value does not load"]
+    more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+    raise DataError(f"{what} do not fit the {type(module).__name__} siamlab builds for them: {found[0]}{more}; {fix}.")
+
+
 # --- torchvision-style ResNet -------------------------------------------------------------------
 def resnet_depth(sd: dict) -> Optional[str]:
     """"resnet18" / "resnet50" from the block counts of a torchvision-style state dict (no prefix); None if neither."""
@@ -99,10 +121,11 @@ def build_resnet(sd: dict):
     return make(in_channels=int(w.shape[1]), stem=stem), int(w.shape[1])
 
 
-def mlp_from_state_dict(sd: dict) -> nn.Sequential:
+def mlp_from_state_dict(sd: dict, source: str = "the state dict") -> nn.Sequential:
     """An MLP head from a ``nn.Sequential`` state dict: 2-D ``i.weight`` → Linear (bias if ``i.bias``),
     ``i.running_mean`` → BatchNorm1d (affine if ``i.weight``); a parameterless index between them → ReLU
-    (the SimSiam / solo-learn / lightly projector: Linear-BN-ReLU-...-Linear[-BN])."""
+    (the SimSiam / solo-learn / lightly projector: Linear-BN-ReLU-...-Linear[-BN]). Other layers (LayerNorm,
+    a BN without its statistics) are refused in one sentence naming the first key and ``source``."""
     idx = sorted({int(k.split(".")[0]) for k in sd if k.split(".")[0].isdigit()})
     if not idx:
         raise DataError(f"the projector's keys ({', '.join(list(sd)[:3])} ...) are not those of an nn.Sequential MLP "
@@ -119,7 +142,9 @@ def mlp_from_state_dict(sd: dict) -> nn.Sequential:
     from ..models.heads import ProjectionMLP
 
     net = ProjectionMLP(*layers)
-    net.load_state_dict(sd, strict=True)
+    load_strict(net, sd, f"the projector weights of {source}",
+                "siamlab reads projectors of Linear, BatchNorm1d and ReLU layers: pass another projector as a "
+                "TorchScript file with --projector, or remove the projector's keys to diagnose the backbone alone")
     return net
 
 
@@ -138,26 +163,24 @@ def _unwrap(obj):
     return obj
 
 
-def _from_torchvision(sd: dict) -> Optional[LoadedModel]:
+def _from_torchvision(sd: dict, source: str) -> Optional[LoadedModel]:
     for prefix in _PREFIXES:
         if f"{prefix}conv1.weight" in sd and f"{prefix}layer1.0.conv1.weight" in sd:
             body = {k: v for k, v in _sub(sd, prefix).items() if k.startswith(("conv1.", "bn1.", "layer"))}
             net, cin = build_resnet(body)
             random_net = copy.deepcopy(net)
-            try:
-                net.load_state_dict(body, strict=True)
-            except RuntimeError as err:
-                raise DataError(f"the ResNet state dict does not fit a {resnet_depth(body)} ({str(err).splitlines()[0]}).") from None
+            load_strict(net, body, f"the {resnet_depth(body)} weights of {source}",
+                        "export ResNets of another layout as TorchScript (torch.jit.save) instead")
             proj_prefix = next((p for p in ("projector.", prefix.replace("backbone.", "projector."), "encoder.projector.")
                                 if p and any(k.startswith(p) for k in sd)), None)
-            proj = mlp_from_state_dict(_sub(sd, proj_prefix)) if proj_prefix else None
+            proj = mlp_from_state_dict(_sub(sd, proj_prefix), source) if proj_prefix else None
             return LoadedModel("torchvision-resnet" + (f" (prefix {prefix!r})" if prefix else ""), net, proj, cin,
                                random_backbone=random_net, random_projector=_fresh(proj))
     return None
 
 
 # --- siamlab's own files --------------------------------------------------------------------------
-def _from_siamlab(obj: dict) -> Optional[LoadedModel]:
+def _from_siamlab(obj: dict, source: str) -> Optional[LoadedModel]:
     from ..config import from_dict
     from ..models.backbones import build_backbone
 
@@ -166,23 +189,23 @@ def _from_siamlab(obj: dict) -> Optional[LoadedModel]:
         in_shape = tuple(obj["in_shape"])
         make = lambda: build_backbone(cfg.model, in_shape)  # noqa: E731
         net, random_net = make(), make()
-        net.load_state_dict(obj["backbone"], strict=True)
-        proj = mlp_from_state_dict(obj["projector"]) if obj.get("projector") else None
+        load_strict(net, obj["backbone"], f"the backbone weights of {source}",
+                    "write the file again with `siamlab export RUN --format state_dict`")
+        proj = mlp_from_state_dict(obj["projector"], source) if obj.get("projector") else None
         return LoadedModel("siamlab export", net, proj, in_shape[0], obj["model"], obj.get("data") or {},
                            random_backbone=random_net, random_projector=_fresh(proj))
     if isinstance(obj.get("method"), dict) and isinstance(obj.get("config"), dict):
-        from ..models import build_encoder
-
         cfg = from_dict({k: v for k, v in obj["config"].items() if k in ("model", "data")})
-        enc, random_enc = build_siamlab_encoder(cfg, obj["method"])
+        enc, random_enc = build_siamlab_encoder(cfg, obj["method"], source)
         return LoadedModel("siamlab checkpoint", enc.backbone, enc.projector, enc.in_shape[0], obj["config"]["model"],
                            obj["config"].get("data") or {}, random_enc.backbone, random_enc.projector)
     return None
 
 
-def build_siamlab_encoder(cfg, method_sd: dict):
-    """(trained, random-init) siamlab Encoders for a training checkpoint's ``method`` state dict; each gets
-    ``in_shape``: (D,) for vectors, else (C, S, S) with S = 32 or 224, whichever stem the weights fit."""
+def build_siamlab_encoder(cfg, method_sd: dict, source: str = "the checkpoint"):
+    """(trained, random-init) siamlab Encoders for a training checkpoint's ``method`` state dict (read from
+    ``source``, named in messages); each gets ``in_shape``: (D,) for vectors, else (C, S, S) with S = 32 or
+    224, whichever stem the weights fit."""
     from ..models import build_encoder
 
     backbone_sd, proj_sd = _sub(method_sd, "encoder.backbone."), _sub(method_sd, "encoder.projector.")
@@ -196,7 +219,8 @@ def build_siamlab_encoder(cfg, method_sd: dict):
             enc.backbone.load_state_dict(backbone_sd, strict=True)
         except RuntimeError:
             continue
-        enc.projector.load_state_dict(proj_sd, strict=True)
+        load_strict(enc.projector, proj_sd, f"the projector weights of {source}",
+                    "use a checkpoint written by `siamlab train` with the config beside it")
         random_enc = build_encoder(cfg.model, in_shape)
         enc.in_shape = random_enc.in_shape = in_shape
         return enc, random_enc
@@ -268,10 +292,10 @@ def load_model(path, projector: Optional[str] = None) -> LoadedModel:
         model = _from_torchscript(path)
     else:
         obj = read_file(path)
-        model = (_from_siamlab(obj) if isinstance(obj, dict) else None) or None
+        model = _from_siamlab(obj, repr(str(path))) if isinstance(obj, dict) else None
         if model is None:
             sd = _unwrap(obj)
-            model = _from_torchvision(sd) if isinstance(sd, dict) else None
+            model = _from_torchvision(sd, repr(str(path))) if isinstance(sd, dict) else None
             if model is None:
                 keys = list(sd)[:3] if isinstance(sd, dict) else []
                 shown = ", ".join(repr(str(k)) for k in keys) or f"a {type(obj).__name__}"
@@ -284,6 +308,6 @@ def load_model(path, projector: Optional[str] = None) -> LoadedModel:
         else:
             sd = _unwrap(read_file(ppath))
             sd = _sub(sd, "projector.") if any(str(k).startswith("projector.") for k in sd) else sd
-            model.projector = mlp_from_state_dict(sd)
+            model.projector = mlp_from_state_dict(sd, repr(str(ppath)))
             model.random_projector = _fresh(model.projector)
     return model

@@ -177,7 +177,7 @@ class Monitor:
                              **{k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v) for k, v in vals.items()}})
 
     def _check_verdict(self, step: int, epoch: float) -> None:
-        from ..analysis.verdict import verdicts
+        from ..analysis.verdict import explain, verdicts
 
         v = verdicts(self.history, self._status)
         if v["verdict"] == self.verdict:
@@ -188,9 +188,8 @@ class Monitor:
         self._write("event", step, epoch, event="verdict", verdict=v["verdict"], previous=before)
         if self.warn and self.main and v["verdict"] not in self._warned:
             self._warned.add(v["verdict"])
-            ev = ", ".join(f"{k} = {v[k]:.3g}" for k in ("std_scaled", "m_r") if isinstance(v.get(k), float))
             warnings.warn(f"siamlab.Monitor: the collapse verdict turned from {before!r} to {v['verdict']!r} at step {step}"
-                          f" ({ev}; rule: {v['rule']}).", CollapseWarning, stacklevel=3)
+                          f" ({explain(v)}; rule: {v['rule']}).", CollapseWarning, stacklevel=3)
 
     def close(self, status: str = "completed") -> dict:
         """Write ``summary.json`` (status, verdict) and close the files; returns the summary."""

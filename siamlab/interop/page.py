@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..report.files import save_figure, write_result
 from ..report.html import CSS, figures_html
 
 FEATURE_METRICS = ("std", "std_scaled", "m_o", "m_r", "cov_term", "sigma_i", "l_cor", "l_bound", "erank",
@@ -43,7 +44,7 @@ def spectrum_plot(result: dict, path: Path) -> bool:
         if ax.get_lines():
             ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
     return True
 
 
@@ -65,7 +66,7 @@ def bars_plot(result: dict, path: Path) -> bool:
         ax.set_title(f"{title}, {out}", fontsize=9)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
     return True
 
 
@@ -116,5 +117,5 @@ on the NCM error, %. The random-init row is the same architecture with fresh wei
 </body></html>
 """
     path = out / "diagnosis.html"
-    path.write_text(html)
+    write_result(path, html)
     return path

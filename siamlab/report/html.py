@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import SiamlabError
+from .files import write_result
 
 TABLE_BG = "#e0f0ff"  # the results table's background (tests look for this colour in a screenshot)
 
@@ -58,14 +59,20 @@ def _table(res: dict) -> str:
     return f'<table class="results" id="results-table"><tr>{head}</tr>{"".join(body)}</table>'
 
 
+def _text(value) -> str:
+    """A results.json value as text: null (or absent) as nothing, anything else (a hand-edited number, list) as str."""
+    return "" if value is None else str(value)
+
+
 def _claim_items(claims: list) -> str:
     items = []
     for c in claims:
-        cls = {True: "claim-ok", False: "claim-bad"}.get(c.get("reproduced"), "claim-none")
-        if str(c.get("verdict", "")).startswith("undecidable"):
+        ok = c.get("reproduced")
+        cls = "claim-ok" if ok is True else "claim-bad" if ok is False else "claim-none"
+        if _text(c.get("verdict")).startswith("undecidable"):
             cls = "claim-und"
-        items.append(f'<li class="{cls}"><b>{escape(c.get("verdict", ""))}</b>: {escape(c.get("text", ""))}'
-                     f'<br><small>{escape(c.get("explanation", ""))}</small></li>')
+        items.append(f'<li class="{cls}"><b>{escape(_text(c.get("verdict")))}</b>: {escape(_text(c.get("text")))}'
+                     f'<br><small>{escape(_text(c.get("explanation")))}</small></li>')
     return "<ul>" + "".join(items) + "</ul>"
 
 
@@ -75,9 +82,9 @@ def _claims(res: dict) -> str:
     main = [c for c in claims if c.get("kind", "claim") == "claim"]
     sanity = [c for c in claims if c.get("kind") == "sanity"]
     k = res.get("counts") or {}
-    head = (f"<p>{k.get('reproduced', 0)} reproduced &middot; {k.get('not reproduced', 0)} not reproduced &middot; "
-            f"{k.get('undecidable at this scale', 0)} undecidable at this scale &middot; {k.get('not run', 0)} not run</p>"
-            if k else "")
+    n = {state: escape(_text(k.get(state, 0))) for state in ("reproduced", "not reproduced", "undecidable at this scale", "not run")}
+    head = (f"<p>{n['reproduced']} reproduced &middot; {n['not reproduced']} not reproduced &middot; "
+            f"{n['undecidable at this scale']} undecidable at this scale &middot; {n['not run']} not run</p>" if k else "")
     out = head + _claim_items(main)
     if sanity:
         out += ("<h3>Sanity checks</h3><p><small>These hold by construction (a property of the loss, not a finding); "
@@ -143,7 +150,7 @@ def _arms(res: dict) -> str:
 
 
 def render(res: dict, folder: Path, src: Path) -> str:
-    verdict = str(res.get("verdict", ""))
+    verdict = _text(res.get("verdict"))
     title = f"{res.get('id', '?')}: {res.get('paper', '')} {res.get('item', '')}"
     scale_note = "tiny scale checks plumbing only: its verdicts say nothing about the paper." if res.get("scale") == "tiny" else ""
     return f"""<!DOCTYPE html>
@@ -180,7 +187,7 @@ def build_report(dir) -> Path:
     check_layout(res, src)
     html = render(res, folder, src)
     out = folder / "report.html"
-    out.write_text(html)
+    write_result(out, html)
     return out
 
 
@@ -205,3 +212,5 @@ def check_layout(res, src: Path) -> None:
     for i, arm in enumerate(res.get("arms", [])):
         if not isinstance(arm.get("overrides"), dict):
             raise bad(f"arms[{i}].overrides is not an object")
+    if not isinstance(res.get("counts") or {}, dict):
+        raise bad(f"'counts' is a {type(res['counts']).__name__}, not an object")

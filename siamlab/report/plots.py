@@ -17,6 +17,7 @@ import numpy as np  # noqa: E402
 
 from ..analysis.stats import pearson  # noqa: E402
 from ..text import slug  # noqa: E402
+from .files import save_figure  # noqa: E402
 
 
 def _labels(results, params) -> list[str]:
@@ -26,8 +27,10 @@ def _labels(results, params) -> list[str]:
 
 def _save(fig, path: Path) -> bool:
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    try:
+        save_figure(fig, path, dpi=90)
+    finally:
+        plt.close(fig)
     return True
 
 
