@@ -20,6 +20,7 @@ group timeout is the last resort) and stop with :class:`PeerFailure`, which name
 from __future__ import annotations
 
 import datetime
+import gc
 import inspect
 import os
 import threading
@@ -108,6 +109,9 @@ def shutdown(failed: bool = False) -> None:
         return
     if not failed:  # leave together: a rank that exits while a peer still talks to it can abort the peer
         dist.barrier()
+    # Free DDP reducers and finished gloo work caught in reference cycles while the interpreter is whole:
+    # destroyed during interpreter shutdown, work holding tensors can abort the process (pytorch#179291).
+    gc.collect()
     dist.destroy_process_group()
 
 
