@@ -583,3 +583,28 @@ def test_every_method_through_live_diagnostics(name):
     assert all(math.isfinite(v) for v in res.values()), res
     assert all(torch.equal(before[k], v) for k, v in meth.state_dict().items())  # diagnostics change no state
     assert all(p.grad is None for p in meth.parameters())
+
+
+def test_analyze_plots_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    """A plot write that fails half-way (a full disk) leaves the previous plot and no temporary file, and is
+    one sentence naming the plot."""
+    from matplotlib.figure import Figure
+
+    run = _synthetic_run(tmp_path)
+    first = analyze(str(run))
+    collapse = next(p for p in first["plots"] if p.endswith("collapse.png"))
+    before = open(collapse, "rb").read()
+
+    def full_disk(self, fname, *args, **kwargs):  # part of the file is written, then the disk is full
+        if hasattr(fname, "write"):
+            fname.write(b"\x89PNG partial")
+        else:
+            with open(fname, "wb") as f:
+                f.write(b"\x89PNG partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", full_disk)
+    with pytest.raises(SiamlabError, match=r"could not write the plot .*\.png \(No space left on device\)"):
+        analyze(str(run))
+    assert open(collapse, "rb").read() == before
+    assert not [p for p in (run / "analysis").iterdir() if p.name.endswith(".tmp")]

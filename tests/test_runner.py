@@ -154,3 +154,29 @@ def test_labels_that_share_a_run_folder_are_refused_before_any_run(tmp_path):
     msg = str(err.value)
     assert "\n" not in msg and "'a b'" in msg and "'a_b'" in msg and "runs/a_b-s<seed>" in msg
     assert not (tmp_path / "x" / "runs").exists()
+
+
+def test_an_engine_bug_in_one_arm_is_recorded_with_its_traceback(tmp_path, monkeypatch):
+    """An unexpected exception in one arm becomes an "error" record and the arm's error.txt (written whole);
+    when even that file cannot be written, the record still comes back."""
+    from siamlab.engine import trainer
+    from siamlab.experiments.registry import get
+    from siamlab.experiments.runner import run_one
+    from siamlab.methods import available
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug deep in the engine")
+
+    monkeypatch.setattr(trainer, "train", broken)
+    exp = get("zhang-f4")
+    rec = run_one(exp, exp.arms[0], "tiny", 0, tmp_path, set(available()))
+    assert rec.status == "error" and rec.message == "RuntimeError: a bug deep in the engine"
+    text = (Path(rec.run_dir) / "error.txt").read_text()
+    assert text.startswith("Traceback") and "a bug deep in the engine" in text
+
+    def full_disk(fd, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("siamlab.engine.runlog.os.fsync", full_disk)
+    rec = run_one(exp, exp.arms[1], "tiny", 0, tmp_path, set(available()))
+    assert rec.status == "error" and not (Path(rec.run_dir) / "error.txt").exists()

@@ -19,6 +19,7 @@ run's ``metrics.jsonl`` as the engine appends to it).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -31,6 +32,7 @@ from typing import Callable, Optional
 
 from .. import config as config_mod
 from ..errors import ConfigError, SiamlabError
+from ..report.files import write_result
 from .cache import matches
 from .measures import RunRecord
 from .results import Results
@@ -175,8 +177,8 @@ def run_one(exp: Experiment, arm, scale: str, seed: int, out_dir: Path, availabl
         except SiamlabError as err:
             return RunRecord(arm.label, seed, "error", str(err), str(run_dir), time.time() - t0)
         except Exception as err:  # an engine/method bug must not hide the other arms' results
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "error.txt").write_text(traceback.format_exc())
+            with contextlib.suppress(SiamlabError):  # a crash log that cannot be written loses only itself
+                write_result(run_dir / "error.txt", traceback.format_exc())
             return RunRecord(arm.label, seed, "error", f"{type(err).__name__}: {err}", str(run_dir), time.time() - t0)
     seconds = float(summary.get("seconds", time.time() - t0))
     return RunRecord(arm.label, seed, summary.get("status", "completed"), summary.get("message", ""), str(run_dir),
