@@ -607,4 +607,4 @@ def test_analyze_plots_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
     with pytest.raises(SiamlabError, match=r"could not write the plot .*\.png \(No space left on device\)"):
         analyze(str(run))
     assert open(collapse, "rb").read() == before
-    assert not [p for p in (run / "analysis").iterdir() if p.name.endswith(".tmp")]
+    assert not [p for p in (run / "analysis").iterdir() if p.name.startswith(".")]  # no temporary file

@@ -177,6 +177,6 @@ def test_an_engine_bug_in_one_arm_is_recorded_with_its_traceback(tmp_path, monke
     def full_disk(fd, *args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("siamlab.engine.runlog.os.fsync", full_disk)
+    monkeypatch.setattr(os, "fsync", full_disk)
     rec = run_one(exp, exp.arms[1], "tiny", 0, tmp_path, set(available()))
     assert rec.status == "error" and not (Path(rec.run_dir) / "error.txt").exists()

@@ -8,16 +8,14 @@ when the metrics it needs are present.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
 import statistics
-import tempfile
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
+from ..atomic import atomic_file
 from ..config import parse_yaml
 from ..errors import DataError, SiamlabError
 from .gradients import eta_curve
@@ -93,20 +91,16 @@ def _figure(ncols: int = 1):
 
 
 def _save(fig, out_dir: Path, name: str, plots: list) -> None:
-    """Write the figure whole or not at all: a temporary file in the same folder, then a rename; a failed
-    write leaves the previous plot and no temporary file, and is one sentence."""
+    """Write the figure whole or not at all (:func:`siamlab.atomic.atomic_file`); a failed write leaves the
+    previous plot and no temporary file, and is one sentence."""
     fig.tight_layout()
     path = out_dir / name
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_file(path) as f:
             fig.savefig(f, format="png", dpi=110)
-        os.replace(tmp, path)
     except OSError as err:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         raise SiamlabError(f"could not write the plot {path} ({err.strerror or err}); free space or choose "
-                        "another --out folder.") from None
+                           "another --out folder.") from None
     plots.append(str(path))
 
 

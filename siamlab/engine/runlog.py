@@ -19,19 +19,18 @@ import contextlib
 import io
 import json
 import math
-import os
 import queue
 import sys
-import tempfile
 import threading
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
+from .. import atomic
 from ..errors import SiamlabError
 
-TEMP_SUFFIX = ".siamlab-tmp"  # temporary files of atomic writes: .<name>.<random>.siamlab-tmp
+TEMP_SUFFIX = atomic.TEMP_SUFFIX  # temporary files of atomic writes: .<name>.<random>.siamlab-tmp
 
 
 class WriteFailed(SiamlabError):
@@ -58,25 +57,13 @@ def _clean(v):
 
 @contextlib.contextmanager
 def atomic_file(path: Path):
-    """A binary file object whose contents replace ``path`` at once when the block ends without error;
-    on any error the temporary file is removed (an OSError becomes :class:`WriteFailed`)."""
-    path = Path(path)
-    tmp = None
+    """A binary file object whose contents replace ``path`` at once when the block ends without error
+    (:func:`siamlab.atomic.atomic_file`); an OSError becomes :class:`WriteFailed`."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
-        with os.fdopen(fd, "wb") as f:
+        with atomic.atomic_file(path) as f:
             yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as err:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        if isinstance(err, OSError):
-            raise write_failed(path, err) from err
-        raise
+    except OSError as err:
+        raise write_failed(Path(path), err) from err
 
 
 def atomic_write_text(path: Path, text: str) -> None:
