@@ -1,10 +1,10 @@
-"""The reading of the smoke runs (siamlab/experiments/findings.py): shown only where a result did not reproduce,
+"""The reading of the smoke runs (siamlab/experiments/papers/findings.py): shown only where a result did not reproduce,
 only at the scale it was written for, escaped in the report, listed in the README's catalogue section."""
 from __future__ import annotations
 
 import json
 
-from siamlab.experiments import findings
+from siamlab.experiments.papers import findings
 from siamlab.experiments.catalogue import readings_markdown
 from siamlab.experiments.registry import ids
 from siamlab.report.html import build_report

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from siamlab.experiments import center, gen, get
-from siamlab.experiments import bridge as bridge_exp
+from siamlab.experiments import get
+from siamlab.experiments.papers import center, gen
+from siamlab.experiments.papers import bridge as bridge_exp
 from siamlab.experiments.gates import UNDECIDABLE
 from siamlab.experiments.measures import RunRecord
 from siamlab.experiments.probes import eigen_clustered, matrix_stats, sym_eigenvalues

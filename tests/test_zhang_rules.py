@@ -1,6 +1,6 @@
 """ZHANG's changed rules on synthetic histories: each must pass on a history that shows the paper's finding and
 fail (or be undecidable, where the premise is missing) on one that does not. The rules are the experiments'
-own claims (siamlab.experiments.zhang), evaluated through Results as `siamlab reproduce` evaluates them."""
+own claims (siamlab.experiments.papers.zhang), evaluated through Results as `siamlab reproduce` evaluates them."""
 from __future__ import annotations
 
 import pytest
@@ -11,7 +11,7 @@ from siamlab.experiments.measures import RunRecord
 from siamlab.experiments.outputs import evaluate_claims, overall
 from siamlab.experiments.results import Results
 from siamlab.experiments.runner import slug
-from siamlab.experiments.zhang import F5B_PHASES, T4_ROWS
+from siamlab.experiments.papers.zhang import F5B_PHASES, T4_ROWS
 
 
 def run(label, seed=0, diag=(), probe=None, knn=80.0, init=70.0, steps_per_epoch=39, epochs=20):

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from . import gates, measures
-from .findings import reading
+from .papers.findings import reading
 from .results import Results, mean_std
 from .spec import merge
 

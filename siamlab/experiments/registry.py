@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..errors import ConfigError
-from . import bridge, center, gen, zhang
+from .papers import bridge, center, gen, zhang
 from .spec import Experiment
 
 _MODULES = (zhang, center, gen, bridge)

@@ -3,8 +3,8 @@
 An :class:`Experiment` is data. Its arms are config overrides on top of a base config and a scale
 preset; its claims are verdict rules written before any result was seen (see :mod:`.rules`); its
 figures name what to plot. :mod:`.runner` turns it into runs, tables, figures and a report. To
-adapt an experiment, copy it from its paper module (``zhang.py``, ``center.py``, ``gen.py``,
-``bridge.py``) and change the dicts.
+adapt an experiment, copy it from its paper module (``papers/zhang.py``, ``papers/center.py``, ``papers/gen.py``,
+``papers/bridge.py``) and change the dicts.
 
 Config overrides are nested dicts in the layout of :class:`siamlab.config.RunConfig`
 (``{"method": {"name": "byol", "params": {"momentum": 0.99}}, "optim": {"epochs": 5}}``); they are

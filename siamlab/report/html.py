@@ -110,7 +110,7 @@ def figure_path(folder: Path, name: str, src: Path) -> Path:
 
 
 def _reading(res: dict) -> str:
-    """The scale argument and its evidence for a claim that did not reproduce (:mod:`siamlab.experiments.findings`)."""
+    """The scale argument and its evidence for a claim that did not reproduce (:mod:`siamlab.experiments.papers.findings`)."""
     text = str(res.get("reading") or "")
     return f"<h3>Why not at this scale</h3><p>{escape(text)}</p>" if text else ""
 

@@ -12,12 +12,12 @@ import math
 
 import numpy as np
 
-from . import measures
-from . import rules as R
+from .. import measures
+from .. import rules as R
 from .common import ACCURACY_NOTE, GEN_PAPER, KNN, NO_FINAL_BN, SMOKE_IMAGE_NOTE, method, with_
-from .gates import MIN_SEEDS, NOISE_FLOOR, UNDECIDABLE, random_init_gate
-from .results import mean_std
-from .spec import Arm, Claim, Column, Experiment, Figure
+from ..gates import MIN_SEEDS, NOISE_FLOOR, UNDECIDABLE, random_init_gate
+from ..results import mean_std
+from ..spec import Arm, Claim, Column, Experiment, Figure
 
 K = 10  # classes of Fashion-MNIST / CIFAR-10
 CIFAR10 = {  # GEN Table 1, CIFAR-10 columns: d -> (Barlow Twins, SimSiam)

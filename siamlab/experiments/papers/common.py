@@ -1,7 +1,7 @@
 """Shared pieces of the paper modules: method dicts, table columns, paper-scale presets, smoke notes."""
 from __future__ import annotations
 
-from .spec import Column
+from ..spec import Column
 
 
 def method(name: str, **params) -> dict:
@@ -15,7 +15,7 @@ NO_FINAL_BN = {"model": {"proj_final_bn": False}}
 
 def with_(*dicts: dict) -> dict:
     """Merge override dicts left to right."""
-    from .spec import merge
+    from ..spec import merge
 
     out: dict = {}
     for d in dicts:

@@ -11,9 +11,9 @@ hold by construction are sanity checks, not reproductions (Fig. 7a).
 """
 from __future__ import annotations
 
-from . import rules as R
+from .. import rules as R
 from .common import (ACCURACY_NOTE, COLLAPSE, COV, KNN, M_O, M_R, SMOKE_IMAGE_NOTE, STD, STD_RAW, method, with_)
-from .spec import Arm, Claim, Column, Experiment, Figure
+from ..spec import Arm, Claim, Column, Experiment, Figure
 from .zhang_rules import (DIM_COLLAPSE, PAPER_EPOCH_STEPS, below_peak, falls_at_high, magnitude, recovery_rule)
 
 NOTES = {"smoke": SMOKE_IMAGE_NOTE + ACCURACY_NOTE, "tiny": "Plumbing check only.",

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from . import measures
-from . import rules as R
-from .gates import UNDECIDABLE, gates
+from .. import measures
+from .. import rules as R
+from ..gates import UNDECIDABLE, gates
 
 DIM_COLLAPSE = "dim_collapse"
 PAPER_EPOCH_STEPS = 195  # one CIFAR-100 epoch at ZHANG A.1's batch of 256: 50 000 // 256 optimizer steps

@@ -5,12 +5,12 @@ are the views of one "image"; five seeds). Figs. 5–7 use ImageNet-100 with kNN
 """
 from __future__ import annotations
 
-from . import measures
-from . import rules as R
+from .. import measures
+from .. import rules as R
 from .common import (ACCURACY_NOTE, CENTER, CENTER_PAPER, COLLAPSE, KNN, NO_FINAL_BN, SMOKE_IMAGE_NOTE, SMOKE_TOY_NOTE, STD,
                      method, with_)
-from .gates import MIN_SEEDS, UNDECIDABLE, gates, random_init_gate
-from .spec import Arm, Claim, Column, Experiment, Figure
+from ..gates import MIN_SEEDS, UNDECIDABLE, gates, random_init_gate
+from ..spec import Arm, Claim, Column, Experiment, Figure
 
 PROTO_FACTOR = 2.0  # CENTER Fig. 6 "≈ 0": at most twice the center the K fixed prototypes have themselves
 CENTER_PROJ = Column("center_proj", "‖center‖ of clean z (end)", 3)

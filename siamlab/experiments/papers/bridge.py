@@ -8,10 +8,10 @@ ratio of dimensions to samples (k = 8: 256 dimensions over 32 samples, as 2048 o
 """
 from __future__ import annotations
 
-from . import rules as R
+from .. import rules as R
 from .common import ACCURACY_NOTE, BRIDGE_PAPER, COLLAPSE, KNN, NO_FINAL_BN, SMOKE_IMAGE_NOTE, STD, with_
 from .common import method as _method
-from .spec import Arm, Claim, Column, Experiment, Figure
+from ..spec import Arm, Claim, Column, Experiment, Figure
 
 NOTES = {"smoke": SMOKE_IMAGE_NOTE + "Every method trains with BRIDGE §5.1's optimizer, LARS with base lr 0.3·B/256 and "
                   "weight decay 1.5e-6, but with 2 warm-up epochs (not 10), 20 epochs (not 100) and a LARS trust "
