@@ -91,6 +91,10 @@ class EvalConfig:
     online_probe: bool = True
     probe_lr: float = 0.1
     random_init: bool = True  # evaluate the untrained network too
+    # LiDAR (README "Label-free quality"): images of the training split x augmented views each, at every evaluation;
+    # 0 images = off. Thilak et al. use 1000 x 50; these defaults keep its cost small next to the evaluation.
+    lidar_images: int = 200
+    lidar_views: int = 5
 
 
 @dataclass
@@ -162,6 +166,8 @@ _RULES = {
     "eval.knn_t": (lambda v: v > 0, "a number > 0"),
     "eval.every_epochs": (lambda v: v >= 0, "an integer >= 0"),
     "eval.probe_lr": (lambda v: v > 0, "a number > 0"),
+    "eval.lidar_images": (lambda v: v == 0 or v >= 2, "0 (off) or an integer >= 2"),
+    "eval.lidar_views": (lambda v: v >= 2, "an integer >= 2"),
     "diag.every_steps": (lambda v: v >= 0, "an integer >= 0 (0 = off)"),
     "engine.checkpoint_every_epochs": (lambda v: v >= 1, "an integer >= 1"),
     "engine.threads": (lambda v: v >= 0, "an integer >= 0"),

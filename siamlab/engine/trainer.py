@@ -215,6 +215,13 @@ class Trainer:
         # Representation metrics on clean test features (‖Σ − I‖², effective rank, m_o/m_r ...);
         # evaluation's own keys win where both define one (l_cor, l_bound).
         rep = self.diag.representation_metrics(feats, self.test_ds.y, self.test_ds.num_classes)
+        ev = self.cfg.eval
+        if ev.lidar_images and collectives.is_main():  # LiDAR on views of training images (own generator)
+            from ..analysis.labelfree import lidar_metrics
+            from ..eval.features import embed_views
+
+            rep.update(lidar_metrics(embed_views(m, self.train_ds, self.augment, ev.lidar_images, ev.lidar_views,
+                                                 self.cfg.engine.seed)))
         return collectives.broadcast_object({**rep, **res})
 
     # --- one step -------------------------------------------------------------------------------

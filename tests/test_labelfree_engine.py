@@ -1,0 +1,52 @@
+"""RankMe, LiDAR and α-ReQ in training runs: in every evaluation row and the summary, LiDAR's views drawn
+from their own generator (a run is bit-identical with and without it)."""
+from __future__ import annotations
+
+import json
+
+import torch
+
+from siamlab import config
+from siamlab.engine.trainer import train
+
+LABEL_FREE_KEYS = {f"{m}_{f}" for m in ("rankme", "lidar", "alpha_req") for f in ("backbone", "projector")}
+
+
+def tiny_image_cfg(tmp_path, *extra) -> config.RunConfig:
+    """SimSiam on 160 digits with a width-8 ConvNet and the CIFAR augmentation (crops, jitter: many draws)."""
+    return config.load(None, [
+        "method.name=simsiam", "data.name=digits", "data.train_subset=160", "data.test_subset=80",
+        "data.augment=zhang_a1", "model.width=8", "model.proj_hidden=32", "model.proj_out=32",
+        "model.pred_hidden=16", "optim.batch_size=32", "optim.epochs=2", "eval.knn_k=10", "eval.every_epochs=1",
+        "eval.online_probe=false", "eval.lidar_images=20", "eval.lidar_views=3", "diag.every_steps=2",
+        "engine.progress=false", "engine.threads=1", f"engine.out={tmp_path}", "engine.run_name=run", *extra,
+    ])
+
+
+def _rows(run_dir) -> list:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_every_evaluation_row_and_the_summary_carry_the_label_free_metrics(tmp_path):
+    res = train(tiny_image_cfg(tmp_path))
+    evals = [r for r in _rows(res.run_dir) if r["kind"] == "eval"]
+    assert len(evals) == 3 and evals[0].get("random_init")  # random init, then epochs 1 and 2
+    for row in evals:
+        assert LABEL_FREE_KEYS <= set(row), sorted(LABEL_FREE_KEYS - set(row))
+        assert 1.0 <= row["rankme_projector"] <= 32.0 and 1.0 <= row["lidar_projector"] <= 19.0
+    assert LABEL_FREE_KEYS <= set(res.summary["final"]) and LABEL_FREE_KEYS <= set(res.summary["random_init"])
+
+
+def test_lidar_views_do_not_touch_the_training_rng(tmp_path):
+    """Same weights and the same training records with LiDAR on and off: its augmentations use their own generator."""
+    on = train(tiny_image_cfg(tmp_path / "on"))
+    off = train(tiny_image_cfg(tmp_path / "off", "eval.lidar_images=0"))
+    a = torch.load(on.run_dir / "checkpoints" / "last.pt", weights_only=True)
+    b = torch.load(off.run_dir / "checkpoints" / "last.pt", weights_only=True)
+    for k in a["method"]:
+        assert torch.equal(a["method"][k], b["method"][k]), k
+    assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
+    losses = [[r["loss"] for r in _rows(run.run_dir) if r["kind"] == "train"] for run in (on, off)]
+    assert losses[0] == losses[1] and losses[0]
+    off_eval = [r for r in _rows(off.run_dir) if r["kind"] == "eval"][-1]
+    assert not any(k.startswith("lidar_") for k in off_eval) and "rankme_projector" in off_eval
