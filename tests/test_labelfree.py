@@ -189,3 +189,13 @@ def test_alpha_degenerate_inputs():
     assert LF.alpha_req(torch.ones(50, 20)) is None  # zero variance
     assert LF.alpha_req(torch.randn(50, 2)) is None  # two eigenvalues are not a fit
     assert LF.alpha_of_spectrum(torch.zeros(0)) is None
+
+
+def test_selection_score_orders_higher_rank_and_alpha_near_one_first():
+    assert LF.selection_score({"rankme_projector": 12.0}, "rankme_projector") == 12.0
+    assert LF.selection_score({"lidar_backbone": 3.5}, "lidar_backbone") == 3.5
+    near, far = ({"alpha_req_projector": a} for a in (1.1, 0.5))
+    assert LF.selection_score(near, "alpha_req_projector") > LF.selection_score(far, "alpha_req_projector")
+    assert LF.selection_score({"alpha_req_projector": math.inf}, "alpha_req_projector") is None
+    assert LF.selection_score({"rankme_projector": "nan"}, "rankme_projector") is None  # the log's string form
+    assert LF.selection_score({}, "rankme_projector") is None

@@ -157,3 +157,14 @@ def lidar_metrics(views: dict) -> dict:
     """``{f"lidar_{name}": LiDAR}`` of each feature's views ``{name: [n, q, d]}``; undefined ones left out."""
     out = {f"lidar_{name}": lidar(v) for name, v in views.items()}
     return {k: v for k, v in out.items() if v is not None}
+
+
+def selection_score(metrics: dict, key: str) -> Optional[float]:
+    """How good an evaluation is by the label-free metric ``key`` (e.g. ``rankme_projector``), higher is
+    better: RankMe and LiDAR as they are (both papers read more rank as better), α-ReQ as −|α − 1| (its
+    paper finds the best linear probes for α near 1). None when ``metrics`` lacks a finite value."""
+    v = metrics.get(key)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v):
+        return None
+    score = -abs(float(v) - 1.0) if key.startswith("alpha_req_") else float(v)
+    return score if math.isfinite(score) else None

@@ -50,6 +50,10 @@ def check_config(cfg: config_mod.RunConfig) -> None:
     b, world = cfg.optim.batch_size, dist.launched_world_size()
     if b % world:
         raise ConfigError(f"optim.batch_size={b} is not divisible by the {world} processes; choose a multiple of {world}.")
+    ev = cfg.eval
+    if ev.best_unsupervised.startswith("lidar_") and not ev.lidar_images:
+        raise ConfigError(f"eval.best_unsupervised={ev.best_unsupervised} needs LiDAR, which eval.lidar_images=0 "
+                          "turns off; set eval.lidar_images >= 2 or choose a rankme_ or alpha_req_ metric.")
     if cfg.data.train_subset and b > cfg.data.train_subset:
         raise ConfigError(f"optim.batch_size={b} is larger than data.train_subset={cfg.data.train_subset} training "
                           "samples; lower the batch or raise the subset.")

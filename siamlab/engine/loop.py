@@ -8,6 +8,8 @@ there. A checkpoint, metrics or snapshot write that fails (a full disk) stops th
 ``write_failed`` and the sentence of :class:`~siamlab.engine.runlog.WriteFailed`; the last good
 checkpoint stays (under torchrun the run fails on every rank, the summary naming the write). Under
 torchrun every rank runs the same steps; rank 0 logs, writes checkpoints and the summary.
+An evaluation that improves the backbone's kNN writes ``best.pt``; one that improves the label-free metric
+``eval.best_unsupervised`` (:func:`siamlab.analysis.labelfree.selection_score`) writes ``best_unsupervised.pt``.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from typing import Optional
 import torch
 
 from .. import collectives
+from ..analysis.labelfree import selection_score
 from ..data.order import epoch_order
 from . import dist
 from .failures import failure_error
@@ -164,6 +167,10 @@ def end_of_epoch(tr) -> bool:
         if knn > tr.best_knn:
             tr.best_knn = knn
             tr.save("best.pt")
+        score = selection_score(res, ev.best_unsupervised)
+        if score is not None and score > tr.best_unsupervised:  # the label-free choice (no labels read)
+            tr.best_unsupervised = score
+            tr.save("best_unsupervised.pt")
     if tr.epoch % tr.cfg.engine.checkpoint_every_epochs == 0 or last:
         tr.save("last.pt")
     return True

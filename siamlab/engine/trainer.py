@@ -14,7 +14,7 @@ The engine's files, each one thing:
 - :mod:`.dist`, :mod:`.failures`  torchrun: process group, DDP, a failing rank's one sentence
 
 A run directory holds ``config.yaml`` (resolved), ``metrics.jsonl`` (appended as metrics are made),
-``checkpoints/last.pt`` and ``best.pt`` (atomic writes) and ``summary.json``.
+``checkpoints/last.pt``, ``best.pt`` and ``best_unsupervised.pt`` (atomic writes) and ``summary.json``.
 
 Under torchrun (docs/distributed.md) the global batch of step s is the same set of samples, in the
 same order, as in one process: each rank takes its contiguous part of it
@@ -28,6 +28,7 @@ every method by ``tests/test_hostsync.py``).
 """
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Optional
@@ -105,6 +106,7 @@ class Trainer:
         self.epoch = 0
         self.step_in_epoch = 0
         self.best_knn = -1.0
+        self.best_unsupervised = -math.inf  # the score of checkpoints/best_unsupervised.pt (loop.end_of_epoch)
         self.random_init: dict = {}
         self.ckpt_dir = self.run_dir / "checkpoints"
         if resume:
