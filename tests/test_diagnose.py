@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from siamlab import config
-from siamlab.interop.diagnose import collapse_verdict, diagnose
+from siamlab.interop.diagnose import collapse_verdict, diagnose, summary_text
 from siamlab.interop.export import export_run, trace
 from siamlab.interop.layouts import load_model
 
@@ -40,7 +40,8 @@ def test_diagnose_an_exported_backbone_reproduces_the_runs_evaluation(trained_ru
     res = diagnose(path, overrides=DIGITS, out_dir=str(tmp_path / "d"))  # the data comes from the file
     trained, rnd = res["networks"]["trained"], res["networks"]["random_init"]
     # the same clean features and kNN as the run's own final evaluation
-    for key in ("knn_backbone", "knn_projector", "ncm_backbone", "l_bound_projector", "sigma_i_projector"):
+    for key in ("knn_backbone", "knn_projector", "ncm_backbone", "l_bound_projector", "sigma_i_projector",
+                "rankme_projector", "alpha_req_backbone", "lidar_projector", "lidar_backbone"):  # LiDAR: the same views
         assert trained["metrics"][key] == pytest.approx(summary["final"][key], rel=1e-6, abs=1e-9), key
     assert trained["metrics"]["knn_backbone"] != rnd["metrics"]["knn_backbone"]  # a different (random) network
     d = res["networks"]["trained"]["dims"]["projector"]
@@ -86,7 +87,10 @@ def test_a_collapsed_model_gets_the_collapsed_verdict(tmp_path):
     res = diagnose(tmp_path / "const.pt", data="digits", overrides=DIGITS, out_dir=str(tmp_path / "c"))
     v = res["networks"]["trained"]["verdict"]
     assert v["verdict"] == "collapsed" and v["std_scaled"] == pytest.approx(0.0, abs=1e-6)
-    assert res["networks"]["trained"]["metrics"]["m_o_backbone"] == pytest.approx(1.0)
+    m = res["networks"]["trained"]["metrics"]
+    assert m["m_o_backbone"] == pytest.approx(1.0)
+    assert m["rankme_backbone"] == pytest.approx(1.0, abs=1e-3)  # RankMe: one vector is rank one
+    assert "lidar_backbone" not in m and "alpha_req_backbone" not in m  # no between-image spread, no variance
 
 
 class Plane(nn.Module):
@@ -106,6 +110,9 @@ def test_a_model_on_a_plane_gets_the_dimensional_collapse_verdict(tmp_path):
     v, m = res["networks"]["trained"]["verdict"], res["networks"]["trained"]["metrics"]
     assert m["erank_backbone"] <= 2.0 + 1e-6 and m["std_scaled_backbone"] > 0.1 and m["m_r_backbone"] > 0.05
     assert v["verdict"] == "dimensional collapse" and v["erank_min"] == 8  # max(2, min(K - 1 = 9, d/2 = 8))
+    assert m["rankme_backbone"] <= 2.0 + 1e-3 and m["lidar_backbone"] <= 2.0 + 1e-3  # two directions at most
+    assert m["alpha_req_backbone"] == float("inf")  # two nonzero eigenvalues: faster than any power law
+    assert "rankme_backbone" in summary_text(res) and "lidar_backbone" in summary_text(res)
 
 
 def test_collapse_verdict_reads_the_chosen_output():
