@@ -49,8 +49,9 @@ def test_monitor_numbers_equal_the_engines_on_the_same_tensors(tmp_path, overrid
     out = step["out"] = method(views, idx)
     expected = engine(out, 3)
     got = mon.log(3, out.z, out.p)
-    assert set(got) == set(expected) and "eta_star" in got and "center_pre_bn" in got
-    assert got == expected  # the same code on the same tensors: identical, not just close
+    label_free = {"rankme", "alpha_req", "lidar"}  # the Monitor's own: the engine has them at evaluations
+    assert set(got) == set(expected) | label_free and "eta_star" in got and "center_pre_bn" in got
+    assert {k: got[k] for k in expected} == expected  # the same code on the same tensors: identical, not just close
     mon.close()
 
 
@@ -172,6 +173,26 @@ def test_lightning_callback(tmp_path):
     trainer.fit(Tiny(), loader)
     records = [json.loads(x) for x in (tmp_path / "pl" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r["kind"] == "diag"] == [4, 8, 12, 16]
-    assert all("eta_star" in r and "m_r" in r for r in records if r["kind"] == "diag")
+    assert all("eta_star" in r and "m_r" in r and "rankme" in r and "lidar" in r for r in records if r["kind"] == "diag")
     assert analyze(tmp_path / "pl")["verdict"]["verdict"] in ("collapsed", "not collapsed")
     assert os.path.isfile(tmp_path / "pl" / "summary.json")
+
+
+def test_monitor_logs_the_label_free_measures_of_the_views_it_is_given(tmp_path):
+    """rankme / alpha_req of view 0 and LiDAR over the views (samples = surrogate classes), as the pure
+    functions compute them; one view: no LiDAR; log_features: rankme_<name> / alpha_req_<name>."""
+    from siamlab.analysis import labelfree as LF
+
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(96, 12, generator=g)
+    z = [base + 0.3 * torch.randn(96, 12, generator=g) for _ in range(3)]
+    with Monitor(tmp_path / "m", every=1) as mon:
+        got = mon.log(0, z)
+        one = mon.log(1, z[:1])
+        feats = mon.log_features(2, {"projector": base})
+    assert got["rankme"] == LF.rankme(z[0]) and got["alpha_req"] == LF.alpha_req(z[0])
+    assert got["lidar"] == LF.lidar(torch.stack(z, dim=1)) and 1.0 < got["lidar"] <= 12.0
+    assert "lidar" not in one and "rankme" in one
+    assert feats["rankme_projector"] == pytest.approx(LF.rankme(base)) and "alpha_req_projector" in feats
+    rows = [json.loads(x) for x in (tmp_path / "m" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["lidar"] for r in rows if r["kind"] == "diag" and "lidar" in r] == [got["lidar"]]

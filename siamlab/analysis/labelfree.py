@@ -47,6 +47,8 @@ from typing import Optional
 import numpy as np
 import torch
 
+from ..collectives import gather_nograd
+
 RANKME_EPS = 1e-7  # Garrido et al. 2023
 LIDAR_DELTA = 1e-4  # Thilak et al. 2023: Σ_w regularization
 LIDAR_EPS = 1e-8  # Thilak et al. 2023: entropy
@@ -168,3 +170,16 @@ def selection_score(metrics: dict, key: str) -> Optional[float]:
         return None
     score = -abs(float(v) - 1.0) if key.startswith("alpha_req_") else float(v)
     return score if math.isfinite(score) else None
+
+
+def batch_metrics(views: list) -> dict:
+    """The live diagnostics' label-free keys for one training batch, ``views`` = the views' embeddings
+    (each [B, d], view i of sample j in row j): ``rankme`` and ``alpha_req`` of view 0, and ``lidar`` with the
+    B samples as surrogate classes of len(views) views each (needs two views or more); undefined ones left out.
+    A batch caps RankMe at B and LiDAR at B − 1; the evaluation rows' values use more samples. Under
+    torch.distributed the views are gathered over ranks first (every rank must call it, at the same steps)."""
+    views = [gather_nograd(v.detach()) for v in views]
+    out = {"rankme": rankme(views[0]), "alpha_req": alpha_req(views[0])}
+    if len(views) >= 2:
+        out["lidar"] = lidar(torch.stack([v.detach() for v in views], dim=1))
+    return {k: v for k, v in out.items() if v is not None}

@@ -9,7 +9,9 @@ Return the views' embeddings from ``training_step`` next to the loss and add the
     trainer = lightning.Trainer(callbacks=[SiamlabCallback(every=50, loss_fn=my_loss)])
 
 The diagnostics go to ``<out_dir>/metrics.jsonl`` (default ``<trainer.default_root_dir>/siamlab``),
-which ``siamlab analyze`` reads; the step is ``trainer.global_step`` (optimizer steps so far).
+which ``siamlab analyze`` reads; the step is ``trainer.global_step`` (optimizer steps so far). With two views
+or more in ``"z"`` the records carry LiDAR (the batch's samples as its surrogate classes) beside RankMe and
+α-ReQ (:meth:`Monitor.log`).
 """
 from __future__ import annotations
 

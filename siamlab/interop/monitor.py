@@ -5,7 +5,11 @@ steps it computes what siamlab's engine logs — by the same code, :class:`siaml
 — and appends it to ``metrics.jsonl`` in the engine's format, so ``siamlab analyze DIR`` reads it:
 
 * always: Std, √d·Std, m_o, m_r, ZHANG A.6's covariance term, alignment / uniformity of view 0; the same
-  on the predictor output P; the InfoNCE λ entropy with ``temperature``;
+  on the predictor output P; the InfoNCE λ entropy with ``temperature``; the label-free ``rankme`` and
+  ``alpha_req`` of view 0 and, when ``z`` holds two views or more of every sample, ``lidar`` with the batch's
+  samples as its surrogate classes (:func:`siamlab.analysis.labelfree.batch_metrics`; the engine computes
+  these at evaluations only, on more samples: pass a held-out batch to :meth:`Monitor.log_features` for
+  ``rankme_<name>`` / ``alpha_req_<name>`` of clean features);
 * with ``projector=`` (the module ending in a BatchNorm): ‖center‖ before and after its final BN (CENTER Fig. 5);
 * with ``predictor=``: cos(bias, center) (ZHANG Table 6) and, for a linear predictor, W_p's symmetry,
   diagonal share and ‖W_pᵀW_p − FFᵀ‖ (BRIDGE Thm 3.1);
@@ -40,6 +44,7 @@ from typing import Callable, Optional, Sequence, Union
 import torch
 from torch import nn
 
+from ..analysis.labelfree import batch_metrics
 from ..analysis.live import LiveDiagnostics
 from ..methods.base import Forward, GradFrame, LossOut
 
@@ -154,7 +159,7 @@ class Monitor:
         if loss is None and self.loss_fn is not None:
             with torch.no_grad():
                 loss = self.loss_fn([t.detach() for t in out.z], None if out.p is None else [t.detach() for t in out.p])
-        vals = self.diag(out, step)
+        vals = {**self.diag(out, step), **batch_metrics(out.z)}
         if loss is not None:
             loss = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
             self._write("train", step, epoch, loss=loss)
