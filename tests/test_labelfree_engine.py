@@ -35,6 +35,10 @@ def test_every_evaluation_row_and_the_summary_carry_the_label_free_metrics(tmp_p
         assert LABEL_FREE_KEYS <= set(row), sorted(LABEL_FREE_KEYS - set(row))
         assert 1.0 <= row["rankme_projector"] <= 32.0 and 1.0 <= row["lidar_projector"] <= 19.0
     assert LABEL_FREE_KEYS <= set(res.summary["final"]) and LABEL_FREE_KEYS <= set(res.summary["random_init"])
+    from siamlab.analysis.report import analyze
+
+    shown = analyze(res.run_dir)
+    assert all(k in shown["text"] for k in LABEL_FREE_KEYS) and any(p.endswith("label_free.png") for p in shown["plots"])
 
 
 def test_lidar_views_do_not_touch_the_training_rng(tmp_path):
