@@ -56,7 +56,8 @@ PRESETS = {
         "data": {"name": "cifar100", "augment": "zhang_a1"},
         "model": {"backbone": "resnet18", "stem": "cifar", "proj_hidden": 2048, "proj_out": 2048, "proj_layers": 3, "pred_hidden": 512},
         "optim": {"name": "sgd", "epochs": 1000, "batch_size": 256, "lr": 0.5, "weight_decay": 1e-5, "momentum": 0.9, "warmup_epochs": 10},
-        "eval": {"knn_k": 200, "knn_t": 0.1, "every_epochs": 10, "online_probe": True, "probe_lr": 0.1},
+        "eval": {"knn_k": 200, "knn_t": 0.1, "every_epochs": 10, "online_probe": True, "probe_lr": 0.1,
+                 "lidar_images": 1000, "lidar_views": 50},  # LiDAR as Thilak et al. (n, q)
         "diag": {"every_steps": 100},
         "engine": {"progress": True, "checkpoint_every_epochs": 10},
     },
