@@ -17,7 +17,7 @@ from siamlab import config
 from siamlab.analysis.live import LiveDiagnostics
 from siamlab.analysis.report import analyze
 from siamlab.engine.build import build_run, seed_everything
-from siamlab.interop.monitor import CollapseWarning, Monitor
+from siamlab.interop.monitor import AbsentDiagnosticsWarning, CollapseWarning, Monitor, NormalizationWarning
 from siamlab.methods import Forward
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,6 +137,92 @@ def test_readme_monitor_example_runs_as_written(tmp_path, monkeypatch):
     from siamlab.cli import main
 
     assert main(["analyze", "runs/my-loop"]) == 0
+
+
+def views(seed: int, m: int = 64, d: int = 8):
+    g = torch.Generator().manual_seed(seed)
+    z = [torch.randn(m, d, generator=g) for _ in range(2)]
+    return z, [v + 0.5 * torch.randn(m, d, generator=g) for v in z]
+
+
+def simsiam_with(normalize):
+    def loss_fn(z, p):
+        return -0.5 * ((normalize(p[0]) * normalize(z[1]).detach()).sum(1).mean()
+                       + (normalize(p[1]) * normalize(z[0]).detach()).sum(1).mean())
+    return loss_fn
+
+
+def caught_while(fn) -> list:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fn()
+    return caught
+
+
+@pytest.mark.parametrize("hidden", ["F.normalize", "F.cosine_similarity"])
+def test_a_loss_normalizing_out_of_sight_is_said_once_and_an_l2n_loss_is_not(tmp_path, hidden):
+    """Issue 22.3: the same loop, SimSiam's loss with siamlab.l2n and with a normalization the Monitor does not see
+    (F.cosine_similarity is how lightly's NegativeCosineSimilarity normalizes). With l2n, G = Z_b (ZHANG eq. 4, up
+    to the frame's scale), so grad_rms = 1; out of sight, G is Z_b's part tangent to the sphere at P_a, whose rms is
+    sqrt(mean(1 - cos²(P_a, Z_b))), computed here by hand."""
+    import torch.nn.functional as F
+
+    unseen = {"F.normalize": simsiam_with(lambda x: F.normalize(x, dim=1)),
+              "F.cosine_similarity": lambda z, p: -0.5 * (F.cosine_similarity(p[0], z[1].detach()).mean()
+                                                          + F.cosine_similarity(p[1], z[0].detach()).mean())}[hidden]
+    runs = {}
+    for name, loss_fn in (("l2n", simsiam_with(siamlab.l2n)), (hidden, unseen)):
+        mon = Monitor(tmp_path / name.replace(".", "_"), every=1, loss_fn=loss_fn)
+        logged = []
+        caught = caught_while(lambda: logged.extend(mon.log(step, *views(step)) for step in range(3)))
+        mon.close()
+        runs[name] = (logged, [w for w in caught if issubclass(w.category, NormalizationWarning)], mon)
+    logged, said, mon = runs["l2n"]
+    assert said == [] and mon.notes == [] and [v["grad_rms"] for v in logged] == pytest.approx([1.0] * 3)
+    logged, said, mon = runs[hidden]
+    assert len(said) == 1 and "siamlab.l2n" in str(said[0].message) and "normalized tensors" in str(said[0].message)
+    for step, vals in enumerate(logged):
+        z, p = views(step)
+        cos = F.cosine_similarity(p[0].double(), z[1].double())
+        assert vals["grad_rms"] == pytest.approx(float((1 - cos ** 2).mean().sqrt()), rel=1e-6)
+    out = tmp_path / hidden.replace(".", "_")
+    events = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if '"event"' in x]
+    assert [e["event"] for e in events] == ["hidden normalization"] and events[0]["step"] == 0
+    assert json.loads((out / "summary.json").read_text())["notes"] == [str(said[0].message)]
+
+
+def test_a_loss_that_does_not_normalize_is_not_flagged(tmp_path):
+    from siamlab.losses.barlow import barlow_twins_loss
+
+    mon = Monitor(tmp_path, every=1, loss_fn=lambda z, p: barlow_twins_loss(z[0], z[1]))
+    caught = caught_while(lambda: [mon.log(step, views(step)[0]) for step in range(2)])
+    assert not [w for w in caught if issubclass(w.category, NormalizationWarning)] and mon.notes == []
+
+
+def test_the_absent_diagnostics_are_said_once_with_why(tmp_path):
+    projector = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 8))  # ends in a Linear
+    mon = Monitor(tmp_path / "a", every=1, projector=projector)
+    x = torch.randn(64, 8)
+    caught = caught_while(lambda: [mon.log(step, [projector(x), projector(x + 0.1)]) for step in range(3)])
+    (said,) = [str(w.message) for w in caught if issubclass(w.category, AbsentDiagnosticsWarning)]
+    assert mon.close()["absent"] == mon.absent and said.startswith("siamlab.Monitor does not log ")
+    assert mon.absent == {
+        "p_std_scaled, p_m_o, p_m_r, loss_on_p": "no predictor outputs p were passed to Monitor.log",
+        "center_pre_bn, center_post_bn": "the projector ends in Linear, not a BatchNorm (CENTER Fig. 5 needs a final BN)",
+        "bias_center_cos": "no predictor= was given to the Monitor",
+        "wp_symmetry, wp_diag_share, wp_fft_rel": "no predictor= was given to the Monitor",
+        "gradient decomposition (grad_rms, eta_star, cos_*)": "no loss_fn= was given to the Monitor",
+        "lambda_entropy": "no temperature= was given to the Monitor"}
+    assert all(f"{k} ({why})" in said for k, why in mon.absent.items())
+    # everything given (SimCLR: no predictor by design): only the predictor's diagnostics are absent
+    method, views2, idx = method_and_views(["method.name=simclr", "method.tau=0.2"])
+    step = {}
+    mon = Monitor(tmp_path / "b", every=1, loss_fn=lambda z, p: method.total_loss(step["out"].replace(z=z, p=p)).loss,
+                  frame=method.gradient_frame, projector=method.encoder.projector, temperature=0.2)
+    step["out"] = method(views2, idx)  # the forward pass after the Monitor is made: its final BN is seen
+    mon.log(0, step["out"].z)
+    assert set(mon.absent) == {"p_std_scaled, p_m_o, p_m_r, loss_on_p", "bias_center_cos", "wp_symmetry, wp_diag_share, wp_fft_rel"}
+    mon.close()
 
 
 def test_monitor_rejects_every_zero(tmp_path):
