@@ -230,7 +230,9 @@ def test_monitor_rejects_every_zero(tmp_path):
         Monitor(tmp_path, every=0)
 
 
-def test_lightning_callback(tmp_path):
+def fit_with_callback(tmp_path, loggers):
+    """A tiny SimSiam LightningModule trained 2 epochs (16 steps) with the callback (every=4) and ``loggers``;
+    returns the metrics.jsonl records of the callback's Monitor."""
     pl = pytest.importorskip("lightning", reason="lightning is not installed (optional: pip install 'siamlab[lightning]')")
     from siamlab.interop.lightning import SiamlabCallback
     from siamlab.losses.cosine import simsiam_loss
@@ -253,11 +255,41 @@ def test_lightning_callback(tmp_path):
     torch.manual_seed(0)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(256, 8)), batch_size=32)
     cb = SiamlabCallback(tmp_path / "pl", every=4, loss_fn=lambda z, p: simsiam_loss(p[0], p[1], z[0], z[1]))
-    trainer = pl.Trainer(max_epochs=2, callbacks=[cb], accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer = pl.Trainer(max_epochs=2, callbacks=[cb], accelerator="cpu", logger=loggers, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+                         log_every_n_steps=1)
     trainer.fit(Tiny(), loader)
     records = [json.loads(x) for x in (tmp_path / "pl" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r["kind"] == "diag"] == [4, 8, 12, 16]
     assert all("eta_star" in r and "m_r" in r for r in records if r["kind"] == "diag")
     assert analyze(tmp_path / "pl")["verdict"]["verdict"] in ("collapsed", "not collapsed")
-    assert os.path.isfile(tmp_path / "pl" / "summary.json")
+    assert os.path.isfile(tmp_path / "pl" / "summary.json") and os.path.isfile(tmp_path / "pl" / "metrics.csv")
+    return records
+
+
+def test_lightning_callback_without_trainer_loggers_writes_siamlabs_files(tmp_path):
+    fit_with_callback(tmp_path, False)
+    assert (tmp_path / "pl" / "tensorboard").is_dir()  # its own TensorBoard run: the trainer has none
+
+
+def test_lightning_callback_scalars_go_through_the_trainers_loggers(tmp_path):
+    """Issue 22.4: the diagnostics reach trainer.loggers (here Lightning's CSVLogger and TensorBoardLogger) as
+    siamlab/<name> at the Monitor's steps with the Monitor's values, and TensorBoard shows one run, not two."""
+    import csv
+
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    loggers = [CSVLogger(tmp_path / "csv", name="run"), TensorBoardLogger(tmp_path / "tb", name="run")]
+    diag = {r["step"]: r for r in fit_with_callback(tmp_path, loggers) if r["kind"] == "diag"}
+    with open(loggers[0].log_dir + "/metrics.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("siamlab/m_r")]
+    assert [int(r["step"]) for r in rows] == [4, 8, 12, 16]
+    for r in rows:
+        for key in ("m_r", "std_scaled", "eta_star", "grad_rms", "p_m_o"):
+            assert float(r[f"siamlab/{key}"]) == pytest.approx(diag[int(r["step"])][key], rel=1e-6), key
+    acc = EventAccumulator(loggers[1].log_dir)
+    acc.Reload()
+    m_r = acc.Scalars("siamlab/m_r")
+    assert [e.step for e in m_r] == [4, 8, 12, 16] and m_r[-1].value == pytest.approx(diag[16]["m_r"], rel=1e-6)
+    assert not (tmp_path / "pl" / "tensorboard").exists()  # no second TensorBoard run beside the trainer's
