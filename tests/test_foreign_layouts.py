@@ -85,7 +85,7 @@ def test_every_layout_under_every_prefix_is_found_where_the_library_put_it(name,
     assert head.prefix == prefix + entry["projector"] + ("layers." if lightly else "")
     assert set(head.sd) == {k[len(entry["projector"]):].removeprefix("layers.") for k in entry["keys"] if k.startswith(entry["projector"])}
     used = bb.keys + [k for k in sd if k.startswith(head.prefix)]
-    assert len(set(used)) == len(used)  # no key read twice (the backbone is not read as the projector: issue 22.2)
+    assert len(set(used)) == len(used)  # no key read twice (the backbone is not read as the projector: issue 22, found 2)
     assert groups(foreign.left_out(sd, used, bb)) == {prefix + g for g in LEFT_OUT.get(name, set())}
 
 
@@ -126,7 +126,7 @@ def lightning_ckpt(state_dict: dict) -> dict:
 
 @pytest.mark.parametrize("prefix", ["", "model.", "module.", "encoder.", "net."])
 def test_a_lightning_checkpoint_under_any_module_prefix_reads_backbone_and_projector(prefix, tmp_path):
-    """Issue 22.2: under model. / module. / encoder. / net. the projector is the one beside the backbone."""
+    """Issue 22, found 2: under model. / module. / encoder. / net. the projector is the one beside the backbone."""
     assert LAYOUTS["lightning_checkpoint"]["weights_only_loads"] is True  # as a real .ckpt: torch.load(weights_only=True)
     torch.save(lightning_ckpt(filled("solo-learn/simclr-resnet18-imagenet100", prefix)), tmp_path / "last.ckpt")
     model = load_model(tmp_path / "last.ckpt")
@@ -190,3 +190,19 @@ def test_a_checkpoint_with_pickled_objects_names_them(tmp_path):
                tmp_path / "hp.ckpt")
     with pytest.raises(DataError, match="argparse.Namespace.*state_dict"):
         load_model(tmp_path / "hp.ckpt")
+
+
+def test_a_siamlab_export_given_as_projector_file_gives_its_projector(tmp_path):
+    """Wrappers are opened only where tensors are: an export's "model" entry is its config, not a state dict."""
+    from siamlab import config
+    from siamlab.interop.layouts import EXPORT_FORMAT
+    from siamlab.models import build_encoder
+
+    cfg = config.load(None, ["model.backbone=resnet18", "model.stem=cifar", "model.proj_hidden=16", "model.proj_out=8"])
+    enc = build_encoder(cfg.model, (3, 8, 8))
+    torch.save({"format": EXPORT_FORMAT, "model": {"backbone": "resnet18"}, "backbone": enc.backbone.state_dict(),
+                "projector": enc.projector.state_dict()}, tmp_path / "export.pt")
+    torch.save(enc.backbone.state_dict(), tmp_path / "bb.pt")
+    model = load_model(tmp_path / "bb.pt", projector=str(tmp_path / "export.pt"))
+    x = torch.randn(4, 512)
+    torch.testing.assert_close(model.projector.eval()(x), enc.projector.eval()(x))

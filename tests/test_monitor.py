@@ -161,7 +161,7 @@ def caught_while(fn) -> list:
 
 @pytest.mark.parametrize("hidden", ["F.normalize", "F.cosine_similarity"])
 def test_a_loss_normalizing_out_of_sight_is_said_once_and_an_l2n_loss_is_not(tmp_path, hidden):
-    """Issue 22.3: the same loop, SimSiam's loss with siamlab.l2n and with a normalization the Monitor does not see
+    """Issue 22 (found 3, build 2): the same loop, SimSiam's loss with siamlab.l2n and with a normalization the Monitor does not see
     (F.cosine_similarity is how lightly's NegativeCosineSimilarity normalizes). With l2n, G = Z_b (ZHANG eq. 4, up
     to the frame's scale), so grad_rms = 1; out of sight, G is Z_b's part tangent to the sphere at P_a, whose rms is
     sqrt(mean(1 - cos²(P_a, Z_b))), computed here by hand."""
@@ -273,10 +273,11 @@ def test_lightning_callback_without_trainer_loggers_writes_siamlabs_files(tmp_pa
 
 
 def test_lightning_callback_scalars_go_through_the_trainers_loggers(tmp_path):
-    """Issue 22.4: the diagnostics reach trainer.loggers (here Lightning's CSVLogger and TensorBoardLogger) as
+    """Issue 22 (found 4, build 3): the diagnostics reach trainer.loggers (here Lightning's CSVLogger and TensorBoardLogger) as
     siamlab/<name> at the Monitor's steps with the Monitor's values, and TensorBoard shows one run, not two."""
     import csv
 
+    pytest.importorskip("lightning", reason="lightning is not installed (optional: pip install 'siamlab[lightning]')")
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

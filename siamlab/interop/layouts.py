@@ -99,6 +99,12 @@ def _tensors(obj) -> bool:
     return isinstance(obj, dict) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
 
 
+def _holds_tensors(obj, depth: int = 3) -> bool:
+    """True for a dict with tensors in it, at most ``depth`` dicts down (not, e.g., a config under "model")."""
+    return isinstance(obj, dict) and depth > 0 and any(
+        isinstance(v, torch.Tensor) or _holds_tensors(v, depth - 1) for v in obj.values())
+
+
 def _unwrap(obj):
     """The state dict inside ``obj``: wrappers (``{"state_dict": ...}`` of a Lightning .ckpt, ``{"model": ...}``,
     ...) are opened; a dict of per-module state dicts (``{"backbone": {...}, "projector": {...}}``) is
@@ -106,7 +112,7 @@ def _unwrap(obj):
     for _ in range(3):
         if not isinstance(obj, dict) or any(isinstance(v, torch.Tensor) for v in obj.values()):
             return obj
-        inner = next((obj[k] for k in _WRAPPER_KEYS if isinstance(obj.get(k), dict)), None)
+        inner = next((obj[k] for k in _WRAPPER_KEYS if _holds_tensors(obj.get(k))), None)
         if inner is None:
             parts = {f"{name}.{k}": v for name, sub in obj.items() if _tensors(sub) for k, v in sub.items()}
             return parts or obj
