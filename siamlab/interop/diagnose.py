@@ -131,6 +131,8 @@ def diagnose(model_path, data: Optional[str] = None, projector: Optional[str] = 
     from .page import write_page
 
     model = load_model(model_path, projector)
+    for note in model.notes:  # what the file holds but diagnose does not read: said once, never dropped silently
+        print(f"note: {note}", file=sys.stderr, flush=True)
     cfg = _data_config(model, data, overrides or [])
     train_ds, test_ds = load_dataset(cfg.data, "train"), load_dataset(cfg.data, "test")
     augment = build_augment(cfg.data, train_ds)
@@ -139,7 +141,7 @@ def diagnose(model_path, data: Optional[str] = None, projector: Optional[str] = 
     output = "projector" if model.projector is not None else "backbone"
     result = {"model": str(model_path), "projector_file": projector, "layout": model.layout, "dataset": test_ds.name,
               "num_classes": test_ds.num_classes, "train_samples": len(train_ds), "test_samples": len(test_ds),
-              "output": output, "networks": {}}
+              "output": output, "notes": model.notes, "networks": {}}
     for which, (bb, pj) in (("trained", (model.backbone, model.projector)),
                             ("random_init", (model.random_backbone, model.random_projector))):
         print(f"diagnose: {which.replace('_', ' ')} network on {len(train_ds)} + {len(test_ds)} {test_ds.name} samples ...",
