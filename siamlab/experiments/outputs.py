@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import time
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from . import gates, measures
 from .papers.findings import reading
 from .results import Results, mean_std
 from .spec import merge
+from .stats import Verdict, as_verdict
 
 REPRODUCED, NOT_REPRODUCED, NOT_RUN = "reproduced", "not reproduced", "not run"
 UNDECIDABLE = "undecidable at this scale"
@@ -26,16 +28,36 @@ def word(ok, kind: str = "claim") -> str:
     return REPRODUCED if ok is True else NOT_REPRODUCED if ok is False else UNDECIDABLE if ok == gates.UNDECIDABLE else NOT_RUN
 
 
+def _number(v):
+    return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else float(v)
+
+
+def claim_entry(c, v: Verdict) -> dict:
+    """A claim's entry of results.json ("claims"), the one place a rule's Verdict becomes a dict. Keys: text, arms,
+    kind, reproduced, verdict, explanation; and the numbers behind it — ``value`` (the claim's quantity: its mean
+    over seeds), ``threshold`` (what the rule compares it with; ``upper`` too for a band, ``side`` "above" /
+    "below" / "inside"), ``interval`` ([lo, hi], its 95 % Student-t interval over seeds, null below two seeds),
+    ``distance`` (value's signed distance to its threshold, positive on the claimed side), ``paper`` (the paper's
+    value of the quantity, or null), ``quantity`` (what the value is), ``seeds`` (seeds it was decided with) and
+    ``more_seeds_could_decide``."""
+    kind = getattr(c, "kind", "claim")
+    ok = v.state
+    return {"text": c.text, "arms": list(c.arms), "kind": kind, "reproduced": ok if isinstance(ok, bool) else None,
+            "verdict": word(ok, kind), "explanation": v.why, "value": _number(v.value), "threshold": _number(v.threshold),
+            "upper": _number(v.upper), "side": v.side or None,
+            "interval": None if v.interval is None else [_number(v.interval[0]), _number(v.interval[1])],
+            "distance": _number(v.distance), "paper": _number(v.paper), "quantity": v.quantity, "seeds": int(v.seeds),
+            "more_seeds_could_decide": bool(v.more_seeds_could_decide)}
+
+
 def evaluate_claims(exp, results: Results) -> list[dict]:
     out = []
     for c in exp.claims:
         try:
-            ok, why = c.rule(results)
+            v = as_verdict(c.rule(results))
         except (ArithmeticError, ValueError, TypeError) as err:  # a value the rule cannot use
-            ok, why = None, f"rule could not be evaluated: {type(err).__name__}: {err}"
-        kind = getattr(c, "kind", "claim")
-        out.append({"text": c.text, "arms": list(c.arms), "kind": kind, "reproduced": ok if isinstance(ok, bool) else None,
-                    "verdict": word(ok, kind), "explanation": why})
+            v = Verdict(None, f"rule could not be evaluated: {type(err).__name__}: {err}")
+        out.append(claim_entry(c, v))
     return out
 
 
