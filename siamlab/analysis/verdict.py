@@ -36,6 +36,18 @@ Three kinds of collapse are seen, each on the records where it is meaningful:
    against half of its own dimensions instead; 2 is the floor (one direction is Conjecture 2's single
    dimension). Without K (no labels) r_min = 2. ‖Σ − I‖²/d of the same features is reported beside it.
 
+The K − 1 threshold describes a run (``siamlab analyze``, ``diagnose``, the Monitor); it decides no claim of the
+experiment catalogue. Claims read complete collapse through :func:`collapse_margin`, and dimensional collapse only
+where a claim is about dimensions or an arm's spread cannot fail by construction — and there against
+:data:`ERANK_FLOOR`, Conjecture 2's single dimension (``siamlab.experiments.rules``, ISSUE 19.3).
+
+**Collapse margin** (:func:`collapse_margin`): how far a run is from complete collapse, in decades —
+log10 of the smallest of √d·std(Z)/0.1 and m_r(Z)/0.05 (and the same on P where the loss acts on P), clipped to
+±:data:`MARGIN_CLIP`; a diverged run counts as −MARGIN_CLIP (ZHANG A.4 counts Mirror's NaN run as collapsed).
+Negative means collapsed; a spread run sits near +1 (√d·std ≈ 0.9), a constant output at −2. The catalogue's
+claims test its 95 % interval over seeds against 0, so a run that hovers at the threshold (√d·std 0.09–0.12)
+leaves the claim undecidable instead of flipping it.
+
 A run that collapsed completely (or on P) has verdict "collapsed" / "collapsed (predictor output P)";
 one that did not but lost dimensions has "dimensional collapse"; both can be read separately from
 ``complete``, ``loss_tensor`` and ``dimensional``. ``collapsed`` is True for complete or loss-tensor
@@ -60,6 +72,7 @@ from typing import Optional
 STD_SCALED_MIN = 0.1
 M_R_MIN = 0.05
 ERANK_FLOOR = 2.0
+MARGIN_CLIP = 2.0
 WINDOW = 3
 RULE = (f"collapsed if the median of the last {WINDOW} diag logs has sqrt(d)*std < {STD_SCALED_MIN} or m_r < {M_R_MIN} "
         f"on Z, or on P when the loss acts on P; dimensional collapse if the effective rank of clean projector "
@@ -169,6 +182,20 @@ def verdicts(history: list, status: str) -> dict:
             "dimensional": dimensional, "std_scaled": ev["std_scaled"], "m_r": ev["m_r"], "p_std_scaled": ev["p_std_scaled"],
             "p_m_r": ev["p_m_r"], "erank": ev["erank"], "erank_min": r_min if ev["erank"] is not None else None,
             "dim": ev["dim"], "classes": ev["classes"], "sigma_i": ev["sigma_i"], "evidence": ev["source"], "rule": RULE}
+
+
+def collapse_margin(v: dict) -> Optional[float]:
+    """Decades between a run's verdict dict ``v`` and complete collapse (module docstring); None without data."""
+    if v.get("diverged") or v.get("verdict") == "diverged":
+        return -MARGIN_CLIP
+    ratios = [v.get("std_scaled"), v.get("m_r")]
+    ratios = [x / t for x, t in zip(ratios, (STD_SCALED_MIN, M_R_MIN)) if x is not None]
+    if v.get("loss_tensor") is not None:
+        ratios += [x / t for x, t in zip((v.get("p_std_scaled"), v.get("p_m_r")), (STD_SCALED_MIN, M_R_MIN)) if x is not None]
+    if not ratios:
+        return None
+    low = min(ratios)
+    return -MARGIN_CLIP if low <= 0 else max(-MARGIN_CLIP, min(MARGIN_CLIP, math.log10(low)))
 
 
 def explain(v: dict) -> str:
