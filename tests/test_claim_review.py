@@ -38,11 +38,11 @@ def test_trains_needs_a_gain_over_random_init_not_k_minus_one_dimensions():
 
 
 def test_the_spread_is_judged_by_construction_only_where_it_cannot_fail():
-    f9 = results("zhang-f9", [run("BN + MSE", s, 80.0, 70.0, loss_on_p=0, erank=5.0 + s) for s in range(3)]
+    f9 = results("zhang-f9", [run("BN + MSE", s, 80.0, 70.0, erank=5.0 + s) for s in range(3)]  # no P: loss on z
                  + [run("SimSiam", s, 82.0, 70.0, loss_on_p=1) for s in range(3)])
     assert "final BN" in R.spread_by_construction(f9, "BN + MSE") and R.spread_by_construction(f9, "SimSiam") == ""
     assert R.trains("BN + MSE")(f9).state is True
-    flat = results("zhang-f9", [run("BN + MSE", s, 80.0, 70.0, loss_on_p=0, erank=1.1 + 0.05 * s) for s in range(3)])
+    flat = results("zhang-f9", [run("BN + MSE", s, 80.0, 70.0, erank=1.1 + 0.05 * s) for s in range(3)])
     assert R.trains("BN + MSE")(flat).state is False  # a single dimension: Conjecture 2's collapse
     t3 = results("bridge-t3", [])
     assert R.spread_by_construction(t3, "Cov=0 + STD") and R.spread_by_construction(t3, "Cov=0") == ""

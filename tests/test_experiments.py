@@ -123,7 +123,7 @@ def _rec(label, seed=0, std=1.0, knn=50.0, status="completed", diag=None, evals=
 
 
 def _results(records, arms):
-    exp = Experiment("t", "P", "i", "e", arms, [], [Column("knn", "knn")])
+    exp = Experiment("t", "P", "i", "e", arms, [], [Column("knn", "knn")], base={"model": {"proj_final_bn": False}})  # z can collapse
     return Results(exp, records)
 
 

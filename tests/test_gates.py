@@ -20,6 +20,9 @@ from siamlab.experiments.results import Results
 from siamlab.experiments.spec import Arm, Claim, Column, Experiment
 
 
+CAN_COLLAPSE = {"model": {"proj_final_bn": False}}  # arms whose z can collapse (no final BN holds its spread)
+
+
 def rec(label, knn, init, seed=0, std=0.9, cov=None):
     diag = [{"kind": "diag", "epoch": e, "std_scaled": std, "m_r": 0.9, **({"cov_term": cov} if cov is not None else {})}
             for e in (1, 2, 3)]
@@ -28,7 +31,7 @@ def rec(label, knn, init, seed=0, std=0.9, cov=None):
 
 
 def results(records, labels, claims=()):
-    exp = Experiment("t", "P", "i", "e", [Arm(lab) for lab in labels], list(claims), [Column("knn", "knn")])
+    exp = Experiment("t", "P", "i", "e", [Arm(lab) for lab in labels], list(claims), [Column("knn", "knn")], base=CAN_COLLAPSE)
     return Results(exp, records)
 
 

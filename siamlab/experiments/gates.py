@@ -133,4 +133,6 @@ def accuracy_gated(res, labels: list, measure: str, verdict: Verdict) -> Verdict
     verdict.state = UNDECIDABLE
     verdict.why = f"{gate.why} — so: {verdict.why}"
     verdict.more_seeds_could_decide = gate.more_seeds_could_decide and not comparison_open
+    if not verdict.more_seeds_could_decide:
+        verdict.why += "; more seeds would not decide it (the gate stays closed or the comparison stays open)"
     return verdict

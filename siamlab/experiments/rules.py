@@ -87,11 +87,13 @@ def spread_by_construction(res, label: str) -> str:
 
 
 def _loss_on_z(rec) -> bool:
-    """The run logged that its loss acts on z, not on P (the live diagnostics' ``loss_on_p``, median below 0.5)."""
+    """The run's diagnostics show its loss acting on z: it logged diagnostics, and either no predictor output P
+    (``loss_on_p`` is logged only with a P) or ``loss_on_p`` below 0.5 (P is only a target, Mirror SimSiam)."""
     import statistics
 
-    flags = [row["loss_on_p"] for row in rec.history if row.get("kind") == "diag" and isinstance(row.get("loss_on_p"), (int, float))]
-    return bool(flags) and statistics.median(flags) < 0.5
+    rows = [row for row in rec.history if row.get("kind") == "diag"]
+    flags = [row["loss_on_p"] for row in rows if isinstance(row.get("loss_on_p"), (int, float))]
+    return bool(rows) and (not flags or statistics.median(flags) < 0.5)
 
 
 def single_dimension(res, label: str, side: str, reason: str) -> Verdict:
