@@ -17,8 +17,9 @@ Three kinds of collapse are seen, each on the records where it is meaningful:
    (the method's gradient frame has its anchor on P — SimSiam, BYOL, the gradient-surgery and
    Symmetric-Predictor variants; the live diagnostics log ``loss_on_p`` = 1), the same two thresholds are
    applied to P (``p_std_scaled``, ``p_m_r``). A constant P leaves the encoder without a learning signal
-   while z can stay spread at its initial state: in ZHANG Table 4's arm without o_e and r_e, P reaches
-   √d·std ≈ 0.07 and m_o(P) ≈ 1 while z stays at 0.78 (issue 11). ZHANG counts that arm as collapsed.
+   while z can stay spread at its initial state: in ZHANG Table 4's arm without o_e and r_e the smoke runs of
+   issue 11 saw P's √d·std fall below 0.1 with m_o(P) near 1 while z, under its final BN, stayed spread. ZHANG
+   counts that arm as collapsed.
 
 3. **Dimensional collapse** (the outputs occupy a low-dimensional subspace; ZHANG Conjecture 2: "when all
    the dimensions have the same values, equivalent to having a single dimension, which already collapses
@@ -55,9 +56,10 @@ collapse (what ZHANG's tables count as collapse); dimensional collapse is report
 
 Known limit: all three read *directions* (std and m_r of l2-normalized Z, the spectrum's shape), not the
 scale of the un-normalized output. A projector whose outputs shrink towards zero while their directions
-stay spread (BRIDGE §4.2's "the projector always outputs zero", seen in bridge-t3's "Cov = 1" cell:
-mean ‖z‖ 0.57 → 0.04, effective rank 105) is not counted as collapsed; its accuracy shows it. A scale rule cannot simply be added: losses that
-normalize z (SimSiam, BYOL, InfoNCE) leave the output scale free, and weight decay shrinks it harmlessly.
+stay spread (BRIDGE §4.2's "the projector always outputs zero", seen in bridge-t3's "Cov = 1" cell, whose mean
+‖z‖ fell by an order of magnitude while its effective rank stayed high) is not counted as collapsed; its
+accuracy shows it. A scale rule cannot simply be added: losses that normalize z (SimSiam, BYOL, InfoNCE) leave
+the output scale free, and weight decay shrinks it harmlessly.
 
 Divergence: the run's status is ``"diverged"``, or a ``train`` record holds a non-finite ``loss``
 (NaN/±Inf; the run log stores them as the strings "nan"/"inf", a null is treated the same way).

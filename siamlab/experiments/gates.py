@@ -11,17 +11,17 @@ measures is the effect of the arm, not the luck of the seed.
 between arms that beat their own randomly initialized network by the same test: per seed, the trained
 accuracy minus the random-init accuracy of the same network (same seed, same weights before the first
 step); the arm beats random init when the 95 % interval of that gain lies above :data:`NOISE_FLOOR`. On
-easy data a random ConvNet already scores high (≈ 73 % kNN on the Fashion-MNIST smoke subset, ≈ 99.6 %
-on the blobs toy), and an arm below that line ranks how much training *damaged* random features, not what
-it learned (issue 11). While an arm's gain is undecidable the comparison is undecidable; when the gain
+easy data a random network already scores high (each table's random-init row: most of the way up on the
+Fashion-MNIST smoke subset, at the ceiling on the blobs toy), and an arm below that line ranks how much
+training *damaged* random features, not what it learned (issue 11). While an arm's gain is undecidable the comparison is undecidable; when the gain
 clearly stays below the floor (its interval lies below it) the comparison is undecidable and more seeds
 cannot change that.
 
 NOISE_FLOOR = 1 accuracy point: a gain smaller than the test set's own sampling error is no evidence of
 learning. Every seed is evaluated on the same test images, so the interval over seeds does not contain that
-error; for two networks scored on the same N test images it is √(q/N), q the share of images on which they
-disagree — with N = 2 000 (the smoke subset) and q ≈ 0.2 (a trained network against its random init) about
-1 point, the binomial standard error of one accuracy near 77 % (100·√(0.77·0.23/2000) ≈ 0.94).
+error; for two networks scored on the same N test images it is about √(q/N), q the share of images on which
+they disagree — with N = 2 000 (the smoke subset) and a fifth of the images changing their label about 1 point,
+as large as the binomial standard error of one accuracy near 75 % (100·√(0.75·0.25/2000) ≈ 0.97).
 
 **Seed cap.** An undecidable claim asks for more seeds; the runner adds them up to ``seed_cap(exp, scale)``:
 :data:`SEED_CAP` at that scale, or the experiment's own seeds if more. Smoke: 8 (t(0.975, 7) = 2.36: the

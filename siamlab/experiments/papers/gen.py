@@ -152,7 +152,7 @@ def correlated_above_k(name: str, max_r: float = CLEAR_R) -> callable:
 
 
 # gen-t1 and gen-f3 share their runs (the second reuses the first's): at smoke, evaluation only at random init and
-# at the end (the claims read the final values), 3 seeds; ~21 min of runs on the 2-core CPU (30 runs of 30-45 s).
+# at the end (the claims read the final values), 3 seeds; smoke_minutes is the estimate `siamlab reproduce --list` shows.
 SWEEP = dict(scale_overrides={"paper": GEN_PAPER, "smoke": {"eval": {"every_epochs": 20}}}, seeds=SEEDS,
              notes=NOTES, smoke_minutes=21)
 
