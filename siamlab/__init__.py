@@ -1,4 +1,6 @@
 """siamlab: joint-embedding self-supervised learning that explains collapse."""
+from . import openmp  # noqa: F401  (first: OpenMP's wait policy must be set before torch loads)
+
 __version__ = "0.1.0"
 
 __all__ = ["Monitor", "l2n"]

@@ -116,11 +116,11 @@ class EngineConfig:
     out: str = "runs"
     run_name: str = ""  # empty = <method>-<dataset>-<timestamp>
     bf16: bool = False  # bfloat16 autocast for the networks; losses stay float32
-    channels_last: bool = False
+    channels_last: bool = True  # image networks and views in NHWC: 1.3-1.6x faster convolutions on the CPU
     compile: bool = False
     checkpoint_every_epochs: int = 1
     progress: bool = True
-    threads: int = 0  # torch.set_num_threads; 0 = leave as is
+    threads: int = 0  # torch threads; 0 = OMP_NUM_THREADS, else the cores this process may use (engine/threads.py)
     loggers: list = field(default_factory=lambda: ["csv", "tensorboard"])  # beside metrics.jsonl: csv, tensorboard, wandb
     wandb_project: str = "siamlab"  # W&B project when "wandb" is in loggers
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -107,13 +108,18 @@ def build_run(cfg: config_mod.RunConfig, device: torch.device):
     return train_ds, test_ds, augment, method.to(device)
 
 
-def share_cores(train_ds, device: torch.device, threads: int) -> None:
+def share_cores(train_ds, device: torch.device, threads: int) -> Optional[str]:
     """Training on the CPU from a streamed set: torch threads for the cores its decoding workers leave
-    (:func:`siamlab.data.stream.training_threads`), unless ``engine.threads`` (``threads``) says otherwise."""
+    (:func:`siamlab.data.stream.training_threads`), unless ``engine.threads`` (``threads``) says otherwise.
+    Returns the line of :func:`siamlab.engine.threads.line` when it changed the count, else None."""
     from ..data.stream import training_threads
+    from .threads import line
 
     if getattr(train_ds, "streamed", False) and device.type == "cpu" and not threads:
-        torch.set_num_threads(training_threads(train_ds.settings))
+        n, workers = training_threads(train_ds.settings), train_ds.settings.worker_count()
+        torch.set_num_threads(n)
+        return line(n, f"the cores its {workers} decoding worker{'s' if workers != 1 else ''} leave")
+    return None
 
 
 def load_run_config(run_dir: str) -> config_mod.RunConfig:

@@ -198,6 +198,7 @@ def finish(tr, status: str, message: str, seconds: float) -> dict:
         "verdict": verdicts(history, status),
         "run_dir": str(tr.run_dir),
         "world_size": tr.world,
+        "threads": tr.threads,
     }
     if collectives.is_main():
         try:

@@ -22,9 +22,10 @@ same order, as in one process: each rank takes its contiguous part of it
 (``model.sync_bn``) and DDP averages gradients, so N processes compute what one process would.
 
 GPU fast path: the uint8 training set stays on the device when it fits, views are made there (random
-parameters drawn on the device) on a side stream that overlaps the previous step's tail, bf16 autocast /
-channels_last / torch.compile are options, and the step never synchronizes with the host (checked for
-every method by ``tests/test_hostsync.py``).
+parameters drawn on the device) on a side stream that overlaps the previous step's tail, image networks and
+views are channels_last (``engine.channels_last``, on by default: faster convolutions on the CPU too), bf16
+autocast / torch.compile are options, and the step never synchronizes with the host (checked for every
+method by ``tests/test_hostsync.py``). The CPU thread count is set by every run (:mod:`.threads`).
 """
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ from .rundir import claim_run_dir, remove_if_only_lock
 from .runlog import MetricsLog, atomic_write_text
 from .schedule import effective_lr, lr_at
 from .step import LossStep
+from .threads import set_threads
 
 
 class Trainer:
@@ -63,8 +65,7 @@ class Trainer:
         self.lock = None
         check_config(cfg)
         e = cfg.engine
-        if e.threads:
-            torch.set_num_threads(e.threads)
+        self.thread_line = set_threads(e.threads)
         self.device = pick_device(e.device)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
@@ -84,7 +85,10 @@ class Trainer:
         cfg, e = self.cfg, self.cfg.engine
         seed_everything(e.seed)  # the same initial weights on every rank (and as in one process)
         self.train_ds, self.test_ds, self.augment, self.method = build_run(cfg, self.device)
-        share_cores(self.train_ds, self.device, e.threads)
+        self.thread_line = share_cores(self.train_ds, self.device, e.threads) or self.thread_line
+        self.threads = torch.get_num_threads()  # in summary.json: another count gives other digits
+        if e.progress and collectives.is_main():
+            print(self.thread_line, file=sys.stderr, flush=True)
         self.probe = build_probe(cfg, self.method, self.train_ds.num_classes, self.device)
         if self.world > 1:
             seed_everything(e.seed + self.rank)  # different augmentations on every rank
