@@ -176,3 +176,21 @@ def test_resume_refuses_other_data_another_module_and_changes(tmp_path, capsys):
         err = capsys.readouterr().err
         assert "siamlab.fit" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert main(["analyze", str(run)]) == 0  # reading its metrics needs no objects
+
+
+def test_readme_example_runs_as_written_and_resumes_with_the_objects_passed_again(tmp_path, monkeypatch):
+    import copy
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (code,) = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "siamlab.fit(" in b]
+    monkeypatch.chdir(tmp_path)
+    ns = {"__name__": "__readme__"}
+    exec(compile(code, "README.md", "exec"), ns)
+    s = ns["result"].summary
+    assert s["status"] == "completed" and s["epochs_done"] == 2 and 0 <= s["final"]["knn_backbone"] <= 100
+    again = siamlab.fit(copy.deepcopy(ns["backbone"]), ns["data"], resume="runs/my-backbone", test=ns["test"],
+                        engine={"progress": False})
+    assert again.summary["status"] == "completed" and again.summary["steps"] == s["steps"]
+    assert main(["analyze", "runs/my-backbone"]) == 0
