@@ -78,6 +78,15 @@ def test_gray_28px_export_and_reload(tmp_path):
     x = torch.rand(3, 1, 28, 28)
     with torch.no_grad():
         assert torch.equal(model.backbone.eval()(x), enc.backbone.eval()(x))
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scripted = torch.jit.load(export_run(run, "torchscript")["files"][0])
+    assert not [w for w in caught if w.filename.endswith("vit.py")]  # the image-size check stays out of the trace
+    for batch in (x, torch.rand(7, 1, 28, 28)):  # traced on a batch of 2: other batch sizes too
+        with torch.no_grad():
+            assert torch.allclose(scripted(batch), enc.backbone.eval()(batch), atol=1e-6)
     assert vit_input_shape(enc.backbone.state_dict()) == (1, 28, 28)
     assert vit_input_shape({"conv1.weight": torch.zeros(64, 3, 7, 7)}) is None
 

@@ -101,6 +101,9 @@ def trace(module: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
     module = module.eval()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # torch >= 2.10 deprecates TorchScript; it still loads everywhere
+        # torch's own nn.MultiheadAttention (a ViT) warns about its shape checks while traced; the trace is
+        # checked, and tests/test_vit.py runs it on other batch sizes
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=r"torch\.")
         return torch.jit.trace(module, example, check_trace=True)
 
 

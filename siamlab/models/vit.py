@@ -83,7 +83,7 @@ class VisionTransformer(nn.Module):
         self.out_dim = hidden_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-2:] != (self.image_size, self.image_size):
+        if not torch.jit.is_tracing() and x.shape[-2:] != (self.image_size, self.image_size):  # (export traces it)
             raise DataError(f"this ViT takes {self.image_size} px square images, got {x.shape[-2]}x{x.shape[-1]}; "
                             f"set data.image_size={self.image_size}.")
         x = self.conv_proj(x).flatten(2).transpose(1, 2)  # [B, patches, hidden], patches in row-major order
