@@ -25,8 +25,6 @@ examples:
 """
 
 
-# What --set may change on --resume (for that invocation; config.yaml keeps the run's values): not the run's result.
-RESUME_SETTABLE = ("engine.progress", "engine.threads", "engine.device", "data.root", "data.workers")
 HEADLINE = ("knn_backbone", "knn_projector", "ncm_backbone", "linear_top1")
 
 
@@ -40,6 +38,7 @@ def _result_table(trained: dict, random_init: dict) -> str:
 def cmd_train(args) -> int:
     from . import config
     from .engine.build import load_run_config
+    from .engine.checkpoint import RESUME_SETTABLE
     from .engine.trainer import train
 
     if args.resume:

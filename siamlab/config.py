@@ -49,7 +49,8 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    backbone: str = "convnet"  # resnet18 | resnet50 | convnet | mlp
+    backbone: str = "convnet"  # resnet18 | resnet50 | convnet | mlp | vit_tiny | vit_small (| user: siamlab.fit)
+    patch_size: int = 16  # ViT patch side; must divide the image side (28 px Fashion-MNIST: 4, 7 or 14)
     stem: str = "auto"  # cifar | imagenet | auto (cifar for images <= 64 px)
     width: int = 32  # base width of convnet / mlp hidden size (ResNets ignore it)
     zero_init_residual: bool = True
@@ -140,6 +141,8 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
+BACKBONES = ("resnet18", "resnet50", "convnet", "mlp", "vit_tiny", "vit_small", "user")  # user: siamlab.fit's module
+
 # Range checks: field -> (predicate, description of what is allowed)
 _RULES = {
     "data.image_size": (lambda v: v >= 0, "an integer >= 0 (0 = native size)"),
@@ -151,7 +154,8 @@ _RULES = {
     "data.on_corrupt": (lambda v: v in ("stop", "skip"), "stop or skip"),
     "data.max_image_pixels": (lambda v: v >= 1, "an integer >= 1"),
     "method.decor_weight": (lambda v: v >= 0, "a number >= 0"),
-    "model.backbone": (lambda v: v in ("resnet18", "resnet50", "convnet", "mlp"), "one of resnet18, resnet50, convnet, mlp"),
+    "model.backbone": (lambda v: v in BACKBONES, f"one of {', '.join(BACKBONES)}"),
+    "model.patch_size": (lambda v: v >= 1, "an integer >= 1 dividing the image side"),
     "model.stem": (lambda v: v in ("auto", "cifar", "imagenet"), "one of auto, cifar, imagenet"),
     "model.width": (lambda v: v >= 1, "an integer >= 1"),
     "model.proj_hidden": (lambda v: v >= 1, "an integer >= 1"),

@@ -42,11 +42,20 @@ def check_config(cfg: config_mod.RunConfig) -> None:
     kind, the method(s), their parameters and phases and what each method needs of the rest of the config
     (BRIDGE: method.k divides optim.batch_size), and the batch against the processes and the subset."""
     from ..data import check_data_config
-    from ..methods.checks import check_method_config
     from ..models.backbones import check_backbone
 
     kind = check_data_config(cfg.data)
     check_backbone(cfg.model.backbone, kind, f" such as {cfg.data.name}")
+    check_method_and_batch(cfg)
+    if cfg.data.train_subset and cfg.optim.batch_size > cfg.data.train_subset:
+        raise ConfigError(f"optim.batch_size={cfg.optim.batch_size} is larger than data.train_subset="
+                          f"{cfg.data.train_subset} training samples; lower the batch or raise the subset.")
+
+
+def check_method_and_batch(cfg: config_mod.RunConfig) -> None:
+    """The method(s), their parameters and phases, and the batch against the torchrun processes."""
+    from ..methods.checks import check_method_config
+
     check_method_config(cfg)
     b, world = cfg.optim.batch_size, dist.launched_world_size()
     if b % world:
@@ -55,9 +64,6 @@ def check_config(cfg: config_mod.RunConfig) -> None:
     if ev.best_unsupervised.startswith("lidar_") and not ev.lidar_images:
         raise ConfigError(f"eval.best_unsupervised={ev.best_unsupervised} needs LiDAR, which eval.lidar_images=0 "
                           "turns off; set eval.lidar_images >= 2 or choose a rankme_ or alpha_req_ metric.")
-    if cfg.data.train_subset and b > cfg.data.train_subset:
-        raise ConfigError(f"optim.batch_size={b} is larger than data.train_subset={cfg.data.train_subset} training "
-                          "samples; lower the batch or raise the subset.")
 
 
 def fits_on_device(nbytes: int, device: torch.device) -> bool:
@@ -86,26 +92,34 @@ def build_run(cfg: config_mod.RunConfig, device: torch.device):
     same backbone and, where the shapes match, the same projector and predictor (ISSUE 19.1)."""
     from ..data import load_dataset
     from ..data.augment import build_augment
-    from ..methods import build_method
-    from ..models import build_encoder, seed_part
+    from ..models import build_encoder
 
     from ..data.stream import for_device
 
     train_ds = for_device(load_dataset(cfg.data, "train"), device)
     test_ds = for_device(load_dataset(cfg.data, "test"), device)
     augment = build_augment(cfg.data, train_ds)
-    seed = cfg.engine.seed
-    encoder = build_encoder(cfg.model, train_ds.in_shape, seed=seed)
-    seed_part(seed, "heads")
+    encoder = build_encoder(cfg.model, augment.out_shape, seed=cfg.engine.seed)  # the views' shape: a ViT's image size
+    return train_ds, test_ds, augment, method_around(cfg, encoder, len(train_ds), device)
+
+
+def method_around(cfg: config_mod.RunConfig, encoder, train_samples: int, device: torch.device):
+    """The configured method (or phases of methods) around ``encoder``, bound to a training set of
+    ``train_samples`` samples, on ``device``. The heads are drawn from the seed part "heads" and what follows
+    the build (probe, views) from "after build", so neither depends on what another part drew."""
+    from ..methods import build_method
+    from ..models import seed_part
+
+    seed_part(cfg.engine.seed, "heads")
     if cfg.phases:
         from ..methods.phased import build_phased
 
         method = build_phased(cfg, encoder, cfg.model)
     else:
         method = build_method(cfg.method, encoder, cfg.model)
-    method.bind_dataset(len(train_ds))
-    seed_part(seed, "after build")  # what follows (probe, views) does not depend on what the heads drew
-    return train_ds, test_ds, augment, method.to(device)
+    method.bind_dataset(train_samples)
+    seed_part(cfg.engine.seed, "after build")  # what follows (probe, views) does not depend on what the heads drew
+    return method.to(device)
 
 
 def share_cores(train_ds, device: torch.device, threads: int) -> Optional[str]:

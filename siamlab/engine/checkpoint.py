@@ -92,6 +92,8 @@ RESUME_KEYS = ("method", "optimizer", "step", "epoch", "step_in_epoch", "best_kn
 WEIGHT_SECTIONS = ("method", "model", "data", "phases")
 # Where the data lives and how it is read (results do not depend on them: siamlab/data/feed.py): may differ.
 WHERE_KEYS = {"data.root", "data.on_device", "data.workers"}
+# What a resumed run may be told for that invocation (``--resume --set``; config.yaml keeps the run's values).
+RESUME_SETTABLE = ("engine.progress", "engine.threads", "engine.device", "data.root", "data.workers")
 
 
 def read(path: Path, device, what: str = "cannot resume") -> dict:

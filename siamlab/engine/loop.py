@@ -71,7 +71,7 @@ def fit(tr) -> RunResult:
 
 def train_epochs(tr, stop: StopFlag) -> tuple:
     """The remaining epochs; (status, message)."""
-    if not tr.random_init and tr.cfg.eval.random_init:
+    if not tr.random_init and tr.cfg.eval.random_init and tr.test_ds is not None:
         tr.random_init = tr.evaluate(tr.method)  # the same evaluation on the untrained network
         tr.log.write("eval", 0, 0, random_init=True, **tr.random_init)
     while tr.epoch < tr.cfg.optim.epochs:
@@ -152,10 +152,11 @@ def _progress(tr):
 
 
 def end_of_epoch(tr) -> bool:
-    """Evaluate and checkpoint as configured; False when the weights have diverged (kept out of checkpoints)."""
+    """Evaluate (when there is a test set) and checkpoint as configured; False when the weights have diverged
+    (kept out of checkpoints)."""
     ev = tr.cfg.eval
     last = tr.epoch == tr.cfg.optim.epochs
-    if (ev.every_epochs and tr.epoch % ev.every_epochs == 0) or last:
+    if tr.test_ds is not None and ((ev.every_epochs and tr.epoch % ev.every_epochs == 0) or last):
         res = tr.evaluate()
         tr.log.write("eval", tr.step, tr.epoch, **res)
         if any(k.startswith("nonfinite_") for k in res):

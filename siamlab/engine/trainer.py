@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
@@ -63,7 +63,7 @@ class Trainer:
                  overwrite: bool = False):
         self.cfg = cfg
         self.lock = None
-        check_config(cfg)
+        self.check_config()
         e = cfg.engine
         self.thread_line = set_threads(e.threads)
         self.device = pick_device(e.device)
@@ -84,7 +84,7 @@ class Trainer:
     def _build(self, resume: bool) -> None:
         cfg, e = self.cfg, self.cfg.engine
         seed_everything(e.seed)  # the same initial weights on every rank (and as in one process)
-        self.train_ds, self.test_ds, self.augment, self.method = build_run(cfg, self.device)
+        self.train_ds, self.test_ds, self.augment, self.method = self.build_parts()
         self.thread_line = share_cores(self.train_ds, self.device, e.threads) or self.thread_line
         self.threads = torch.get_num_threads()  # in summary.json: another count gives other digits
         if e.progress and collectives.is_main():
@@ -128,6 +128,19 @@ class Trainer:
         self.diag = LiveDiagnostics(self.method, cfg.diag.every_steps, gradients=cfg.diag.gradients)
 
     # --- setup ----------------------------------------------------------------------------------
+    def check_config(self) -> None:
+        """The config-only checks, before anything is loaded or written (:func:`.build.check_config`)."""
+        check_config(self.cfg)
+
+    def build_parts(self) -> tuple:
+        """(training set, test set or None: no evaluation, augmentation, method on the device) of the config."""
+        return build_run(self.cfg, self.device)
+
+    @property
+    def reference_set(self):
+        """The labelled set evaluation fits on (kNN bank, class means): the training set."""
+        return self.train_ds
+
     def _loggers(self, resume: bool) -> list:
         """CSV / TensorBoard / W&B fed by MetricsLog (siamlab/engine/loggers.py); on resume they drop what
         was logged after the checkpoint's step, as metrics.jsonl does."""
@@ -217,7 +230,7 @@ class Trainer:
 
         m = method if method is not None else self.method
         feats = {}
-        res = evaluate(m, self.train_ds, self.test_ds, self.augment, self.cfg.eval, batch_size=512, on_features=feats.update)
+        res = evaluate(m, self.reference_set, self.test_ds, self.augment, self.cfg.eval, batch_size=512, on_features=feats.update)
         # Representation metrics on clean test features (‖Σ − I‖², effective rank, m_o/m_r ...);
         # evaluation's own keys win where both define one (l_cor, l_bound).
         rep = self.diag.representation_metrics(feats, self.test_ds.y, self.test_ds.num_classes)
@@ -315,16 +328,17 @@ class Trainer:
 
 
 def train(cfg: config_mod.RunConfig, run_dir: Optional[str] = None, resume: bool = False,
-          overwrite: bool = False) -> RunResult:
+          overwrite: bool = False, make: Callable = Trainer) -> RunResult:
     """Train ``cfg`` (or resume the run in ``run_dir``) and return the run directory and summary.
     A new run whose directory holds a run is refused unless ``overwrite`` (:mod:`siamlab.engine.rundir`).
+    ``make``: the Trainer class (:mod:`.user_run` passes one holding a user's backbone and data).
 
     Under torchrun a failure on any rank makes every rank raise a one-sentence SiamlabError
     (RankFailure on the rank that failed, PeerFailure on the others) and the summary says ``failed``.
     """
     failed = False
     try:
-        trainer = Trainer(cfg, Path(run_dir) if run_dir else None, resume=resume, overwrite=overwrite)
+        trainer = make(cfg, Path(run_dir) if run_dir else None, resume=resume, overwrite=overwrite)
     except Exception as err:
         failed = collectives.is_dist()
         if failed:

@@ -182,15 +182,17 @@ def _from_siamlab(obj: dict, source: str) -> Optional[LoadedModel]:
 
 def build_siamlab_encoder(cfg, method_sd: dict, source: str = "the checkpoint"):
     """(trained, random-init) siamlab Encoders for a training checkpoint's ``method`` state dict (read from
-    ``source``, named in messages); each gets ``in_shape``: (D,) for vectors, else (C, S, S) with S = 32 or
-    224, whichever stem the weights fit."""
+    ``source``, named in messages); each gets ``in_shape``: (D,) for vectors, a ViT's (C, S, S) from its position
+    embeddings, else (C, S, S) with S = 32 or 224, whichever stem the weights fit."""
     from ..models import build_encoder
+    from ..models.vit import vit_input_shape
 
     backbone_sd, proj_sd = _sub(method_sd, "encoder.backbone."), _sub(method_sd, "encoder.projector.")
     first = next((v for k, v in backbone_sd.items() if k.endswith("weight")), None)
     if first is None:
         raise DataError("the checkpoint holds no encoder.backbone weights; it is not a siamlab training checkpoint.")
     shapes = [(int(first.shape[1]),)] if first.ndim == 2 else [(int(first.shape[1]), s, s) for s in (32, 224)]
+    shapes = [vit_input_shape(backbone_sd)] if vit_input_shape(backbone_sd) else shapes  # a ViT's side is in its weights
     for in_shape in shapes:
         enc = build_encoder(cfg.model, in_shape)
         try:
