@@ -223,25 +223,11 @@ class Trainer:
         checkpoint.save(self, name)
 
     def evaluate(self, method=None) -> dict:
-        """kNN / NCM / bound on clean features. Under torchrun the feature extraction is split over the
-        ranks (each embeds 1/world of each split, SPEC §6); every rank then computes the metrics on the
-        gathered features and rank 0's numbers are used by all (bit-identical best-checkpoint choices)."""
-        from ..eval.evaluate import evaluate
+        """kNN / NCM / bound, representation and label-free metrics of ``method`` (default: the trained one),
+        :func:`siamlab.engine.evaluation.evaluate_network`."""
+        from .evaluation import evaluate_network
 
-        m = method if method is not None else self.method
-        feats = {}
-        res = evaluate(m, self.reference_set, self.test_ds, self.augment, self.cfg.eval, batch_size=512, on_features=feats.update)
-        # Representation metrics on clean test features (‖Σ − I‖², effective rank, m_o/m_r ...);
-        # evaluation's own keys win where both define one (l_cor, l_bound).
-        rep = self.diag.representation_metrics(feats, self.test_ds.y, self.test_ds.num_classes)
-        ev = self.cfg.eval
-        if ev.lidar_images and collectives.is_main():  # LiDAR on views of training images (own generator)
-            from ..analysis.labelfree import lidar_metrics
-            from ..eval.features import embed_views
-
-            rep.update(lidar_metrics(embed_views(m, self.train_ds, self.augment, ev.lidar_images, ev.lidar_views,
-                                                 self.cfg.engine.seed)))
-        return collectives.broadcast_object({**rep, **res})
+        return evaluate_network(method if method is not None else self.method, self)
 
     # --- one step -------------------------------------------------------------------------------
     def _lr(self) -> float:
