@@ -15,7 +15,11 @@ a GPU and take their thread count from the config (``engine.threads``).
 Signals: SIGTERM / SIGINT to the parent stop the handing out of tasks and are passed on to every busy worker, whose
 run checkpoints and stops (the engine's handler) and comes back "interrupted"; a run that comes back interrupted
 (its worker was signalled alone) stops the experiment too. A worker that dies (killed, out of memory) fails only
-its own run — recorded as an error naming the exit code — and a new worker takes its place.
+its own run — recorded as an error naming the exit code — and a new worker takes its place. Workers leave when the
+parent is gone (SIGKILL), after the run they are making.
+
+The workers start with ``spawn``: a script (not the CLI) that calls ``run_experiment(..., jobs=N)`` must do so under
+``if __name__ == "__main__":``, as every ``multiprocessing`` program on this start method must.
 """
 from __future__ import annotations
 
@@ -45,13 +49,19 @@ def default_jobs(scale: str) -> int:
     return max(1, min(usable_cores(), MAX_JOBS)) if scale == "smoke" else 1
 
 
-def _worker(tasks, results) -> None:
-    """A worker's loop: run tasks until told to stop (None). A signal while idle is left to the parent, which
-    stops handing out tasks; during a run the engine's own handler takes it."""
+def _worker(tasks, results, parent: int) -> None:
+    """A worker's loop: run tasks until told to stop (None) or until its parent is gone (killed outright: the run
+    in progress finishes and stays on disk for the next ``reproduce``). A signal while idle is left to the parent,
+    which stops handing out tasks; during a run the engine's own handler takes it."""
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, lambda *_: None)
     while True:
-        task = tasks.get()
+        try:
+            task = tasks.get(timeout=1.0)
+        except queue.Empty:
+            if os.getppid() != parent:
+                return
+            continue
         if task is None:
             return
         rec = execute(task, lambda line: results.put(("log", line)))
@@ -88,7 +98,7 @@ class _Pool:
 
     def _start(self, wid: int) -> None:
         q = self.ctx.Queue()
-        proc = self.ctx.Process(target=_worker, args=(q, self.results), name=f"siamlab-job-{wid}")
+        proc = self.ctx.Process(target=_worker, args=(q, self.results, os.getpid()), name=f"siamlab-job-{wid}")
         proc.start()
         self.workers[wid] = [proc, q, None]
 

@@ -176,7 +176,8 @@ def run_experiment(exp: Experiment, scale: str = "smoke", seeds: Optional[int] =
     report. Returns the folder.
 
     ``overrides``: ``key=value`` strings applied to every run last (e.g. ``data.root=...`` at paper scale).
-    ``jobs``: runs made at once (:mod:`.pool`); every number is the same for any value. ``budget``: training steps
+    ``jobs``: runs made at once (:mod:`.pool`; above 1 a calling script needs ``if __name__ == "__main__":``); every
+    number is the same for any value. ``budget``: training steps
     multiplied by it (:func:`.scales.budgeted`). ``max_seeds``: the most seeds an arm gets (default: the scale's
     cap; a value at or below the starting count adds none).
     Raises :class:`ExperimentInterrupted` when a signal stopped it (finished runs stay on disk).

@@ -31,7 +31,7 @@ def _sphere(ax, d: int) -> None:
         ax.plot(np.cos(t), np.sin(t), color="#bbb", lw=1)
         ax.set_aspect("equal")
         return
-    u, v = np.meshgrid(np.linspace(0, 2 * np.pi, 24), np.linspace(0, np.pi, 12))
+    u, v = np.meshgrid(np.linspace(0, 2 * np.pi, 16), np.linspace(0, np.pi, 9))
     ax.plot_wireframe(np.cos(u) * np.sin(v), np.sin(u) * np.sin(v), np.cos(v), color="#ddd", lw=0.5)
     ax.set_box_aspect((1, 1, 1))
     for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
