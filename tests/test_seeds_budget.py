@@ -62,6 +62,7 @@ def test_seeds_grow_for_the_arms_of_an_undecidable_claim_until_it_is_decided(tmp
     assert sorted(r["seed"] for r in res["runs"] if r["label"] == "A") == [0, 1, 2, 3, 4]
     assert any("A 2 → 3 seeds" in line for line in lines) and any("A 3 → 5 seeds" in line for line in lines)
     assert seeds_cell(res) == "2 → 2–5"
+    assert "2, added up to 5 where more seeds could decide a claim" in (out / "report.html").read_text()
 
 
 def test_seeds_stop_at_the_cap_and_never_grow_at_tiny_scale(tmp_path, could_decide):
@@ -116,6 +117,8 @@ def test_a_budget_run_has_its_own_folder_and_the_catalogue_reads_only_budget_one
     assert longer.name == "toy-smoke-b3" and plain.name == "toy-smoke"
     res = json.loads((longer / "results.json").read_text())
     assert res["budget"] == 3 and json.loads((plain / "results.json").read_text())["budget"] == 1
+    assert "budget ×3 (training steps)" in (longer / "report.html").read_text()
+    assert "budget ×" not in (plain / "report.html").read_text()
     run = json.loads((longer / "runs" / "A-s0" / "summary.json").read_text())
     assert run["final"]["v"] == 0.0 and (longer / "runs" / "A-s0" / "config.yaml").read_text().count("steps: 30") == 1
     for d in (plain, longer):  # the catalogue table takes the budget-1 folder of an id, whatever the folders' order
