@@ -27,7 +27,7 @@ def seed_value(params: dict, seed: int) -> tuple:
 def _toy(rule, labels=("A", "B", "C")) -> Experiment:
     arms = [Arm(lab, {"points": {"offset": 10 * i}}, run=seed_value) for i, lab in enumerate(labels)]
     return Experiment("toy", "P", "item", "-", arms, [Claim("A vs B", ["A", "B"], rule), Claim("C", ["C"], lambda r: (True, "ok"))],
-                      [Column("v", "v")], base={"optim": {"steps": 10}, "diag": {"every_steps": 1}},
+                      [Column("v", "v")], base={"optim": {"steps": 10}, "diag": {"every_steps": 1}, "engine": {"threads": 1}},
                       seeds={"tiny": 2, "smoke": 2, "paper": 2}, data_kind="points")
 
 
@@ -119,6 +119,7 @@ def test_a_budget_run_has_its_own_folder_and_the_catalogue_reads_only_budget_one
     assert res["budget"] == 3 and json.loads((plain / "results.json").read_text())["budget"] == 1
     assert "budget ×3 (training steps)" in (longer / "report.html").read_text()
     assert "budget ×" not in (plain / "report.html").read_text()
+    assert "Every run trained with one thread" in res["notes"]  # the toy's params set engine.threads: 1
     run = json.loads((longer / "runs" / "A-s0" / "summary.json").read_text())
     assert run["final"]["v"] == 0.0 and (longer / "runs" / "A-s0" / "config.yaml").read_text().count("steps: 30") == 1
     for d in (plain, longer):  # the catalogue table takes the budget-1 folder of an id, whatever the folders' order

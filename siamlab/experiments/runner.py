@@ -37,10 +37,12 @@ from .measures import RunRecord
 from .pool import run_tasks
 from .results import Results
 from .runs import Done, plan
-from .scales import budgeted
+from .scales import arm_config, budgeted
 from .spec import Experiment
 
 FALLBACK_SEED_CAP = {"tiny": 1, "smoke": 8, "paper": 5}  # until experiments/gates.py defines SEED_CAP
+THREAD_NOTE = ("Every run trained with one thread (engine.threads = 1) however many ran at once (--jobs): a run's numbers "
+               "depend on its thread count, so they are the same for any --jobs.")
 
 
 class ExperimentInterrupted(SiamlabError):
@@ -161,6 +163,23 @@ class _Round:
         return made
 
 
+def _threads(exp: Experiment, scale: str, overrides: Optional[list]) -> set:
+    """The thread counts the arms' runs train with (``--set`` overrides included)."""
+    out = set()
+    for arm in exp.arms_for(scale):
+        cfg = arm_config(exp, arm, scale, 0)
+        if arm.run is not None:
+            out.add((cfg.get("engine") or {}).get("threads"))
+            continue
+        try:
+            run = config_mod.from_dict(cfg)
+            config_mod.apply_overrides(run, overrides)
+            out.add(run.engine.threads)
+        except SiamlabError:
+            continue
+    return out
+
+
 def _signal_of(rec: RunRecord) -> Optional[int]:
     """The signal that stopped a run (the engine writes "stopped by signal SIGTERM at step N")."""
     if rec.status != "interrupted":
@@ -217,5 +236,7 @@ def run_experiment(exp: Experiment, scale: str = "smoke", seeds: Optional[int] =
                 + ", ".join(f"{lab} {have[lab]} → {n} seeds" for lab, n in want.items()))
             wanted.update(want)
     extra = {"budget": budget, "seed_cap": cap, "seeds_by_arm": dict(wanted), "seed_rounds": rounds}
+    if _threads(exp, scale, overrides) == {1}:
+        extra["notes"] = f"{exp.notes.get(scale, '')} {THREAD_NOTE}".strip()
     outputs.write_all(exp, results, scale, n_seeds, out_dir, time.time() - t0, extra)
     return out_dir
