@@ -1,5 +1,6 @@
 """Print the README's generated tables: `python scripts/readme_tables.py methods|catalogue [RESULTS_ROOT]`
-(catalogue: the table, the totals and a reading of every result that did not reproduce)."""
+(catalogue: the table, the totals and a reading of every result that did not reproduce).
+tests/test_readme_drift.py regenerates one catalogue row with :func:`catalogue` and compares it with the README's."""
 import sys
 
 from siamlab.methods import available
@@ -12,14 +13,12 @@ def methods() -> str:
     return "\n".join(rows)
 
 
+def catalogue(root: str = "runs/reproduce") -> str:
+    from siamlab.experiments.catalogue import markdown_table, readings_markdown, totals_line
+
+    return f"{markdown_table(root)}\n{totals_line(root)}\n{readings_markdown(root)}"
+
+
 if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else "methods"
-    if what == "methods":
-        print(methods())
-    else:
-        from siamlab.experiments.catalogue import markdown_table, readings_markdown, totals_line
-
-        root = sys.argv[2] if len(sys.argv) > 2 else "runs/reproduce"
-        print(markdown_table(root))
-        print(totals_line(root))
-        print(readings_markdown(root))
+    print(methods() if what == "methods" else catalogue(sys.argv[2] if len(sys.argv) > 2 else "runs/reproduce"))

@@ -22,6 +22,7 @@ examples:
   siamlab datasets
   siamlab reproduce --list
   siamlab reproduce zhang-t2 --scale smoke
+  siamlab reproduce gen-f5 --curve 1,3,8 --curve-seeds 2
 """
 
 
@@ -173,8 +174,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("id", nargs="?")
     r.add_argument("--list", action="store_true")
     r.add_argument("--scale", default="smoke", choices=["tiny", "smoke", "paper"])
-    r.add_argument("--seeds", type=int, default=None)
+    r.add_argument("--seeds", type=int, default=None,
+                   help="seeds to start with (default: the experiment's); more are added where they can decide a claim")
     r.add_argument("--out", default=None)
+    r.add_argument("--jobs", type=int, default=None,
+                   help="runs made at once, one per core (default at smoke: the usable cores, at most 8; 1 at tiny "
+                        "and paper scale); the numbers do not depend on it")
+    r.add_argument("--budget", type=float, default=None,
+                   help="multiply every arm's training steps (e.g. 4); its own folder <id>-<scale>-b<B>")
+    r.add_argument("--curve", metavar="B1,B2,...", default=None,
+                   help="run several budgets (e.g. 1,3,8) and plot each claim's quantity against the budget")
+    r.add_argument("--curve-seeds", type=int, default=None,
+                   help="seeds at the largest budget of --curve (fewer to save time; none added there)")
     r.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a field of every run, e.g. data.root=/data/cifar-100-python (repeatable)")
     r.set_defaults(func=cmd_reproduce)

@@ -14,7 +14,8 @@ import yaml
 
 from siamlab import config
 from siamlab.experiments.cache import matches, same_config
-from siamlab.experiments.runner import EpochLines, slug
+from siamlab.experiments.runs import EpochLines
+from siamlab.text import slug
 
 
 def _current(**sets) -> dict:
@@ -76,7 +77,7 @@ def test_matches_reads_the_run_folder(tmp_path):
 
 
 def test_only_finished_runs_are_reused_and_interrupted_ones_resume(tmp_path):
-    from siamlab.experiments.runner import _cached, _resumable
+    from siamlab.experiments.runs import cached as _cached, resumable as _resumable
 
     current = _current(optim__epochs=2)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(current))
@@ -107,7 +108,7 @@ def test_epoch_lines_follow_the_metrics_file(tmp_path):
 def test_sigterm_stops_the_whole_experiment_and_keeps_finished_runs(tmp_path):
     out = tmp_path / "t2"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "siamlab", "reproduce", "zhang-t2", "--scale", "tiny", "--out", str(out)]
+    cmd = [sys.executable, "-m", "siamlab", "reproduce", "zhang-t2", "--scale", "tiny", "--out", str(out), "--jobs", "1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     seen = []
     for line in proc.stdout:
@@ -161,11 +162,14 @@ def test_an_engine_bug_in_one_arm_is_recorded_with_its_traceback(tmp_path, monke
     when even that file cannot be written, the record still comes back."""
     from siamlab.engine import trainer
     from siamlab.experiments.registry import get
-    from siamlab.experiments.runner import run_one
+    from siamlab.experiments.runs import execute, plan
     from siamlab.methods import available
 
     def broken(*args, **kwargs):
         raise RuntimeError("a bug deep in the engine")
+
+    def run_one(exp, arm, scale, seed, out_dir, avail):
+        return execute(plan(exp, arm, scale, seed, 1, out_dir, avail), lambda line: None)
 
     monkeypatch.setattr(trainer, "train", broken)
     exp = get("zhang-f4")

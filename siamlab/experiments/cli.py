@@ -1,4 +1,4 @@
-"""``siamlab reproduce``: list the catalogue or run one experiment at a scale."""
+"""``siamlab reproduce``: list the catalogue, run one experiment at a scale (and a budget), or its scale curve."""
 from __future__ import annotations
 
 from ..errors import ConfigError
@@ -13,34 +13,76 @@ def list_table() -> str:
     return fmt_table(rows, ["id", "paper item", "expected verdict", "smoke time (2-core CPU)"])
 
 
-def reproduce(args) -> int:
-    """Entry point of the CLI subcommand (args: id, list, scale, seeds, out, and ``set`` — a list of
-    ``key=value`` overrides for every run — when the parser provides it). Returns the exit code."""
-    import sys
-
-    from .registry import get
-    from .runner import ExperimentInterrupted, run_experiment
-
-    if getattr(args, "list", False):
-        print(list_table())
-        return 0
+def _check(args) -> None:
+    """One sentence for each bad option, before anything runs."""
     if not args.id:
         raise ConfigError("reproduce needs an experiment id (e.g. `siamlab reproduce zhang-t2`); `siamlab reproduce --list` shows them all.")
     if args.scale not in SCALES:
         raise ConfigError(f"--scale={args.scale!r} is not valid: expected one of {', '.join(SCALES)}.")
     if args.seeds is not None and args.seeds < 1:
         raise ConfigError(f"--seeds={args.seeds!r} is not valid: expected an integer >= 1.")
+    jobs, budget = getattr(args, "jobs", None), getattr(args, "budget", None)
+    if jobs is not None and jobs < 1:
+        raise ConfigError(f"--jobs={jobs!r} is not valid: expected an integer >= 1 (runs made at once).")
+    if budget is not None and not budget > 0:
+        raise ConfigError(f"--budget={budget!r} is not valid: expected a number > 0 (e.g. --budget 4 trains every arm 4 times as long).")
+    curve, curve_seeds = getattr(args, "curve", None), getattr(args, "curve_seeds", None)
+    if curve and budget is not None:
+        raise ConfigError("--budget and --curve do not go together: --curve runs every budget it lists (e.g. --curve 1,3,8).")
+    if curve_seeds is not None and (not curve or curve_seeds < 1):
+        raise ConfigError(f"--curve-seeds={curve_seeds!r} is not valid: it sets the seeds at the largest budget of --curve, "
+                          "so it needs --curve and an integer >= 1.")
+
+
+def _claim_lines(res: dict) -> list:
+    out = []
+    for c in res["claims"]:
+        seeds = f" ({c['seeds']} seeds)" if isinstance(c.get("seeds"), int) else ""
+        out.append(f"  [{c['verdict']}] {c['text']}{seeds}" + (" (sanity check, not counted)" if c.get("kind") == "sanity" else ""))
+    return out
+
+
+def reproduce(args) -> int:
+    """Entry point of the CLI subcommand (args: id, list, scale, seeds, out; and when the parser provides them ``set``
+    — ``key=value`` overrides for every run —, ``jobs``, ``budget``, ``curve``, ``curve_seeds``). Returns the exit code."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from .curves import parse_budgets, run_curve
+    from .pool import default_jobs
+    from .registry import get
+    from .runner import ExperimentInterrupted, run_experiment
+
+    if getattr(args, "list", False):
+        print(list_table())
+        return 0
+    _check(args)
+    budgets = parse_budgets(args.curve) if getattr(args, "curve", None) else None
     exp = get(args.id)
+    jobs = getattr(args, "jobs", None) or default_jobs(args.scale)
+    overrides = getattr(args, "set", None)
     try:
-        out = run_experiment(exp, args.scale, args.seeds, args.out, overrides=getattr(args, "set", None))
+        if budgets:
+            folder = run_curve(exp, args.scale, budgets, args.out or Path("runs") / "reproduce", args.seeds,
+                               getattr(args, "curve_seeds", None), jobs, overrides)
+        else:
+            out = run_experiment(exp, args.scale, args.seeds, args.out, overrides=overrides, jobs=jobs,
+                                 budget=getattr(args, "budget", None) or 1.0)
     except ExperimentInterrupted as stop:
         print(f"siamlab: {stop}", file=sys.stderr)
         return 128 + stop.signum
-    import json
-
+    if budgets:
+        curve = json.loads((folder / "curve.json").read_text())
+        print(f"\n{exp.id} at {args.scale} scale, budgets ×{', ×'.join(f'{b:g}' for b in budgets)}; at ×{budgets[-1]:g}: "
+              f"{curve['verdict_at_largest']}")
+        for c in curve["claims"]:
+            print(f"  [{c['trend']}] {c['text']}: {c['trend_text']}; at ×{budgets[-1]:g}: {c['verdict_at_largest']}")
+        print(f"curve: {folder / 'curve.html'}")
+        return 0
     res = json.loads((out / "results.json").read_text())
-    print(f"\n{exp.id} at {args.scale} scale: {res['verdict']}")
-    for c in res["claims"]:
-        print(f"  [{c['verdict']}] {c['text']}" + (" (sanity check, not counted)" if c.get("kind") == "sanity" else ""))
+    budget = res.get("budget", 1)
+    print(f"\n{exp.id} at {args.scale} scale" + (f", budget ×{budget:g}" if budget != 1 else "") + f": {res['verdict']}")
+    print("\n".join(_claim_lines(res)))
     print(f"report: {out / 'report.html'}")
     return 0

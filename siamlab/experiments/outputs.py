@@ -161,7 +161,7 @@ def table_rows(exp, results: Results, claims: list[dict]) -> list[dict]:
     for arm in results.arms:
         cells = {c.key: results.stats(arm.label, c.key) for c in columns(exp)}
         status = sorted({r.status if r.ran else f"{r.status}: {r.message}" for r in results.runs(arm.label)})
-        rows.append({"label": arm.label, "paper": dict(arm.paper), "observed": cells, "x": arm.x,
+        rows.append({"label": arm.label, "paper": dict(arm.paper), "observed": cells, "x": arm.x, "seeds": len(results.runs(arm.label)),
                      "verdict": row_verdict(arm, claims, results), "status": ", ".join(status), "random_init": False})
     return rows
 
@@ -170,14 +170,14 @@ def headers(exp) -> list[str]:
     h = ["arm"]
     for c in columns(exp):
         h += [f"{c.title} (paper)", f"{c.title} (observed)"]
-    return h + ["verdict", "runs"]
+    return h + ["verdict", "seeds", "runs"]
 
 
 def row_cells(exp, row: dict) -> list[str]:
     cells = [row["label"]]
     for c in columns(exp):
         cells += [_paper(row["paper"].get(c.key)), _cell(row["observed"][c.key], c.digits)]
-    return cells + [row["verdict"], row.get("status", "")]
+    return cells + [row["verdict"], str(row.get("seeds", "")), row.get("status", "")]
 
 
 def markdown(exp, rows: list[dict]) -> str:
@@ -217,13 +217,13 @@ def csv_text(exp, rows: list[dict]) -> str:
     h = ["arm"]
     for c in columns(exp):
         h += [f"{c.key}_paper", f"{c.key}_mean", f"{c.key}_std", f"{c.key}_n"]
-    w.writerow(h + ["verdict", "runs"])
+    w.writerow(h + ["verdict", "seeds", "runs"])
     for r in rows:
         line = [r["label"]]
         for c in columns(exp):
             o = r["observed"][c.key]
             line += [_paper(r["paper"].get(c.key)), "" if o["mean"] is None else o["mean"], "" if o["std"] is None else o["std"], o["n"]]
-        w.writerow(line + [r["verdict"], r.get("status", "")])
+        w.writerow(line + [r["verdict"], r.get("seeds", ""), r.get("status", "")])
     return buf.getvalue()
 
 
@@ -244,11 +244,20 @@ def draw_figures(exp, results: Results, out_dir: Path) -> list[dict]:
     return drawn
 
 
-def write_all(exp, results: Results, scale: str, n_seeds: int, out_dir: Path, seconds: float) -> dict:
+def fewest_seeds(results: Results, claim_arms: list) -> int:
+    """The fewest seeds among the arms a claim judges (how many seeds it was decided on, when its rule does not say)."""
+    counts = [len(results.runs(a.label)) for a in results.arms if judged_by(a, claim_arms)]
+    return min(counts, default=0)
+
+
+def write_all(exp, results: Results, scale: str, n_seeds: int, out_dir: Path, seconds: float, extra: dict = None) -> dict:
+    """Every output file; ``extra`` (the runner's budget and seed rounds) is added to results.json as it is."""
     from ..report.files import write_result
     from ..report.html import build_report
 
     claims = evaluate_claims(exp, results)
+    for c in claims:
+        c.setdefault("seeds", fewest_seeds(results, c["arms"]))
     ok, verdict = overall(claims, results)
     rows = table_rows(exp, results, claims)
     figures = draw_figures(exp, results, out_dir)
@@ -264,6 +273,7 @@ def write_all(exp, results: Results, scale: str, n_seeds: int, out_dir: Path, se
                   "run_dir": r.run_dir, "seconds": round(r.seconds, 1)} for r in results.records],
         "figures": figures, "notes": exp.notes.get(scale, ""), "reading": reading(exp.id, scale) if ok is not True else "",
         "arms": [{"label": a.label, "overrides": merge(a.overrides, a.scale_overrides.get(scale, {}))} for a in results.arms],
+        **(extra or {}),
     }
     write_result(out_dir / "results.json", json.dumps(payload, indent=2, default=str) + "\n")
     write_result(out_dir / "results.md", markdown(exp, rows) + "\n" + claims_markdown(claims))

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from ..errors import ConfigError
-from .papers import bridge, center, gen, zhang
+from .papers import bridge, center, gen, gen_sphere, zhang
 from .spec import Experiment
 
-_MODULES = (zhang, center, gen, bridge)
+_MODULES = (zhang, center, gen, gen_sphere, bridge)
 
 
 def all_experiments() -> list[Experiment]:

@@ -9,9 +9,16 @@ paper  the paper's own settings (ResNet, CIFAR/ImageNet, hundreds of epochs): fo
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
+import math
+
 from .spec import Experiment, merge
 
-_ENGINE = {"progress": False, "checkpoint_every_epochs": 1000}
+# One thread per run at tiny and smoke: a run's numbers depend on its thread count, so that count must not depend on
+# how many runs share the machine: ``reproduce --jobs N`` runs N at once, one per core (:mod:`.pool`), and every
+# number is the same for any N. The paper scale leaves ``engine.threads`` to the config (a GPU run).
+_ENGINE = {"progress": False, "checkpoint_every_epochs": 1000, "threads": 1}
 
 PRESETS = {
     ("tiny", "image"): {
@@ -73,7 +80,11 @@ PRESETS = {
 
 
 def arm_config(exp: Experiment, arm, scale: str, seed: int) -> dict:
-    """The nested config dict of one run. A method override with a new name drops the old params."""
+    """The nested config dict of one run, its training length multiplied by ``exp.budget``. A method override with
+    a new name drops the old params. An arm whose run is a function (``Arm.run``) gets no scale preset."""
+    if arm.run is not None:
+        cfg = merge(merge(merge(exp.base, exp.scale_overrides.get(scale, {})), arm.overrides), arm.scale_overrides.get(scale, {}))
+        return with_budget(merge(cfg, {"engine": {"seed": int(seed)}}), exp.budget)
     cfg = merge(PRESETS[(scale, exp.data_kind)], exp.base)
     cfg = merge(cfg, exp.scale_overrides.get(scale, {}))
     over = arm.overrides
@@ -83,7 +94,58 @@ def arm_config(exp: Experiment, arm, scale: str, seed: int) -> dict:
     cfg = merge(cfg, over)
     cfg = merge(cfg, arm.scale_overrides.get(scale, {}))
     cfg = merge(cfg, {"engine": {"seed": int(seed)}})
-    return cfg
+    return with_budget(cfg, exp.budget)
+
+
+def _times(value, budget: float, least: int = 1) -> int:
+    return max(least, int(math.floor(value * budget + 0.5)))
+
+
+def with_budget(cfg: dict, budget: float) -> dict:
+    """``cfg`` with its training steps multiplied by ``budget`` (``reproduce --budget``): the epochs (or a function
+    arm's ``optim.steps``) and the warm-up, so the schedule keeps its shape (phase starts are scaled where the
+    experiment defines them, :func:`budgeted`); the evaluation and diagnostic intervals grow with it, so a run logs as many rows
+    whatever its budget (the rules' end-of-run means cover the same fraction of training). Nothing else changes: the
+    data, the model, the learning rate. Rounded to whole epochs / steps, at least 1."""
+    if budget == 1:
+        return cfg
+    out = copy.deepcopy(cfg)
+    optim, ev, diag = out.get("optim", {}), out.get("eval", {}), out.get("diag", {})
+    for key in ("epochs", "steps"):
+        if key in optim:
+            optim[key] = _times(optim[key], budget)
+    if optim.get("warmup_epochs"):
+        optim["warmup_epochs"] = _times(optim["warmup_epochs"], budget, 0)
+    if "every_epochs" in ev:
+        ev["every_epochs"] = _times(ev["every_epochs"], budget)
+    if "every_steps" in diag:
+        diag["every_steps"] = _times(diag["every_steps"], budget)
+    return out
+
+
+def _phases_times(over: dict, budget: float) -> dict:
+    if not over.get("phases"):
+        return over
+    return {**over, "phases": [{**p, "epoch": _times(p.get("epoch", 0), budget, 0)} for p in over["phases"]]}
+
+
+def budgeted(exp: Experiment, budget: float) -> Experiment:
+    """A copy of ``exp`` whose every arm trains ``budget`` times as many steps (:func:`with_budget`): phase starts
+    (ZHANG Fig. 5b) are scaled where the experiment defines them (arms, base, scale overrides), so the rules that read
+    them there see the scaled ones, and so are the figures' phase marks (``vlines``)."""
+    if budget == 1:
+        return exp
+
+    def arm(a):
+        return dataclasses.replace(a, overrides=_phases_times(a.overrides, budget),
+                                   scale_overrides={s: _phases_times(o, budget) for s, o in a.scale_overrides.items()})
+
+    figures = [dataclasses.replace(f, params={**f.params, "vlines": [v * budget for v in f.params["vlines"]]})
+               if f.params.get("vlines") else f for f in exp.figures]
+    return dataclasses.replace(exp, budget=budget, figures=figures, arms=[arm(a) for a in exp.arms],
+                               base=_phases_times(exp.base, budget),
+                               scale_overrides={s: _phases_times(o, budget) for s, o in exp.scale_overrides.items()},
+                               arms_by_scale={s: [arm(a) for a in arms] for s, arms in exp.arms_by_scale.items()})
 
 
 def methods_needed(cfg: dict) -> list[str]:

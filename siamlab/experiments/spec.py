@@ -30,6 +30,13 @@ class Arm:
     x:         the value of the swept variable for sweep plots (τ, d, momentum, ...), or None.
     group:     arms sharing a group are compared together (e.g. the dataset in CENTER Fig. 3).
     scale_overrides: scale -> overrides applied after ``overrides`` (e.g. a projector shrunk for smoke).
+    run:       None for an arm that trains a network (``overrides`` are config overrides), or a module-level
+               function ``run(params, seed) -> (summary, history)`` for an arm whose run is a computation of its
+               own (GEN Fig. 2's points optimized on the sphere): ``params`` is the arm's merged dict (experiment
+               base → scale override → arm → arm scale override; no scale preset), its training length in
+               ``optim.steps`` and its log interval in ``diag.every_steps``; ``summary`` is what summary.json holds
+               (``status``, ``final`` scalars ...), ``history`` the rows of metrics.jsonl. A module-level function,
+               so that a worker process of ``reproduce --jobs`` can import it by name.
     """
 
     label: str
@@ -38,6 +45,7 @@ class Arm:
     x: Optional[float] = None
     group: str = ""
     scale_overrides: dict = field(default_factory=dict)
+    run: Optional[Callable] = None
 
 
 @dataclass
@@ -103,6 +111,7 @@ class Experiment:
     sweep: str = ""  # name of the swept variable for sweep plots ("τ", "d", "momentum")
     notes: dict = field(default_factory=dict)  # scale -> text shown in the report (settings, caveats)
     arms_by_scale: dict = field(default_factory=dict)  # scale -> arms replacing ``arms`` at that scale
+    budget: float = 1.0  # training length multiplier of every arm (``reproduce --budget``): set by :func:`.scales.budgeted`
 
     def arms_for(self, scale: str) -> list:
         return self.arms_by_scale.get(scale, self.arms)

@@ -183,6 +183,20 @@ def _arms(res: dict) -> str:
     return f"<pre>{escape(text)}</pre>"
 
 
+def _budget(res: dict) -> str:
+    b = res.get("budget", 1)
+    return f", budget ×{b:g} (training steps)" if isinstance(b, (int, float)) and b != 1 else ""
+
+
+def _seeds(res: dict) -> str:
+    """The starting seeds, and how many the arms reached where seeds were added to decide a claim."""
+    grown = [n for n in (res.get("seeds_by_arm") or {}).values() if isinstance(n, int)]
+    start = res.get("seeds", "")
+    if grown and isinstance(start, int) and max(grown) > start:
+        return f"{start}, added up to {max(grown)} where more seeds could decide a claim (the table's seeds column)"
+    return _text(start)
+
+
 def render(res: dict, folder: Path, src: Path) -> str:
     verdict = _text(res.get("verdict"))
     title = f"{res.get('id', '?')}: {res.get('paper', '')} {res.get('item', '')}"
@@ -192,7 +206,7 @@ def render(res: dict, folder: Path, src: Path) -> str:
 <body>
 <h1>{escape(title)}</h1>
 <p><b>Expected (paper):</b> {escape(str(res.get('expected', '')))}</p>
-<p><b>Scale:</b> {escape(str(res.get('scale', '')))} &middot; <b>seeds:</b> {escape(str(res.get('seeds', '')))}
+<p><b>Scale:</b> {escape(str(res.get('scale', '')))}{escape(_budget(res))} &middot; <b>seeds:</b> {escape(_seeds(res))}
  &middot; <b>time:</b> {escape(str(res.get('seconds', '')))} s (training runs: {escape(str(res.get('run_seconds', '')))} s) &middot; <b>finished:</b> {escape(str(res.get('finished', '')))}</p>
 <p><span class="verdict" style="background:{_verdict_colour(verdict)}">{escape(verdict)}</span></p>
 <p>{escape(scale_note)}</p>

@@ -277,6 +277,10 @@ KINDS = {"curve": curve, "sweep": sweep, "bars": bars, "scatter_fit": scatter_fi
 
 
 def draw(kind: str, results, params: dict, path: Path, out_dir: Path) -> bool:
+    if kind == "points":  # GEN Fig. 2 (gen-f2)
+        from .points import draw as draw_points
+
+        return draw_points(results, params, path)
     if kind in ("heatmap", "spectrum"):
         return (heatmap if kind == "heatmap" else spectrum)(results, params, path, out_dir)
     return KINDS[kind](results, params, path)
