@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import textwrap
+from typing import Optional
 
 from .errors import SiamlabError
 from .text import fmt_table as _fmt_table
@@ -25,8 +27,9 @@ examples:
 """
 
 
-# What --set may change on --resume (for that invocation; config.yaml keeps the run's values): not the run's result.
-RESUME_SETTABLE = ("engine.progress", "engine.threads", "engine.device", "data.root", "data.workers")
+# What --set may change on --resume (for that invocation; config.yaml keeps the run's values): not the run's result
+# (data.on_corrupt: a run that reached its checkpoint under "stop" read no unreadable image before it).
+RESUME_SETTABLE = ("engine.progress", "engine.threads", "engine.device", "data.root", "data.workers", "data.on_corrupt")
 HEADLINE = ("knn_backbone", "knn_projector", "ncm_backbone", "linear_top1")
 
 
@@ -56,16 +59,39 @@ def cmd_train(args) -> int:
         cfg = config.load(args.config, args.set)
         res = train(cfg, overwrite=args.overwrite)
     s = res.summary
-    if not res.is_main:  # under torchrun only rank 0 reports
-        return 0 if s["status"] in ("completed", "interrupted") else 3
-    print(f"\nstatus: {s['status']}" + (f" ({s['message']})" if s.get("message") else ""))
-    if s.get("final"):
-        print(_result_table(s["final"], s.get("random_init") or {}))
+    if res.is_main:  # under torchrun only rank 0 reports
+        print(f"\nstatus: {s['status']}" + (f" ({s['message']})" if s.get("message") else ""))
+        if s.get("final"):
+            print(_result_table(s["final"], s.get("random_init") or {}))
+        line = _verdict_line(s)
+        if line:
+            print(line)
+        print(f"run directory: {res.run_dir}")
+    return exit_code(s["status"], res.signal)
+
+
+def _verdict_line(s: dict) -> str:
+    """The collapse verdict; for a run stopped early only when it has evidence, marked provisional with the step."""
     v = s.get("verdict") or {}
-    if v.get("verdict"):
-        print(f"verdict: {v['verdict']}" + (f"  ({v['rule']})" if v.get("rule") else ""))
-    print(f"run directory: {res.run_dir}")
-    return 0 if s["status"] in ("completed", "interrupted") else 3
+    if not v.get("verdict"):
+        return ""
+    rule = f"  ({v['rule']})" if v.get("rule") else ""
+    if s["status"] != "interrupted":
+        return f"verdict: {v['verdict']}{rule}"
+    if v["verdict"] == "unknown":
+        return ""  # stopped before any diagnostics or evaluation: nothing to say
+    total = f" of {s['total_steps']}" if s.get("total_steps") else ""
+    return f"verdict (provisional: the run stopped at step {s.get('steps', '?')}{total}): {v['verdict']}{rule}"
+
+
+def exit_code(status: str, signum: Optional[int] = None) -> int:
+    """0 for a completed run; 128 + the signal for one a signal stopped (the shell's convention, so that
+    `siamlab train && ...` stops there; SIGTERM when the signal reached another rank under torchrun); 3 otherwise."""
+    if status == "completed":
+        return 0
+    if status == "interrupted":
+        return 128 + int(signum or signal.SIGTERM)
+    return 3
 
 
 def cmd_eval(args) -> int:

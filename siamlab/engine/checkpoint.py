@@ -88,8 +88,9 @@ RESUME_KEYS = ("method", "optimizer", "step", "epoch", "step_in_epoch", "best_kn
 # What decides the network and the data it learns from; a checkpoint written under other values is refused
 # (optim, eval, diag and engine may differ: an edited schedule is the user's choice).
 WEIGHT_SECTIONS = ("method", "model", "data", "phases")
-# Where the data lives and how it is read (results do not depend on them: siamlab/data/feed.py): may differ.
-WHERE_KEYS = {"data.root", "data.on_device", "data.workers"}
+# Where the data lives and how it is read (results do not depend on them: siamlab/data/feed.py): may differ. Also
+# data.on_corrupt: a checkpoint written under "stop" read no unreadable image, so "skip" goes on from the same state.
+WHERE_KEYS = {"data.root", "data.on_device", "data.workers", "data.on_corrupt"}
 
 
 def read(path: Path, device, what: str = "cannot resume") -> dict:
