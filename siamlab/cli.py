@@ -18,8 +18,8 @@ examples:
   siamlab train --resume RUN                      # RUN: the run directory `siamlab train` printed
   siamlab eval RUN --linear
   siamlab analyze RUN
-  siamlab export RUN --format torchvision
-  siamlab diagnose RUN/export/backbone-torchvision-last.pt --data fashion_mnist
+  siamlab export RUN                              # RUN/export/backbone-state_dict-last.pt
+  siamlab diagnose RUN/export/backbone-state_dict-last.pt
   siamlab methods
   siamlab datasets
   siamlab reproduce --list
@@ -123,10 +123,12 @@ def cmd_datasets(args) -> int:
 
 
 def cmd_data_shard(args) -> int:
-    from .data.shards import write_shards
+    from .data.shard_writer import write_shards
 
-    written = write_shards(args.root, args.out, per_shard=args.per_shard)
-    print(f"shards: {', '.join(f'{n} {split} images' for split, n in written.items())} in {args.out} "
+    written = write_shards(args.root, args.out, per_shard=args.per_shard, on_corrupt=args.on_corrupt)
+    skipped = written.pop("skipped")
+    left_out = f", {len(skipped)} unreadable left out" if skipped else ""
+    print(f"shards: {', '.join(f'{n} {split} images' for split, n in written.items())}{left_out} in {args.out} "
           f"(train with --set data.name=image_shards --set data.root={args.out})")
     return 0
 
@@ -189,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("root", help="image folder with train/<class>/ and val/<class>/")
     sh.add_argument("out", help="output folder (gets train/ and val/ with shard-NNNNNN.tar and index.json)")
     sh.add_argument("--per-shard", type=int, default=1000, help="images per shard (default 1000)")
+    sh.add_argument("--on-corrupt", default="stop", choices=["stop", "skip"],
+                    help="an image that cannot be decoded: stop (default; name them all, write nothing) or skip (leave "
+                         "it out and name it), as data.on_corrupt in training")
     sh.set_defaults(func=cmd_data_shard)
 
     a = sub.add_parser("analyze", help="verdicts, final metrics and diagnostic plots of a run")

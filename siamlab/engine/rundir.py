@@ -101,11 +101,11 @@ def way_on(run_dir: Path, owner: Owner = TRAINING) -> str:
     where a checkpoint allows, else start it again (or, if it left nothing, run the command again)."""
     run = str(run_dir)
     if not owner.checkpoints:
-        return f"continue it with {owner.resume.format(run=run)}"
+        return f"continue the run with {owner.resume.format(run=run)}"
     if has_checkpoint(run_dir):
-        return f"{owner.resume.format(run=run)} continues from its last good checkpoint"
+        return f"{owner.resume.format(run=run)} continues the run from its last good checkpoint"
     if holds_run(run_dir):
-        return f"start it again with `{restart_command(run_dir)}` (it stopped before its first checkpoint)"
+        return f"start the run again with `{restart_command(run_dir)}` (it stopped before its first checkpoint)"
     return "run the command again"
 
 
