@@ -107,6 +107,12 @@ def read(path: Path, device, what: str = "cannot resume") -> dict:
     if not isinstance(state, dict) or not isinstance(state.get("method"), dict):
         raise SiamlabError(f"{what}: {path} is not a siamlab checkpoint (it has no 'method' weights; a bare "
                            "state_dict is not enough); use a checkpoint written by `siamlab train`.")
+    saved = state.get("config")
+    bad = [k for k in ("method", "model", "data") if isinstance(saved, dict) and k in saved and not isinstance(saved[k], dict)]
+    if saved is not None and (not isinstance(saved, dict) or bad):
+        shown = f"config.{bad[0]}={saved[bad[0]]!r}" if bad else f"config={saved!r}"
+        raise SiamlabError(f"{what}: {path} holds {shown[:80]}, not a mapping of fields; use a checkpoint written by "
+                           "`siamlab train`.")
     return state
 
 
