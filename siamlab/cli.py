@@ -174,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="evaluate a run (kNN, optional offline linear probe) next to random init")
     e.add_argument("run")
-    e.add_argument("--checkpoint", default="last", choices=["last", "best"])
+    e.add_argument("--checkpoint", default="last", choices=["last", "best", "best_unsupervised"])
     e.add_argument("--linear", action="store_true", help="also train an offline linear probe")
     e.add_argument("--linear-epochs", type=int, default=50)
     e.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")

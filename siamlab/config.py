@@ -83,6 +83,9 @@ class OptimConfig:
     grad_clip: float = 0.0  # 0 = off
 
 
+LABEL_FREE_METRICS = tuple(f"{m}_{f}" for m in ("rankme", "lidar", "alpha_req") for f in ("projector", "backbone"))
+
+
 @dataclass
 class EvalConfig:
     knn_k: int = 200
@@ -91,6 +94,13 @@ class EvalConfig:
     online_probe: bool = True
     probe_lr: float = 0.1
     random_init: bool = True  # evaluate the untrained network too
+    # LiDAR (README "Label-free quality"): images of the training split x augmented views each, at every evaluation;
+    # 0 images = off. Thilak et al. use 1000 x 50; these defaults keep its cost small next to the evaluation.
+    lidar_images: int = 200
+    lidar_views: int = 5
+    # the label-free metric that picks checkpoints/best_unsupervised.pt (README "Label-free quality"): one of
+    # LABEL_FREE_METRICS; RankMe and LiDAR keep their highest value, alpha-ReQ the alpha closest to 1
+    best_unsupervised: str = "rankme_projector"
 
 
 @dataclass
@@ -162,6 +172,9 @@ _RULES = {
     "eval.knn_t": (lambda v: v > 0, "a number > 0"),
     "eval.every_epochs": (lambda v: v >= 0, "an integer >= 0"),
     "eval.probe_lr": (lambda v: v > 0, "a number > 0"),
+    "eval.lidar_images": (lambda v: v == 0 or v >= 2, "0 (off) or an integer >= 2"),
+    "eval.lidar_views": (lambda v: v >= 2, "an integer >= 2"),
+    "eval.best_unsupervised": (lambda v: v in LABEL_FREE_METRICS, "one of " + ", ".join(LABEL_FREE_METRICS)),
     "diag.every_steps": (lambda v: v >= 0, "an integer >= 0 (0 = off)"),
     "engine.checkpoint_every_epochs": (lambda v: v >= 1, "an integer >= 1"),
     "engine.threads": (lambda v: v >= 0, "an integer >= 0"),

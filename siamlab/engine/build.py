@@ -50,6 +50,10 @@ def check_config(cfg: config_mod.RunConfig) -> None:
     b, world = cfg.optim.batch_size, dist.launched_world_size()
     if b % world:
         raise ConfigError(f"optim.batch_size={b} is not divisible by the {world} processes; choose a multiple of {world}.")
+    ev = cfg.eval
+    if ev.best_unsupervised.startswith("lidar_") and not ev.lidar_images:
+        raise ConfigError(f"eval.best_unsupervised={ev.best_unsupervised} needs LiDAR, which eval.lidar_images=0 "
+                          "turns off; set eval.lidar_images >= 2 or choose a rankme_ or alpha_req_ metric.")
     if cfg.data.train_subset and b > cfg.data.train_subset:
         raise ConfigError(f"optim.batch_size={b} is larger than data.train_subset={cfg.data.train_subset} training "
                           "samples; lower the batch or raise the subset.")
@@ -74,18 +78,24 @@ def seed_everything(seed: int) -> None:
 
 
 def build_run(cfg: config_mod.RunConfig, device: torch.device):
-    """Datasets, augmentation and method for a config (no training)."""
+    """Datasets, augmentation and method for a config (no training). The network's initial weights depend
+    only on ``engine.seed`` and the architecture: the backbone, the projector and the method's heads
+    (predictor, prototypes, ...) are each drawn from a seed of their own (:func:`siamlab.models.part_seed`),
+    so two arms of an experiment that differ in method, predictor or loss start, for one seed, from the
+    same backbone and, where the shapes match, the same projector and predictor (ISSUE 19.1)."""
     from ..data import load_dataset
     from ..data.augment import build_augment
     from ..methods import build_method
-    from ..models import build_encoder
+    from ..models import build_encoder, seed_part
 
     from ..data.stream import for_device
 
     train_ds = for_device(load_dataset(cfg.data, "train"), device)
     test_ds = for_device(load_dataset(cfg.data, "test"), device)
     augment = build_augment(cfg.data, train_ds)
-    encoder = build_encoder(cfg.model, train_ds.in_shape)
+    seed = cfg.engine.seed
+    encoder = build_encoder(cfg.model, train_ds.in_shape, seed=seed)
+    seed_part(seed, "heads")
     if cfg.phases:
         from ..methods.phased import build_phased
 
@@ -93,6 +103,7 @@ def build_run(cfg: config_mod.RunConfig, device: torch.device):
     else:
         method = build_method(cfg.method, encoder, cfg.model)
     method.bind_dataset(len(train_ds))
+    seed_part(seed, "after build")  # what follows (probe, views) does not depend on what the heads drew
     return train_ds, test_ds, augment, method.to(device)
 
 

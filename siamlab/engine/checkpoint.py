@@ -12,6 +12,7 @@ field the checkpoint predates (``data.stream`` ...) counts as its default (:func
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -69,6 +70,7 @@ def checkpoint_state(trainer, rng_ranks: list) -> dict:
         "epoch": t.epoch,
         "step_in_epoch": t.step_in_epoch,
         "best_knn": t.best_knn,
+        "best_unsupervised": t.best_unsupervised,
         "random_init": t.random_init,
         "rng": rng_ranks[0],
         "rng_ranks": rng_ranks,
@@ -184,6 +186,7 @@ def load(trainer, path: Path) -> None:
                            f"({first_line(err)}); use the checkpoint of this run.") from None
     t.step, t.epoch, t.step_in_epoch = state["step"], state["epoch"], state["step_in_epoch"]
     t.best_knn, t.random_init = state["best_knn"], state["random_init"]
+    t.best_unsupervised = float(state.get("best_unsupervised", -math.inf))  # older checkpoints: none chosen yet
     rngs = state.get("rng_ranks") or [state["rng"]]
     if t.rank < len(rngs):
         set_rng_state(rngs[t.rank], t.augment, t.device)

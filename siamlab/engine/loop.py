@@ -11,6 +11,8 @@ one-sentence error (an unreadable image under ``data.on_corrupt=stop``) writes t
 ``failed`` and is raised again; both sentences end with the way on that works for the run (resume it, or
 start it again when it has no checkpoint). Under torchrun every rank runs the same steps; rank 0 logs,
 writes checkpoints and the summary.
+An evaluation that improves the backbone's kNN writes ``best.pt``; one that improves the label-free metric
+``eval.best_unsupervised`` (:func:`siamlab.analysis.labelfree.selection_score`) writes ``best_unsupervised.pt``.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from typing import Optional
 import torch
 
 from .. import collectives
+from ..analysis.labelfree import selection_score
 from ..data.order import epoch_order
 from ..errors import SiamlabError
 from . import dist
@@ -182,6 +185,10 @@ def end_of_epoch(tr) -> bool:
         if knn > tr.best_knn:
             tr.best_knn = knn
             tr.save("best.pt")
+        score = selection_score(res, ev.best_unsupervised)
+        if score is not None and score > tr.best_unsupervised:  # the label-free choice (no labels read)
+            tr.best_unsupervised = score
+            tr.save("best_unsupervised.pt")
     if tr.epoch % tr.cfg.engine.checkpoint_every_epochs == 0 or last:
         tr.save("last.pt")
     return True

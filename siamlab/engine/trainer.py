@@ -15,7 +15,7 @@ The engine's files, each one thing:
 - :mod:`.dist`, :mod:`.failures`  torchrun: process group, DDP, a failing rank's one sentence
 
 A run directory holds ``config.yaml`` (resolved), ``metrics.jsonl`` (appended as metrics are made),
-``checkpoints/last.pt`` and ``best.pt`` (atomic writes) and ``summary.json``.
+``checkpoints/last.pt``, ``best.pt`` and ``best_unsupervised.pt`` (atomic writes) and ``summary.json``.
 
 Under torchrun (docs/distributed.md) the global batch of step s is the same set of samples, in the
 same order, as in one process: each rank takes its contiguous part of it
@@ -29,6 +29,7 @@ every method by ``tests/test_hostsync.py``).
 """
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Optional
@@ -108,6 +109,7 @@ class Trainer:
         self.epoch = 0
         self.step_in_epoch = 0
         self.best_knn = -1.0
+        self.best_unsupervised = -math.inf  # the score of checkpoints/best_unsupervised.pt (loop.end_of_epoch)
         self.random_init: dict = {}
         self.ckpt_dir = self.run_dir / "checkpoints"
         if resume:
@@ -218,6 +220,13 @@ class Trainer:
         # Representation metrics on clean test features (‖Σ − I‖², effective rank, m_o/m_r ...);
         # evaluation's own keys win where both define one (l_cor, l_bound).
         rep = self.diag.representation_metrics(feats, self.test_ds.y, self.test_ds.num_classes)
+        ev = self.cfg.eval
+        if ev.lidar_images and collectives.is_main():  # LiDAR on views of training images (own generator)
+            from ..analysis.labelfree import lidar_metrics
+            from ..eval.features import embed_views
+
+            rep.update(lidar_metrics(embed_views(m, self.train_ds, self.augment, ev.lidar_images, ev.lidar_views,
+                                                 self.cfg.engine.seed)))
         return collectives.broadcast_object({**rep, **res})
 
     # --- one step -------------------------------------------------------------------------------

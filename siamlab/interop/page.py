@@ -10,7 +10,7 @@ from ..report.files import save_figure, write_result
 from ..report.html import CSS, figures_html
 
 FEATURE_METRICS = ("std", "std_scaled", "m_o", "m_r", "cov_term", "sigma_i", "l_cor", "l_bound", "erank",
-                   "knn", "ncm", "gen_bound")
+                   "rankme", "lidar", "alpha_req", "knn", "ncm", "gen_bound")
 NETS = (("random_init", "random init"), ("trained", "trained"))
 BAR_PANELS = (("kNN / NCM accuracy, %", ("knn", "ncm")),
               ("collapse (1 = isotropic / 0 = collapsed)", ("std_scaled", "m_r", "m_o")),
@@ -111,7 +111,8 @@ def write_page(result: dict, out: Path) -> Path:
 <h2>Metrics on clean test features</h2>{_table(result)}
 <p><small>std / std_scaled: Chen &amp; He's Std of l2-normalized features and √d·Std; m_o = ‖center‖ (CENTER's s), m_r
 (ZHANG §3.1); cov_term: ZHANG A.6; sigma_i: ‖Σ − I‖²/d (BRIDGE Fig. 1); l_cor, l_bound: GEN eq. 8, 11 with the dataset's K;
-erank: effective rank of the covariance; knn: weighted kNN top-1, %; ncm: nearest class mean, %; gen_bound: GEN Theorem 3 bound
+erank: effective rank of the covariance; rankme, lidar, alpha_req: the label-free measures of Garrido et al. 2023,
+Thilak et al. 2023 (on augmented views of training images) and Agrawal et al. 2022 (README "Label-free quality"); knn: weighted kNN top-1, %; ncm: nearest class mean, %; gen_bound: GEN Theorem 3 bound
 on the NCM error, %. The random-init row is the same architecture with fresh weights.</small></p>
 <h2>Figures</h2>{figures_html({"figures": figures}, out)}
 </body></html>

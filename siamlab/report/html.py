@@ -64,6 +64,18 @@ def _text(value) -> str:
     return "" if value is None else str(value)
 
 
+def _claim_numbers(c: dict) -> str:
+    """The claim's quantity against its threshold: value, 95 % interval, distance (positive on the claimed side)."""
+    num = lambda v: f"{v:.3g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else "—"  # noqa: E731
+    if not isinstance(c.get("value"), (int, float)):
+        return ""
+    iv = c.get("interval") if isinstance(c.get("interval"), list) and len(c["interval"]) == 2 else None
+    text = (f"{_text(c.get('quantity'))}: {num(c['value'])}" + (f" [{num(iv[0])}, {num(iv[1])}]" if iv else "")
+            + f"; threshold {_text(c.get('side'))} {num(c.get('threshold'))}; distance {num(c.get('distance'))}"
+            + f"; paper {num(c.get('paper'))}; {_text(c.get('seeds'))} seed(s)")
+    return f'<br><small class="numbers">{escape(text)}</small>'
+
+
 def _claim_items(claims: list) -> str:
     items = []
     for c in claims:
@@ -72,7 +84,7 @@ def _claim_items(claims: list) -> str:
         if _text(c.get("verdict")).startswith("undecidable"):
             cls = "claim-und"
         items.append(f'<li class="{cls}"><b>{escape(_text(c.get("verdict")))}</b>: {escape(_text(c.get("text")))}'
-                     f'<br><small>{escape(_text(c.get("explanation")))}</small></li>')
+                     f'{_claim_numbers(c)}<br><small>{escape(_text(c.get("explanation")))}</small></li>')
     return "<ul>" + "".join(items) + "</ul>"
 
 
