@@ -120,7 +120,7 @@ def test_training_is_refused_while_a_monitor_holds_the_folder_and_after_close_it
         train(cfg, overwrite=True)
     with pytest.raises(RunDirError, match=f"in use by process {os.getpid()}"):
         Monitor(folder, overwrite=True)  # nor a second Monitor
-    assert ((folder / "metrics.jsonl").read_text(), set(digest(folder))) == before  # nothing removed or truncated
+    assert (folder / "metrics.jsonl").read_text() == before[0] and before[1] <= set(digest(folder))  # nothing removed
     mon.close()
     assert train(cfg, overwrite=True).summary["status"] == "completed"
 
