@@ -5,20 +5,14 @@ SIGKILL before the first checkpoint, a full disk at the first checkpoint, an unr
 ``data.on_corrupt=stop`` (before and after a checkpoint)."""
 from __future__ import annotations
 
-import errno
 import json
-import os
 import re
 import shlex
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 from siamlab.cli import main
+from test_write_failures import full_disk_at, sigkill_at_marker
 
-ROOT = Path(__file__).resolve().parents[1]
 TOY = ["method.name=simsiam", "data.name=blobs", "model.backbone=mlp", "model.width=16", "model.proj_hidden=16",
        "model.proj_out=8", "model.pred_hidden=8", "optim.batch_size=64", "optim.epochs=2", "diag.every_steps=0",
        "eval.knn_k=10", "eval.every_epochs=1", "eval.online_probe=false", "engine.progress=false"]
@@ -72,17 +66,9 @@ sys.exit(main(sys.argv[2:]))
 
 
 def test_sigkill_before_the_first_checkpoint(tmp_path, capsys):
-    marker, run = tmp_path / "epoch-done", tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_IN_EPOCH_1, str(marker), "train",
-                             *sets(TOY + [f"engine.out={tmp_path}", "engine.run_name=run"])],
-                            cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not marker.exists():
-        assert proc.poll() is None and time.time() < deadline, proc.communicate()
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=60)
+    run = tmp_path / "run"
+    sigkill_at_marker(KILLED_IN_EPOCH_1, tmp_path / "epoch-done",
+                      ["train", *sets(TOY + [f"engine.out={tmp_path}", "engine.run_name=run"])])
     assert (run / "config.yaml").is_file() and not (run / "checkpoints" / "last.pt").exists()
     assert not (run / "summary.json").exists()  # SIGKILL: no clean-up at all
     argv = assert_no_checkpoint_ways(run, tmp_path, capsys)
@@ -92,14 +78,7 @@ def test_sigkill_before_the_first_checkpoint(tmp_path, capsys):
 
 # --- a full disk at the first checkpoint ------------------------------------------------------------------
 def test_full_disk_at_the_first_checkpoint(tmp_path, monkeypatch, capsys):
-    real = os.fsync
-
-    def fsync(fd):
-        if ".last.pt." in os.readlink(f"/proc/self/fd/{fd}"):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
+    full_disk_at(monkeypatch, "last.pt")
     run = tmp_path / "run"
     assert main(["train", *sets(TOY + [f"engine.out={tmp_path}", "engine.run_name=run"])]) == 3
     out = capsys.readouterr().out
@@ -109,7 +88,7 @@ def test_full_disk_at_the_first_checkpoint(tmp_path, monkeypatch, capsys):
     assert (run / "checkpoints" / "best.pt").is_file() and not (run / "checkpoints" / "last.pt").exists()
     restart = restart_in(summary["message"], run)
     assert assert_no_checkpoint_ways(run, tmp_path, capsys) == restart
-    monkeypatch.setattr(os, "fsync", real)  # space is free again
+    monkeypatch.undo()  # space is free again
     assert main(restart) == 0 and summary_of(run)["status"] == "completed"
 
 

@@ -4,7 +4,6 @@ held from creation to close, so a Monitor and a training run never write one fol
 one sentence naming the argument, the value and the fix (item 5); NaN embeddings are reported."""
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
@@ -26,6 +25,7 @@ from siamlab.engine.runlog import WriteFailed
 from siamlab.engine.trainer import train
 from siamlab.interop.monitor import Monitor
 from siamlab.interop.monitor_files import MonitorError, NonFiniteWarning
+from test_write_failures import full_disk_at
 
 ROOT = Path(__file__).resolve().parents[1]
 TOY = ["method.name=simsiam", "data.name=blobs", "model.backbone=mlp", "model.width=16", "model.proj_hidden=16",
@@ -166,14 +166,7 @@ def test_a_full_disk_at_close_names_how_to_continue_and_frees_the_folder(tmp_pat
     folder = tmp_path / "m"
     mon = Monitor(folder, every=1)
     mon.log(0, views())
-    real = os.fsync
-
-    def full(fd):
-        if ".summary.json." in os.readlink(f"/proc/self/fd/{fd}"):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real(fd)
-
-    monkeypatch.setattr(os, "fsync", full)
+    full_disk_at(monkeypatch, "summary.json")
     with pytest.raises(WriteFailed) as err:
         mon.close()
     msg = str(err.value)
