@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import textwrap
+from typing import Optional
 
 from .errors import SiamlabError
 from .text import fmt_table as _fmt_table
@@ -16,8 +18,8 @@ examples:
   siamlab train --resume RUN                      # RUN: the run directory `siamlab train` printed
   siamlab eval RUN --linear
   siamlab analyze RUN
-  siamlab export RUN --format torchvision
-  siamlab diagnose RUN/export/backbone-torchvision-last.pt --data fashion_mnist
+  siamlab export RUN                              # RUN/export/backbone-state_dict-last.pt
+  siamlab diagnose RUN/export/backbone-state_dict-last.pt
   siamlab methods
   siamlab datasets
   siamlab reproduce --list
@@ -56,16 +58,39 @@ def cmd_train(args) -> int:
         cfg = config.load(args.config, args.set)
         res = train(cfg, overwrite=args.overwrite)
     s = res.summary
-    if not res.is_main:  # under torchrun only rank 0 reports
-        return 0 if s["status"] in ("completed", "interrupted") else 3
-    print(f"\nstatus: {s['status']}" + (f" ({s['message']})" if s.get("message") else ""))
-    if s.get("final"):
-        print(_result_table(s["final"], s.get("random_init") or {}))
+    if res.is_main:  # under torchrun only rank 0 reports
+        print(f"\nstatus: {s['status']}" + (f" ({s['message']})" if s.get("message") else ""))
+        if s.get("final"):
+            print(_result_table(s["final"], s.get("random_init") or {}))
+        line = _verdict_line(s)
+        if line:
+            print(line)
+        print(f"run directory: {res.run_dir}")
+    return exit_code(s["status"], res.signal)
+
+
+def _verdict_line(s: dict) -> str:
+    """The collapse verdict; for a run stopped early only when it has evidence, marked provisional with the step."""
     v = s.get("verdict") or {}
-    if v.get("verdict"):
-        print(f"verdict: {v['verdict']}" + (f"  ({v['rule']})" if v.get("rule") else ""))
-    print(f"run directory: {res.run_dir}")
-    return 0 if s["status"] in ("completed", "interrupted") else 3
+    if not v.get("verdict"):
+        return ""
+    rule = f"  ({v['rule']})" if v.get("rule") else ""
+    if s["status"] != "interrupted":
+        return f"verdict: {v['verdict']}{rule}"
+    if v["verdict"] == "unknown":
+        return ""  # stopped before any diagnostics or evaluation: nothing to say
+    total = f" of {s['total_steps']}" if s.get("total_steps") else ""
+    return f"verdict (provisional: the run stopped at step {s.get('steps', '?')}{total}): {v['verdict']}{rule}"
+
+
+def exit_code(status: str, signum: Optional[int] = None) -> int:
+    """0 for a completed run; 128 + the signal for one a signal stopped (the shell's convention, so that
+    `siamlab train && ...` stops there; SIGTERM when the signal reached another rank under torchrun); 3 otherwise."""
+    if status == "completed":
+        return 0
+    if status == "interrupted":
+        return 128 + int(signum or signal.SIGTERM)
+    return 3
 
 
 def cmd_eval(args) -> int:
@@ -97,10 +122,12 @@ def cmd_datasets(args) -> int:
 
 
 def cmd_data_shard(args) -> int:
-    from .data.shards import write_shards
+    from .data.shard_writer import write_shards
 
-    written = write_shards(args.root, args.out, per_shard=args.per_shard)
-    print(f"shards: {', '.join(f'{n} {split} images' for split, n in written.items())} in {args.out} "
+    written = write_shards(args.root, args.out, per_shard=args.per_shard, on_corrupt=args.on_corrupt)
+    skipped = written.pop("skipped")
+    left_out = f", {len(skipped)} unreadable left out" if skipped else ""
+    print(f"shards: {', '.join(f'{n} {split} images' for split, n in written.items())}{left_out} in {args.out} "
           f"(train with --set data.name=image_shards --set data.root={args.out})")
     return 0
 
@@ -163,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("root", help="image folder with train/<class>/ and val/<class>/")
     sh.add_argument("out", help="output folder (gets train/ and val/ with shard-NNNNNN.tar and index.json)")
     sh.add_argument("--per-shard", type=int, default=1000, help="images per shard (default 1000)")
+    sh.add_argument("--on-corrupt", default="stop", choices=["stop", "skip"],
+                    help="an image that cannot be decoded: stop (default; name them all, write nothing) or skip (leave "
+                         "it out and name it), as data.on_corrupt in training")
     sh.set_defaults(func=cmd_data_shard)
 
     a = sub.add_parser("analyze", help="verdicts, final metrics and diagnostic plots of a run")

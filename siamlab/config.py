@@ -246,6 +246,8 @@ def coerce(field_name: str, value: Any, tp) -> Any:
         if not isinstance(value, want):
             raise bad_value(field_name, value, f"a {_type_name(want)}")
         return value
+    if dataclasses.is_dataclass(tp):  # a whole section set to something else (`model: 5` in a hand-edited file)
+        raise bad_value(field_name, value, f"a mapping of the {field_name} fields")
     return value
 
 

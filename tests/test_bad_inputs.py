@@ -173,3 +173,102 @@ def test_figure_inside_the_folder_is_embedded_and_non_png_is_not(tmp_path):
     html = build_report(exp).read_text()
     assert base64.b64encode(png).decode() in html
     assert base64.b64encode(SECRET).decode()[:20] not in html and "not a PNG file" in html
+
+
+# --- issue 21 item 5: the last tracebacks of diagnose, crafted siamlab files and analyze -----------------
+TOY_RUN = ["method.name=simsiam", "data.name=blobs", "model.backbone=mlp", "model.width=16", "model.proj_hidden=16",
+           "model.proj_out=8", "model.pred_hidden=8", "optim.batch_size=64", "optim.epochs=1", "diag.every_steps=0",
+           "eval.knn_k=5", "eval.online_probe=false", "engine.progress=false"]
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+    """A finished blobs run (an MLP backbone) and its state_dict export."""
+    from siamlab.engine.trainer import train
+    from siamlab.interop.export import export_run
+
+    out = tmp_path_factory.mktemp("toy")
+    run = train(config.load(None, TOY_RUN + [f"engine.out={out}", "engine.run_name=run"])).run_dir
+    (export,) = export_run(run)["files"]
+    return run, export
+
+
+def test_diagnose_a_torchscript_module_that_does_not_fit_the_data(tmp_path, capsys):
+    import torch
+    from torch import nn
+
+    torch.jit.script(nn.Linear(5, 3)).save(str(tmp_path / "lin5.pt"))
+    line = one_sentence(["diagnose", str(tmp_path / "lin5.pt"), "--data", "blobs", "--out", str(tmp_path / "d")], capsys)
+    assert "does not run on blobs vectors of shape (2,)" in line and "pass --data" in line, line
+    assert not (tmp_path / "d").exists()
+
+
+def test_diagnose_a_siamlab_network_on_data_of_another_shape(toy_run, tmp_path, capsys):
+    _, export = toy_run  # an MLP on 2-D vectors, given 8x8 images
+    line = one_sentence(["diagnose", export, "--data", "digits", "--out", str(tmp_path / "d")], capsys)
+    assert "does not run on digits images of shape (1, 8, 8)" in line, line
+
+
+def _crafted_export(toy_run, tmp_path, **changes) -> str:
+    import torch
+
+    obj = {**torch.load(toy_run[1], weights_only=True), **changes}
+    obj = {k: v for k, v in obj.items() if v is not ...}
+    torch.save(obj, tmp_path / "crafted.pt")
+    return str(tmp_path / "crafted.pt")
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"model": ..., "backbone": ..., "projector": ...}, ["without 'model'", "siamlab export RUN --format state_dict"]),
+    ({"backbone": ...}, ["without 'backbone'", "state dict"]),
+    ({"in_shape": "abc"}, ["'in_shape' is 'abc'", "[D] or [C, H, W]"]),
+    ({"in_shape": [0]}, ["'in_shape' is [0]", "positive integers"]),
+    ({"backbone": {"net.0.weight": 5}}, ["'backbone' is not the backbone's state dict"]),
+    ({"model": 5}, ["'model' is 5", "the model config"]),
+    ({"model": {"backbone": "vgg"}}, ["carries a config siamlab cannot read", "model.backbone='vgg'"]),
+    ({"projector": [1]}, ["'projector' is [1]"]),
+])
+def test_crafted_export_files_are_one_sentence(toy_run, tmp_path, capsys, changes, words):
+    path = _crafted_export(toy_run, tmp_path, **changes)
+    line = one_sentence(["diagnose", path, "--data", "blobs", "--out", str(tmp_path / "d")], capsys)
+    assert "crafted.pt" in line, line
+    for w in words:
+        assert w in line, (w, line)
+
+
+@pytest.mark.parametrize("where, value", [("config.model", 5), ("config.data", "x"), ("config", [1]), ("method", {"a": 5})])
+def test_a_crafted_checkpoint_is_one_sentence_for_every_command(toy_run, tmp_path, capsys, where, value):
+    """diagnose, export, eval and --resume each read the checkpoint; a mistyped section is named, never a traceback."""
+    import shutil
+
+    import torch
+
+    run = tmp_path / "run"
+    shutil.copytree(toy_run[0], run)
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    if where == "config.model" or where == "config.data":
+        state["config"][where.split(".")[1]] = value
+    else:
+        state[where] = value
+    torch.save(state, run / "checkpoints" / "last.pt")
+    for argv in (["diagnose", str(run), "--out", str(tmp_path / "d")], ["export", str(run)], ["eval", str(run)],
+                 ["train", "--resume", str(run)]):
+        line = one_sentence(argv, capsys)
+        assert "last.pt" in line, (argv, line)  # the file named, in one sentence (one_sentence checks the rest)
+
+
+@pytest.mark.parametrize("summary, words", [
+    ({"final": 5}, ["final=5", "not a mapping"]),
+    ({"final": [1, 2]}, ["final=[1, 2]"]),
+    ({"status": 5}, ["status=5", "not a string"]),
+    ({"method": ["a"]}, ["method=['a']"]),
+])
+def test_analyze_a_summary_with_mistyped_fields(toy_run, tmp_path, capsys, summary, words):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(toy_run[0], run)
+    (run / "summary.json").write_text(json.dumps(summary))
+    line = one_sentence(["analyze", str(run)], capsys)
+    for w in words + ["summary.json", "restore the file"]:
+        assert w in line, (w, line)

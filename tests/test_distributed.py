@@ -336,7 +336,7 @@ def test_sigterm_to_one_rank_stops_all_at_the_same_step_with_a_checkpoint(tmp_pa
     wait_for_training(tmp_path / "sig")
     procs[1].send_signal(signal.SIGTERM)
     outs = [p.communicate(timeout=120) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], [e for _, e in outs]
+    assert [p.returncode for p in procs] == [128 + signal.SIGTERM] * 2, [e for _, e in outs]
     assert all("Traceback" not in e for _, e in outs)
     summary = json.loads((tmp_path / "sig" / "summary.json").read_text())
     assert summary["status"] == "interrupted" and "another process" in summary["message"]

@@ -135,13 +135,32 @@ def test_sigterm_writes_loadable_checkpoint_and_resumes(tmp_path):
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
+    assert proc.returncode == 128 + signal.SIGTERM, err  # the shell's convention: `siamlab train && ...` stops here
     assert "Traceback" not in err
     summary = json.loads((tmp_path / "sig" / "summary.json").read_text())
-    assert summary["status"] == "interrupted"
+    assert summary["status"] == "interrupted" and summary["total_steps"] == 200 * (1500 // 16)
+    verdicts = [x for x in out.splitlines() if x.startswith("verdict")]  # none without evidence, else provisional
+    assert all(x.startswith(f"verdict (provisional: the run stopped at step {summary['steps']} of "
+                            f"{summary['total_steps']}): ") for x in verdicts), out
     state = torch.load(tmp_path / "sig" / "checkpoints" / "last.pt", weights_only=True)
     assert state["step"] == summary["steps"] and state["step"] > 0
     assert all(torch.isfinite(v).all() for v in state["method"].values() if v.is_floating_point())
+
+
+def test_the_printed_verdict_and_exit_code_of_a_stopped_run():
+    """An interrupted run prints no verdict without evidence and a provisional one with it (naming the step);
+    it exits 128 + the signal (SIGTERM when the signal reached another rank), any other unfinished run 3."""
+    from siamlab.cli import _verdict_line, exit_code
+
+    rule = {"verdict": "not collapsed", "rule": "r"}
+    base = {"status": "completed", "steps": 59, "total_steps": 312, "verdict": rule}
+    assert _verdict_line(base) == "verdict: not collapsed  (r)"
+    assert _verdict_line({**base, "status": "interrupted", "verdict": {"verdict": "unknown", "rule": "r"}}) == ""
+    assert _verdict_line({**base, "status": "interrupted"}) == (
+        "verdict (provisional: the run stopped at step 59 of 312): not collapsed  (r)")
+    assert [exit_code("completed"), exit_code("interrupted", signal.SIGINT), exit_code("interrupted", None)] == [
+        0, 130, 143]
+    assert {exit_code(s) for s in ("diverged", "write_failed", "failed")} == {3}
 
 
 # --- torch.compile -----------------------------------------------------------------------------------

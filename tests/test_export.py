@@ -146,3 +146,19 @@ def test_every_export_loads_as_the_docstring_says(tmp_path):
         warnings.simplefilter("ignore", DeprecationWarning)
         for f in export_run(run, "torchscript", projector=True)["files"]:
             assert isinstance(torch.jit.load(f), torch.jit.ScriptModule)
+
+
+@pytest.mark.parametrize("backbone, in_shape", [("convnet", (1, 28, 28)), ("mlp", (2,)), ("resnet18", (3, 32, 32))])
+def test_the_default_format_works_for_every_backbone_and_diagnose_reads_it(tmp_path, capsys, backbone, in_shape):
+    """`siamlab export RUN` with no --format: the default main job is a ConvNet, which torchvision's layout cannot
+    hold, so the default is the state dict every backbone has (issue 21 item 7); it loads back to the same weights."""
+    from siamlab.cli import main
+
+    run, enc = fake_run(tmp_path, backbone, stem="cifar", in_shape=in_shape)
+    assert main(["export", str(run)]) == 0
+    path = run / "export" / "backbone-state_dict-last.pt"
+    assert f"wrote {path}" in capsys.readouterr().out
+    model = load_model(path)
+    assert model.layout == "siamlab export"
+    for k, v in enc.backbone.state_dict().items():
+        assert torch.equal(model.backbone.state_dict()[k], v), k

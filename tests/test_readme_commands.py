@@ -7,8 +7,10 @@ file. What is changed to make them tiny (and nothing else):
   after the command's own; ``--resume`` only gets ``engine.progress=false`` (a resumed run refuses others);
 * ``siamlab reproduce ID``: ``--scale tiny`` (replacing ``--scale smoke|paper``) and a temporary ``--out``;
 * ``siamlab eval``: ``--linear-epochs 5``; ``siamlab diagnose``: small data subsets;
-* ``RUN`` (the placeholder for a run directory) becomes a tiny ResNet-18 run made here; ``configs/...``
-  paths resolve against the repository (so they must exist).
+* ``RUN`` (the placeholder for a run directory) becomes the run README command (1)'s ``siamlab train`` makes
+  — the defaults of siamlab/config.py (SimCLR, a ConvNet, Fashion-MNIST) — at tiny size, so the export and
+  diagnose examples run on the network a newcomer has; ``configs/...`` paths resolve against the repository
+  (so they must exist).
 
 Skipped, with the reason (:data:`SKIP`): the install script (it installs packages; CI runs it), the test
 suite itself, and ``torchrun`` launches at scale (tests/test_distributed.py runs torchrun at tiny size).
@@ -81,16 +83,20 @@ def _tiny(argv: list, run: Path, out: Path) -> list:
 
 
 @pytest.fixture(scope="module")
-def tiny_resnet_run(tmp_path_factory):
-    """The run ``RUN`` stands for: a ResNet-18 (so that the torchvision export applies) on 8x8 digits, 2 epochs."""
+def tiny_default_run(tmp_path_factory):
+    """The run ``RUN`` stands for: README command (1)'s `siamlab train` (the defaults) at tiny size."""
+    from siamlab import config
+
     out = tmp_path_factory.mktemp("readme")
-    args = ["train", "--set", "model.backbone=resnet18", "--set", "data.name=digits", "--set", "optim.epochs=2",
-            "--set", f"engine.out={out}", "--set", "engine.run_name=RUN"] + [x for s in TINY_TRAIN[1:] for x in ("--set", s)]
+    args = ["train"] + [x for s in TINY_TRAIN + [f"engine.out={out}", "engine.run_name=RUN"] for x in ("--set", s)]
     assert main(args) == 0
+    defaults, cfg = config.RunConfig(), config.load(str(out / "RUN" / "config.yaml"))
+    assert (cfg.method.name, cfg.model.backbone, cfg.data.name) == (
+        defaults.method.name, defaults.model.backbone, defaults.data.name)  # the main job's network and data
     return out / "RUN"
 
 
-def test_readme_and_help_commands_run_as_written(tiny_resnet_run, tmp_path, monkeypatch, capsys):
+def test_readme_and_help_commands_run_as_written(tiny_default_run, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # runs/ and exported files land here
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     for code in re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S):
@@ -103,7 +109,7 @@ def test_readme_and_help_commands_run_as_written(tiny_resnet_run, tmp_path, monk
     siamlab.sort(key=lambda a: ORDER.index(a[0]) if a[0] in ORDER else len(ORDER))
     assert any(a[0] == "diagnose" for a in siamlab) and any(a[0] == "export" for a in siamlab)
     for argv in siamlab:
-        tiny = _tiny(list(argv), tiny_resnet_run, tmp_path)
+        tiny = _tiny(list(argv), tiny_default_run, tmp_path)
         code = main(tiny)
         err = capsys.readouterr().err
         assert code == 0, f"`siamlab {' '.join(argv)}` (run as `siamlab {' '.join(tiny)}`) exited {code}: {err[-600:]}"

@@ -17,8 +17,8 @@ import pytest
 
 from siamlab import config
 from siamlab.cli import main
-from siamlab.engine import rundir
-from siamlab.engine.rundir import LOCK_NAME, RunDirError, RunLock
+from siamlab.engine import runlock
+from siamlab.engine.runlock import LOCK_NAME, RunDirError, RunLock
 from siamlab.engine.trainer import train
 from siamlab.errors import ConfigError
 
@@ -51,12 +51,22 @@ def one_error_line(argv, capsys) -> str:
 
 # --- a new run never reuses a directory ------------------------------------------------------------
 def test_run_name_reuse_is_refused_and_the_old_run_is_untouched(tmp_path, capsys):
+    """The refusal names the ways out that work for the run there: a finished run cannot be taken further, so
+    --resume is not offered for it; a run stopped with a checkpoint can be continued (issue 21 item 3)."""
     first = train(toy(tmp_path))
     before = digest(first.run_dir)
     assert {"config.yaml", "metrics.jsonl", "summary.json", "checkpoints/last.pt"} <= set(before)
     line = one_error_line(["train", *cli_set(tmp_path, "optim.lr=0.3")], capsys)
-    assert str(first.run_dir) in line and "--resume" in line and "engine.run_name" in line and "--overwrite" in line
+    assert str(first.run_dir) in line and "finished (status completed)" in line and "--resume" not in line, line
+    assert "engine.run_name" in line and "--overwrite" in line
     assert digest(first.run_dir) == before  # byte-identical: config, metrics, summary, checkpoints
+    summary = json.loads((first.run_dir / "summary.json").read_text())
+    (first.run_dir / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
+    before = digest(first.run_dir)
+    line = one_error_line(["train", *cli_set(tmp_path, "optim.lr=0.3")], capsys)
+    assert f"continue it with `siamlab train --resume {first.run_dir}`" in line, line
+    assert "engine.run_name" in line and "--overwrite" in line
+    assert digest(first.run_dir) == before
 
 
 def test_overwrite_replaces_the_run_but_nothing_else(tmp_path):
@@ -161,7 +171,7 @@ def test_a_second_concurrent_writer_is_refused(tmp_path, capsys):
 def test_a_killed_writer_leaves_no_stuck_lock(tmp_path):
     """SIGKILL allows no clean-up: the lock file keeps the dead writer's record, yet the lock is free (the
     kernel drops a flock with its process). tests/test_write_failures.py resumes a killed training run."""
-    code = ("import sys, time; from siamlab.engine.rundir import RunLock; held = RunLock(sys.argv[1]).acquire(); "
+    code = ("import sys, time; from siamlab.engine.runlock import RunLock; held = RunLock(sys.argv[1]).acquire(); "
             "print('locked', flush=True); time.sleep(120)")
     proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "locked"
@@ -187,7 +197,7 @@ def no_flock(monkeypatch):
     def refuse(fd, op):
         raise OSError(errno.ENOLCK, "No locks available")
 
-    monkeypatch.setattr(rundir.fcntl, "flock", refuse)
+    monkeypatch.setattr(runlock.fcntl, "flock", refuse)
 
 
 def _record(folder: Path, **rec) -> None:
@@ -212,10 +222,10 @@ def test_record_lock_of_a_dead_process_is_stale(tmp_path, no_flock):
 def test_record_lock_of_a_live_process_holds(tmp_path, no_flock):
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        _record(tmp_path, pid=sleeper.pid, proc_start=rundir.proc_start(sleeper.pid))
+        _record(tmp_path, pid=sleeper.pid, proc_start=runlock.proc_start(sleeper.pid))
         with pytest.raises(RunDirError, match=f"process {sleeper.pid}"):
             RunLock(tmp_path).acquire()
-        _record(tmp_path, pid=sleeper.pid, proc_start=rundir.proc_start(sleeper.pid) + 1)  # pid reused by another
+        _record(tmp_path, pid=sleeper.pid, proc_start=runlock.proc_start(sleeper.pid) + 1)  # pid reused by another
         RunLock(tmp_path).acquire().release()
     finally:
         sleeper.kill()
@@ -229,9 +239,9 @@ def test_record_lock_from_another_host_is_never_taken(tmp_path, no_flock):
 
 
 NO_FLOCK_HOLDER = (
-    "import errno, sys, time\nfrom siamlab.engine import rundir\n"
+    "import errno, sys, time\nfrom siamlab.engine import runlock\n"
     "def refuse(fd, op):\n    raise OSError(errno.ENOLCK, 'No locks available')\n"
-    "rundir.fcntl.flock = refuse\nheld = rundir.RunLock(sys.argv[1]).acquire()\nprint('locked', flush=True)\n"
+    "runlock.fcntl.flock = refuse\nheld = runlock.RunLock(sys.argv[1]).acquire()\nprint('locked', flush=True)\n"
     "time.sleep(60)\n")
 
 

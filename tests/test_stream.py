@@ -271,7 +271,7 @@ def test_folder_to_shards_round_trip(folder, tmp_path):
     r = subprocess.run([sys.executable, "-m", "siamlab", "data", "shard", str(folder), str(out)], cwd=ROOT,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "already holds shards" in r.stderr and "Traceback" not in r.stderr
-    from siamlab.data.shards import write_shards
+    from siamlab.data.shard_writer import write_shards
     from siamlab.errors import ConfigError
 
     with pytest.raises(ConfigError, match="--per-shard=0"):

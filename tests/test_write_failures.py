@@ -206,18 +206,24 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
-def test_sigkill_during_a_checkpoint_write_leaves_no_temp_file_after_resume(tmp_path):
-    marker, run = tmp_path / "writing", tmp_path / "run"
-    argv = ["train"] + sum((["--set", s] for s in TOY + [f"engine.out={tmp_path}", "engine.run_name=run"]), [])
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(marker), *argv], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def sigkill_at_marker(script: str, marker: Path, argv: list) -> None:
+    """Run ``script`` (a Python program given ``marker`` and the CLI's ``argv``) and SIGKILL it once it has made
+    ``marker``: no clean-up of any kind runs."""
+    proc = subprocess.Popen([sys.executable, "-c", script, str(marker), *argv], cwd=ROOT,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
     deadline = time.time() + 120
     while not marker.exists():
         assert proc.poll() is None and time.time() < deadline, proc.communicate()
         time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
+
+
+def test_sigkill_during_a_checkpoint_write_leaves_no_temp_file_after_resume(tmp_path):
+    marker, run = tmp_path / "writing", tmp_path / "run"
+    argv = ["train"] + sum((["--set", s] for s in TOY + [f"engine.out={tmp_path}", "engine.run_name=run"]), [])
+    sigkill_at_marker(KILLED_WRITER, marker, argv)
     left = temp_files(run)
     assert len(left) == 1 and left[0].startswith(".last.pt."), left  # the kill left a half-done write
     assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["step"] == STEPS_PER_EPOCH

@@ -44,7 +44,8 @@ def load_run(run_dir) -> dict:
             continue  # a line cut short by a kill
         if isinstance(rec, dict):
             records.append(rec)
-    return {"records": records, "summary": _read_mapping(path / "summary.json", json.loads),
+    summary = _checked_summary(path / "summary.json", _read_mapping(path / "summary.json", json.loads))
+    return {"records": records, "summary": summary,
             "config": _read_mapping(path / "config.yaml", lambda text: parse_yaml(text, f"{str(path / 'config.yaml')!r}")),
             "snapshots": sorted((path / "snapshots").glob("*.npz"))}
 
@@ -57,6 +58,20 @@ def _read_mapping(path: Path, parse) -> dict:
     except ValueError:
         raise DataError(f"{str(path)!r} is corrupt (not valid {path.suffix[1:].upper()}); restore it or delete it.") from None
     return data if isinstance(data, dict) else {}
+
+
+SUMMARY_FIELDS = {"final": (dict, "a mapping of metric names to values"), "status": (str, "a string"),
+                  "method": (str, "a string"), "dataset": (str, "a string")}  # what analyze reads of summary.json
+
+
+def _checked_summary(path: Path, summary: dict) -> dict:
+    """``summary`` whose fields analyze reads have their types (null counts as absent), or one sentence naming
+    the first field that does not (a hand-edited summary.json)."""
+    for key, (kind, what) in SUMMARY_FIELDS.items():
+        if summary.get(key) is not None and not isinstance(summary[key], kind):
+            raise DataError(f"{str(path)!r} has {key}={summary[key]!r}, not {what}; restore the file, or delete it "
+                            "(analyze then reads metrics.jsonl alone).")
+    return summary
 
 
 def series(records: list, kind: str, key: str, x: str = "step") -> tuple[list, list]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import warnings
 from contextlib import contextmanager
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ from .augment import CROP_TRIES
 Source = Union[str, bytes]  # a file path, or the bytes of a file (a tar-shard sample)
 PIL_DEFAULT_MAX_PIXELS = 89_478_485  # PIL.Image.MAX_IMAGE_PIXELS (a 0.25 GiB 24-bit image)
 CORRUPT_FIX = "delete or replace it, or set data.on_corrupt=skip to skip unreadable files and count them"
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError)  # what PIL raises on a file it cannot decode
 
 
 def _resample(interpolation: str):
@@ -42,7 +43,7 @@ def open_rgb(source: Source, name: str, max_pixels: int, draft_size=None):
     Larger than ``max_pixels`` (width x height, read from the header before decoding): DataError.
     ``draft_size``: a callable (width, height) -> the smallest (w, h) the decoded image needs (JPEG only).
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     if max_pixels > (Image.MAX_IMAGE_PIXELS or max_pixels):
         Image.MAX_IMAGE_PIXELS = max_pixels  # PIL's own guard would refuse what the user allowed
@@ -62,8 +63,29 @@ def open_rgb(source: Source, name: str, max_pixels: int, draft_size=None):
     except Image.DecompressionBombError as e:
         raise DataError(f"image {name!r} is larger than PIL's decompression-bomb limit ({e}); raise "
                         "data.max_image_pixels if you trust the file, or remove it.") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as e:
+    except DECODE_ERRORS as e:  # UnidentifiedImageError is an OSError
         raise DataError(f"image {name!r} cannot be decoded ({type(e).__name__}); {CORRUPT_FIX}.") from None
+
+
+def decode_error(source: Source) -> Optional[str]:
+    """Why the image at ``source`` cannot be decoded (the exception's name), or None when it decodes. JPEGs are
+    decoded at their smallest DCT scale; an image over PIL's pixel limit is judged by its header alone (training
+    refuses or reads it by ``data.max_image_pixels``)."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        with img:
+            if img.size[0] * img.size[1] <= PIL_DEFAULT_MAX_PIXELS:
+                img.draft("RGB", (1, 1))
+                img.load()
+    except Image.DecompressionBombError:
+        return None
+    except DECODE_ERRORS as e:  # UnidentifiedImageError is an OSError
+        return type(e).__name__
+    return None
 
 
 def load_square(source: Source, size: int, name: str = "", max_pixels: int = PIL_DEFAULT_MAX_PIXELS) -> np.ndarray:

@@ -1,9 +1,10 @@
 """Image datasets as tar shards in the WebDataset layout: built from an image folder, read by index (SPEC §5).
 
-Layout (``siamlab data shard ROOT OUT`` writes it; other WebDataset shards holding one image and one
-``.cls`` label per sample read the same way): ``OUT/train/shard-000000.tar ...`` and
+Layout (``siamlab data shard ROOT OUT`` writes it: :mod:`siamlab.data.shard_writer`; other WebDataset shards
+holding one image and one ``.cls`` label per sample read the same way): ``OUT/train/shard-000000.tar ...`` and
 ``OUT/val/shard-000000.tar ...``; sample ``<key>`` is ``<key>.<ext>`` (the image file's bytes,
-unchanged) and ``<key>.cls`` (the class index as text). ``OUT/<split>/index.json`` (wids's dataset
+unchanged), ``<key>.cls`` (the class index as text) and, in siamlab's shards, ``<key>.path`` (the source
+file's path in the image folder, named in messages about the sample). ``OUT/<split>/index.json`` (wids's dataset
 descriptor plus ``classes`` and each shard's ``labels``) lets a split open without reading a shard;
 without it the shards are scanned (once per process). Both splits take the number of classes from the train
 split (its ``classes``, else its largest label + 1); a label outside them, or a shard that is damaged or no tar,
@@ -17,7 +18,6 @@ in-memory path; writing uses ``webdataset.ShardWriter``. Both come with ``pip in
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections import OrderedDict
 from pathlib import Path
@@ -26,9 +26,9 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..errors import ConfigError, DataError
+from ..errors import DataError
 from .dataset import optional_root
-from .folder import DEFAULT_SIZE, EXTENSIONS, IMAGENET_MEAN, IMAGENET_STD, SPLIT_DIRS, list_split, split_dir
+from .folder import DEFAULT_SIZE, EXTENSIONS, IMAGENET_MEAN, IMAGENET_STD, SPLIT_DIRS, split_dir
 from .stream import ReadSettings, StreamDataset
 
 INDEX = "index.json"
@@ -98,7 +98,9 @@ class ShardSamples:
         if ext is None:
             raise DataError(f"sample {sample['__key__']!r} of tar shard {shard!r} holds no image "
                             f"({', '.join(sorted(EXTENSIONS))}); rebuild the shard.")
-        return sample[ext].getvalue(), f"{shard}:{sample['__key__']}{ext}"
+        source = sample.get(".path")  # the image folder's file it was packed from (`siamlab data shard`)
+        where = f" (packed from {source.getvalue().decode(errors='replace')!r})" if source is not None else ""
+        return sample[ext].getvalue(), f"{shard}:{sample['__key__']}{ext}{where}"
 
 
 def _scan(folder: Path, tars: list) -> dict:
@@ -189,40 +191,3 @@ def shards_location(root: Optional[str]) -> tuple[bool, str]:
         return False, "data.root (not set)"
     ok = all((d := split_dir(path, s)) is not None and any(d.glob("*.tar")) for s in ("train", "test"))
     return ok, str(path)
-
-
-def write_shards(root: str, out: str, per_shard: int = 1000, progress: bool = True) -> dict:
-    """Shards of the image folder at ``root`` in ``out`` (the layout above); returns {split: samples written}."""
-    try:
-        import webdataset
-    except ImportError:
-        raise DataError(f"writing tar shards needs the webdataset package; {INSTALL}.") from None
-    from tqdm.auto import tqdm
-
-    if per_shard < 1:
-        raise ConfigError(f"--per-shard={per_shard!r} is not valid: expected an integer >= 1.")
-    src, dst = Path(root).expanduser(), Path(out).expanduser()
-    written = {}
-    for split in ("train", "test"):
-        files, labels, classes = list_split(src, split)
-        folder = dst / split_dir(src, split).name
-        if folder.is_dir() and any(folder.glob("*.tar")):
-            raise DataError(f"{folder} already holds shards; choose an empty output folder.")
-        folder.mkdir(parents=True, exist_ok=True)
-        shards: OrderedDict = OrderedDict()
-        with webdataset.ShardWriter(str(folder / PATTERN), maxcount=per_shard, maxsize=float("inf"), verbose=0) as sink:
-            bar = tqdm(zip(files, labels), total=len(files), desc=f"sharding {split}", unit="img", disable=not progress)
-            for i, (path, label) in enumerate(bar):
-                try:
-                    data = path.read_bytes()
-                except OSError as err:
-                    raise DataError(f"image {str(path)!r} cannot be read ({type(err).__name__}); fix or remove it.") from None
-                sink.write({"__key__": f"{i:08d}", path.suffix.lower().lstrip("."): data, "cls": label})
-                shards.setdefault(Path(sink.fname).name, []).append(label)
-        index = {"wids_version": 1, "name": f"{src.name}-{folder.name}", "classes": classes,
-                 "shardlist": [{"url": k, "nsamples": len(v), "labels": v} for k, v in shards.items()]}
-        tmp = folder / f".{INDEX}.tmp"
-        tmp.write_text(json.dumps(index) + "\n")
-        os.replace(tmp, folder / INDEX)  # written last: a folder without it is unfinished (or not ours)
-        written[folder.name] = len(files)
-    return written

@@ -90,10 +90,11 @@ RESUME_KEYS = ("method", "optimizer", "step", "epoch", "step_in_epoch", "best_kn
 # What decides the network and the data it learns from; a checkpoint written under other values is refused
 # (optim, eval, diag and engine may differ: an edited schedule is the user's choice).
 WEIGHT_SECTIONS = ("method", "model", "data", "phases")
-# Where the data lives and how it is read (results do not depend on them: siamlab/data/feed.py): may differ.
-WHERE_KEYS = {"data.root", "data.on_device", "data.workers"}
+# Where the data lives and how it is read (results do not depend on them: siamlab/data/feed.py): may differ. Also
+# data.on_corrupt: a checkpoint written under "stop" read no unreadable image, so "skip" goes on from the same state.
+WHERE_KEYS = {"data.root", "data.on_device", "data.workers", "data.on_corrupt"}
 # What a resumed run may be told for that invocation (``--resume --set``; config.yaml keeps the run's values).
-RESUME_SETTABLE = ("engine.progress", "engine.threads", "engine.device", "data.root", "data.workers")
+RESUME_SETTABLE = ("engine.progress", "engine.threads", "engine.device", "data.root", "data.workers", "data.on_corrupt")
 
 
 def read(path: Path, device, what: str = "cannot resume") -> dict:
@@ -110,6 +111,12 @@ def read(path: Path, device, what: str = "cannot resume") -> dict:
     if not isinstance(state, dict) or not isinstance(state.get("method"), dict):
         raise SiamlabError(f"{what}: {path} is not a siamlab checkpoint (it has no 'method' weights; a bare "
                            "state_dict is not enough); use a checkpoint written by `siamlab train`.")
+    saved = state.get("config")
+    bad = [k for k in ("method", "model", "data") if isinstance(saved, dict) and k in saved and not isinstance(saved[k], dict)]
+    if saved is not None and (not isinstance(saved, dict) or bad):
+        shown = f"config.{bad[0]}={saved[bad[0]]!r}" if bad else f"config={saved!r}"
+        raise SiamlabError(f"{what}: {path} holds {shown[:80]}, not a mapping of fields; use a checkpoint written by "
+                           "`siamlab train`.")
     return state
 
 

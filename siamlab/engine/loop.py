@@ -6,8 +6,11 @@ an epoch) the step's record is read back: the only host synchronizations of the 
 ``diverged``) and stop requests (SIGTERM / SIGINT: checkpoint, status ``interrupted``) are checked
 there. A checkpoint, metrics or snapshot write that fails (a full disk) stops the run with status
 ``write_failed`` and the sentence of :class:`~siamlab.engine.runlog.WriteFailed`; the last good
-checkpoint stays (under torchrun the run fails on every rank, the summary naming the write). Under
-torchrun every rank runs the same steps; rank 0 logs, writes checkpoints and the summary.
+checkpoint stays (under torchrun the run fails on every rank, the summary naming the write). Another
+one-sentence error (an unreadable image under ``data.on_corrupt=stop``) writes the summary with status
+``failed`` and is raised again; both sentences end with the way on that works for the run (resume it, or
+start it again when it has no checkpoint). Under torchrun every rank runs the same steps; rank 0 logs,
+writes checkpoints and the summary.
 An evaluation that improves the backbone's kNN writes ``best.pt``; one that improves the label-free metric
 ``eval.best_unsupervised`` (:func:`siamlab.analysis.labelfree.selection_score`) writes ``best_unsupervised.pt``.
 """
@@ -24,9 +27,11 @@ import torch
 from .. import collectives
 from ..analysis.labelfree import selection_score
 from ..data.order import epoch_order
+from ..errors import SiamlabError
 from . import dist
 from .failures import failure_error
-from .runlog import WriteFailed, atomic_file
+from .rundir import way_on
+from .runlog import FREE_SPACE, WriteFailed, atomic_file
 from .signals import StopFlag, stop_message
 from .step import read_record
 
@@ -38,6 +43,7 @@ class RunResult:
     run_dir: Path
     summary: dict  # under torchrun: rank 0's, on every rank
     is_main: bool = True  # False on ranks other than 0 (print results once)
+    signal: Optional[int] = None  # the signal that stopped this process (status "interrupted"), if any
 
 
 def fit(tr) -> RunResult:
@@ -58,15 +64,27 @@ def fit(tr) -> RunResult:
                 if dist.is_dist():  # every rank stops; rank 0's summary says failed, naming the cause
                     stop.abandon()
                     raise failure_error(err, tr.step, tr.run_dir, record_failure) from err
-                if not isinstance(err, WriteFailed):
+                if not isinstance(err, SiamlabError):
                     raise
-                status, message = "write_failed", str(err)  # a full disk: stop, keep the last good checkpoint
+                status, message = stopped_by(tr, err)
+                if status == "failed":  # e.g. an unreadable image under data.on_corrupt=stop
+                    finish(tr, status, message, time.time() - t_start)
+                    raise type(err)(message) from None
             finally:
                 watch.stop()
         summary = collectives.broadcast_object(finish(tr, status, message, time.time() - t_start))
     finally:
         tr.end()  # the run directory is free for the next writer (a resume); DDP let go while the group lives
-    return RunResult(tr.run_dir, summary, is_main=collectives.is_main())
+    return RunResult(tr.run_dir, summary, is_main=collectives.is_main(), signal=stop.signal)
+
+
+def stopped_by(tr, err: SiamlabError) -> tuple:
+    """(status, message) of a run that a one-sentence error stopped in one process: ``write_failed`` for a write
+    that failed (a full disk: the last good checkpoint stays), else ``failed``; the sentence ends with the way on
+    that works for this run (:func:`siamlab.engine.rundir.way_on`: resume, or start again without a checkpoint)."""
+    if isinstance(err, WriteFailed):
+        return "write_failed", str(err.with_fix(f"{FREE_SPACE}, then {way_on(tr.run_dir)}"))
+    return "failed", f"{str(err).rstrip('.')}; then {way_on(tr.run_dir)}."
 
 
 def train_epochs(tr, stop: StopFlag) -> tuple:
@@ -193,6 +211,7 @@ def finish(tr, status: str, message: str, seconds: float) -> dict:
         "dataset": tr.cfg.data.name,
         "epochs_done": tr.epoch,
         "steps": tr.step,
+        "total_steps": tr.total_steps,
         "seconds": round(seconds, 1),
         "final": final,
         "random_init": tr.random_init,

@@ -3,18 +3,17 @@
 Rules (README "Train", issue 14):
 
 * **New runs never reuse a directory.** A new run whose directory already holds a run (``config.yaml``,
-  ``metrics.jsonl``, ``summary.json`` or ``checkpoints/``) is refused with one sentence: resume it
-  (``siamlab train --resume RUN``), pick another ``engine.run_name``, or pass ``--overwrite`` to replace
-  it. An automatic name (``<method>-<dataset>-<timestamp>``) that is taken gets a ``-2``, ``-3`` ... suffix.
-* **One writer.** Training and resuming hold ``RUN/.lock`` for their whole life: an exclusive
-  ``fcntl.flock`` on that file, which the kernel releases when the process ends in any way (exit,
-  exception, SIGKILL, a crash of the machine), so a crashed run never leaves the directory locked.
-  The file records who holds it — ``pid``, ``host``, ``started`` (Unix time) and the process's kernel
-  start time ``proc_start`` — so the refusal can say which process to wait for. Where the file system
-  has no ``flock`` (some network mounts) the record itself is the lock, created only where none exists (a
-  finished record hard-linked into place, so two processes never both take it); it is *stale*, and taken
-  over, when its host is this machine and its pid is not running or is running with another kernel start
-  time (the pid was reused); a lock held from another host is honoured until the file is deleted by hand.
+  ``metrics.jsonl``, ``summary.json`` or ``checkpoints/``) is refused with one sentence naming the ways out
+  that work for that run (:func:`refuse_existing`): resume it (``siamlab train --resume RUN``) when it has a
+  checkpoint and has not finished, pick another ``engine.run_name``, or pass ``--overwrite`` to replace it.
+  An automatic name (``<method>-<dataset>-<timestamp>``) that is taken gets a ``-2``, ``-3`` ... suffix.
+  :class:`siamlab.Monitor` follows the same rules with its own words (:data:`MONITOR`: ``resume=True``,
+  ``overwrite=True``); a monitored run has no checkpoint, so it can always be continued.
+* **No dead ends.** A run that stopped before its first checkpoint (killed, a full disk, an unreadable
+  image) cannot be resumed; every message about it — the refusal of a new run, of ``--resume``, the
+  ``write_failed`` summary — names what works instead (:func:`way_on`, :func:`restart_command`).
+* **One writer.** Training, resuming and a Monitor hold ``RUN/.lock`` for their whole life
+  (:class:`~siamlab.engine.runlock.RunLock`: a ``flock`` the kernel drops when the process ends, however it ends).
 * **No half-written files.** Every write is atomic (a temporary file ``.<name>.<random>.siamlab-tmp``
   in the same folder, then ``os.replace``) except appending to ``metrics.jsonl`` and ``metrics.csv`` and
   the lock record (the list is in :mod:`siamlab.engine.runlog`). A failing write removes its temporary
@@ -23,32 +22,24 @@ Rules (README "Train", issue 14):
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
-import os
+import shlex
 import shutil
-import socket
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from .. import collectives
 from ..errors import SiamlabError
+from .runlock import LOCK_NAME, RunDirError, RunLock
 from .runlog import TEMP_SUFFIX
 
-LOCK_NAME = ".lock"
-RECORD_TRIES = 20  # no-flock file systems: attempts to take a record lock that keeps being removed and re-made
-BREAKER_STALE_S = 10.0
 RUN_MARKERS = ("config.yaml", "metrics.jsonl", "summary.json", "checkpoints")  # any of these: the folder holds a run
 # What --overwrite removes (with error-rank*.txt), nothing else: the run's files, its loggers' (siamlab.engine.loggers:
 # left behind, metrics.csv would be appended to and tensorboard/ would mix two runs), and what `siamlab analyze` and
 # `siamlab export` wrote from the old run.
 RUN_OUTPUTS = RUN_MARKERS + ("snapshots", "metrics.csv", "tensorboard", "wandb_id.txt", "wandb", "analysis", "export")
-
-
-class RunDirError(SiamlabError):
-    """A run directory cannot be used: it holds another run, or another process is writing into it."""
 
 
 def holds_run(run_dir: Path) -> bool:
@@ -64,10 +55,85 @@ def free_name(run_dir: Path) -> Path:
     return path
 
 
-def refuse_existing(run_dir: Path) -> RunDirError:
-    return RunDirError(
-        f"run directory {str(run_dir)!r} already holds a run; continue it with `siamlab train --resume {run_dir}`, "
-        "choose another engine.run_name, or pass --overwrite to replace it.")
+FINISHED = ("completed", "diverged")  # statuses a resume cannot take further
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who writes run directories, for the words of its messages: ``resume`` / ``overwrite`` / ``elsewhere`` are
+    how that writer continues a run, replaces it, or goes elsewhere; ``checkpoints``: whether continuing needs
+    ``checkpoints/last.pt`` (a training run) or not (a monitored loop keeps only its metrics)."""
+
+    what: str
+    resume: str
+    overwrite: str
+    elsewhere: str
+    checkpoints: bool = True
+
+
+TRAINING = Owner("run directory", "`siamlab train --resume {run}`", "pass --overwrite", "choose another engine.run_name")
+MONITOR = Owner("Monitor folder", "Monitor({run!r}, resume=True)", "pass overwrite=True", "choose another folder",
+                checkpoints=False)
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    return (Path(run_dir) / "checkpoints" / "last.pt").is_file()
+
+
+def _status(run_dir: Path) -> Optional[str]:
+    try:
+        status = json.loads((Path(run_dir) / "summary.json").read_text()).get("status")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return status if isinstance(status, str) else None
+
+
+def restart_command(run_dir: Path) -> str:
+    """The command that starts the run in ``run_dir`` again from step 0, in the same folder, with its own config."""
+    run_dir = Path(run_dir)
+    q = shlex.quote
+    return (f"siamlab train {q(str(run_dir / 'config.yaml'))} --set engine.out={q(str(run_dir.parent))} "
+            f"--set engine.run_name={q(run_dir.name)} --overwrite")
+
+
+def way_on(run_dir: Path, owner: Owner = TRAINING) -> str:
+    """How to go on with the run in ``run_dir`` after it stopped (a full disk, an unreadable image): continue it
+    where a checkpoint allows, else start it again (or, if it left nothing, run the command again)."""
+    run = str(run_dir)
+    if not owner.checkpoints:
+        return f"continue the run with {owner.resume.format(run=run)}"
+    if has_checkpoint(run_dir):
+        return f"{owner.resume.format(run=run)} continues the run from its last good checkpoint"
+    if holds_run(run_dir):
+        return f"start the run again with `{restart_command(run_dir)}` (it stopped before its first checkpoint)"
+    return "run the command again"
+
+
+def refuse_existing(run_dir: Path, owner: Owner = TRAINING) -> RunDirError:
+    """The refusal of a new run in a folder that holds one, naming the ways out that work for that run."""
+    where = f"{owner.what} {str(run_dir)!r} already holds a run"
+    other, replace = owner.elsewhere, f"{owner.overwrite} to replace it"
+    if not owner.checkpoints:
+        return RunDirError(f"{where}; continue it with {owner.resume.format(run=str(run_dir))}, {replace}, or {other}.")
+    status = _status(run_dir)
+    if status in FINISHED:
+        return RunDirError(f"{where} that has finished (status {status}); {other}, or {replace}.")
+    if not has_checkpoint(run_dir):
+        return RunDirError(f"{where} that stopped before its first checkpoint, so it cannot be continued; "
+                           f"{owner.overwrite} to start it again, or {other}.")
+    return RunDirError(f"{where}; continue it with {owner.resume.format(run=str(run_dir))}, {other}, or {replace}.")
+
+
+def refuse_resume(run_dir: Path, owner: Owner = TRAINING) -> Optional[RunDirError]:
+    """Why the run in ``run_dir`` cannot be continued (None when it can), naming what works instead."""
+    if not holds_run(run_dir):
+        fix = ("pass the folder printed by `siamlab train`" if owner.checkpoints else
+               "leave out resume=True to start a run there")
+        return RunDirError(f"cannot resume: {str(run_dir)!r} holds no run; {fix}.")
+    if owner.checkpoints and not has_checkpoint(run_dir):
+        return RunDirError(f"cannot resume {str(run_dir)!r}: it stopped before its first checkpoint; start it again "
+                           f"with `{restart_command(run_dir)}`.")
+    return None
 
 
 def remove_outputs(run_dir: Path) -> None:
@@ -92,192 +158,31 @@ def remove_temp_files(run_dir: Path) -> list:
     return gone
 
 
-# --- the lock ------------------------------------------------------------------------------------
-def proc_start(pid: int) -> Optional[int]:
-    """The kernel start time of process ``pid`` (clock ticks after boot, field 22 of /proc/<pid>/stat), which
-    tells a process from a later one that got the same pid; None where /proc is not available."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
-
-
-def is_running(pid: int, start: Optional[int]) -> bool:
-    """Whether process ``pid`` of this machine runs and is the one that started at kernel time ``start``."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists (another user's)
-        pass
-    now = proc_start(pid)
-    return start is None or now is None or now == start
-
-
-def _holder_record() -> dict:
-    return {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(), "proc_start": proc_start(os.getpid())}
-
-
-def _record_text(path: Path) -> Optional[str]:
-    """The lock file's text; None when there is no lock file."""
-    try:
-        return path.read_text()
-    except FileNotFoundError:
-        return None
-    except OSError:
-        return ""
-
-
-def _parse_record(text: str) -> dict:
-    try:
-        rec = json.loads(text)
-    except ValueError:
-        return {}
-    return rec if isinstance(rec, dict) else {}
-
-
-def _read_record(path: Path) -> dict:
-    return _parse_record(_record_text(path) or "")
-
-
-def is_stale(rec: dict) -> bool:
-    """A lock record (no-flock file systems) whose writer is gone: written on this host by a process that is not
-    running any more (or whose pid now belongs to another process). Records from other hosts are never stale:
-    siamlab cannot see their processes."""
-    if rec.get("host") != socket.gethostname() or not isinstance(rec.get("pid"), int):
-        return False
-    return not is_running(rec["pid"], rec.get("proc_start"))
-
-
-class RunLock:
-    """Exclusive right to write into a run directory (the module docstring says how a stale lock is told).
-
-    Held through an open file object: releasing it, or the object being garbage-collected with the
-    Trainer that holds it, or the process ending, frees the lock."""
-
-    def __init__(self, run_dir: Path):
-        self.run_dir = Path(run_dir)
-        self.path = self.run_dir / LOCK_NAME
-        self._file = None
-        self._by_record = False
-
-    def acquire(self) -> "RunLock":
-        f = open(self.path, "a+")
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.close()
-            raise self._busy(_read_record(self.path)) from None
-        except OSError:  # this file system has no flock: the record is the lock
-            f.close()
-            return self._acquire_by_record()
-        f.truncate(0)
-        f.write(json.dumps(_holder_record()) + "\n")
-        f.flush()
-        self._file = f
-        return self
-
-    def _acquire_by_record(self) -> "RunLock":
-        """No flock here: the record is the lock. It is made whole in a temporary file and hard-linked to ``.lock``,
-        which fails when ``.lock`` exists (open(2): the NFS-safe form of ``O_CREAT | O_EXCL``), so two processes
-        never both take it; a stale record (or the empty file :meth:`acquire` opened) is removed first, by
-        :meth:`_remove_if_still`."""
-        for _ in range(RECORD_TRIES):
-            if self._link_record():
-                self._by_record = True
-                return self
-            text = _record_text(self.path)
-            rec = _parse_record(text or "")
-            if rec and rec.get("pid") != os.getpid() and not is_stale(rec):
-                raise self._busy(rec)
-            if text is not None:
-                self._remove_if_still(text)
-        raise self._busy(_read_record(self.path))
-
-    def _link_record(self) -> bool:
-        tmp = self.path.with_name(f"{LOCK_NAME}.{socket.gethostname()}.{os.getpid()}{TEMP_SUFFIX}")
-        tmp.write_text(json.dumps(_holder_record()) + "\n")
-        try:
-            os.link(tmp, self.path)
-            return True
-        except FileExistsError:
-            return False
-        except OSError:  # NFS may report a link that was made as failed: the link count tells
-            with contextlib.suppress(OSError):
-                return tmp.stat().st_nlink == 2
-            return False
-        finally:
-            tmp.unlink(missing_ok=True)
-
-    def _remove_if_still(self, text: str) -> None:
-        """Delete ``.lock`` if it still holds ``text``, one process at a time: the one that creates ``.lock.breaking``
-        (left for ``BREAKER_STALE_S`` by a process killed in these few microseconds, then removed). Under it,
-        nothing else removes ``.lock``, and nothing replaces an existing one: it is the record that was read."""
-        breaker = self.path.with_name(LOCK_NAME + ".breaking")
-        try:
-            os.close(os.open(breaker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        except FileExistsError:
-            with contextlib.suppress(OSError):
-                if time.time() - breaker.stat().st_mtime > BREAKER_STALE_S:
-                    breaker.unlink()
-            time.sleep(0.01)
-            return
-        try:
-            if _record_text(self.path) == text:
-                self.path.unlink(missing_ok=True)
-        finally:
-            breaker.unlink(missing_ok=True)
-
-    def _busy(self, rec: dict) -> RunDirError:
-        who = f"process {rec.get('pid', '?')} on host {rec.get('host', '?')}"
-        if isinstance(rec.get("started"), (int, float)):
-            who += f" (running since {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(rec['started']))})"
-        return RunDirError(f"run directory {str(self.run_dir)!r} is in use by {who}; wait for that run to end or stop "
-                           f"it (its lock {self.path} is released when the process ends, however it ends).")
-
-    @property
-    def held(self) -> bool:
-        return self._file is not None or self._by_record
-
-    def release(self) -> None:
-        if self._file is not None:
-            self._file.close()  # the file stays: deleting it would let two processes lock two different files
-            self._file = None
-        if self._by_record:
-            if _read_record(self.path).get("pid") == os.getpid():
-                self.path.unlink(missing_ok=True)
-            self._by_record = False
-
-    def __enter__(self):
-        return self.acquire()
-
-    def __exit__(self, *exc):
-        self.release()
-
-
-def open_run_dir(run_dir: Path, resume: bool = False, overwrite: bool = False) -> tuple[Path, RunLock]:
+def open_run_dir(run_dir: Path, resume: bool = False, overwrite: bool = False,
+                 owner: Owner = TRAINING) -> tuple[Path, RunLock]:
     """Lock the run directory for writing, as the rules of this module say; returns it and the held lock.
 
     New run: refused when the folder holds a run, unless ``overwrite`` (its outputs are then removed, under the
-    lock). Resume: the folder must hold the run. Either way the temporary files of interrupted writes go.
-    A folder that cannot be made or written (permissions, a read-only or full disk) is one sentence too.
+    lock). Resume: the folder must hold a run that can be continued (:func:`refuse_resume`). Either way the
+    temporary files of interrupted writes go. A folder that cannot be made or written (permissions, a read-only
+    or full disk) is one sentence too. ``owner``: the words of the messages (training's or the Monitor's).
     """
     run_dir = Path(run_dir)
-    if resume and not holds_run(run_dir):
-        raise RunDirError(f"cannot resume: {str(run_dir)!r} holds no run; pass the folder printed by `siamlab train`.")
-    if not resume and holds_run(run_dir) and not overwrite:
-        raise refuse_existing(run_dir)
+    if resume and not holds_run(run_dir):  # nothing is made for a refused resume
+        raise refuse_resume(run_dir, owner)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        lock = RunLock(run_dir).acquire()
+        lock = RunLock(run_dir).acquire()  # first: a run being written is "in use", whatever its files say yet
     except OSError as err:
-        raise RunDirError(f"cannot write into run directory {str(run_dir)!r} ({err.strerror or type(err).__name__}); "
-                          "choose another engine.out or fix the folder's permissions.") from None
+        raise RunDirError(f"cannot write into {owner.what} {str(run_dir)!r} ({err.strerror or type(err).__name__}); "
+                          f"{owner.elsewhere} or fix the folder's permissions.") from None
     try:
+        refused = refuse_resume(run_dir, owner) if resume else None
+        if refused is not None:
+            raise refused
         if not resume and holds_run(run_dir):
-            if not overwrite:  # another process started a run here since the check above
-                raise refuse_existing(run_dir)
+            if not overwrite:
+                raise refuse_existing(run_dir, owner)
             remove_outputs(run_dir)
         remove_temp_files(run_dir)
     except BaseException:
@@ -286,21 +191,16 @@ def open_run_dir(run_dir: Path, resume: bool = False, overwrite: bool = False) -
     return run_dir, lock
 
 
-def claim_run_dir(cfg, run_dir: Optional[Path], resume: bool, overwrite: bool) -> tuple:
-    """(path, lock, created) of a run: rank 0 picks the directory (``run_dir``, else ``engine.out`` /
-    ``engine.run_name``, else a free automatic name), checks and locks it (:func:`open_run_dir`); every rank
-    gets its path, or the same one-sentence error. ``created``: the directory did not exist before."""
+def claim(pick, resume: bool, overwrite: bool, owner: Owner = TRAINING) -> tuple:
+    """(path, lock, created): rank 0 takes the folder ``pick()`` returns, checks and locks it
+    (:func:`open_run_dir`); every rank gets its path, or the same one-sentence error (other ranks hold no lock).
+    ``created``: the folder did not exist before."""
     path, lock, created, error = None, None, False, None
     if collectives.is_main():
         try:
-            if run_dir is not None:
-                path = Path(run_dir)
-            elif cfg.engine.run_name:
-                path = Path(cfg.engine.out) / cfg.engine.run_name
-            else:  # an automatic name is never refused: a taken one gets a suffix
-                path = free_name(Path(cfg.engine.out) / f"{cfg.method.name}-{cfg.data.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+            path = Path(pick())
             created = not path.exists()
-            path, lock = open_run_dir(path, resume=resume, overwrite=overwrite)
+            path, lock = open_run_dir(path, resume=resume, overwrite=overwrite, owner=owner)
         except SiamlabError as err:
             error = err
     if collectives.is_dist():  # every rank must agree on the directory
@@ -308,6 +208,20 @@ def claim_run_dir(cfg, run_dir: Optional[Path], resume: bool, overwrite: bool) -
     if error is not None:
         raise error
     return Path(path), lock, created
+
+
+def claim_run_dir(cfg, run_dir: Optional[Path], resume: bool, overwrite: bool) -> tuple:
+    """(path, lock, created) of a training run (:func:`claim`): ``run_dir``, else ``engine.out`` /
+    ``engine.run_name``, else a free automatic name."""
+    def pick() -> Path:
+        if run_dir is not None:
+            return Path(run_dir)
+        if cfg.engine.run_name:
+            return Path(cfg.engine.out) / cfg.engine.run_name
+        # an automatic name is never refused: a taken one gets a suffix
+        return free_name(Path(cfg.engine.out) / f"{cfg.method.name}-{cfg.data.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+    return claim(pick, resume, overwrite, TRAINING)
 
 
 def remove_if_only_lock(run_dir: Path) -> None:

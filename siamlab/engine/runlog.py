@@ -33,14 +33,24 @@ from ..errors import SiamlabError
 TEMP_SUFFIX = atomic.TEMP_SUFFIX  # temporary files of atomic writes: .<name>.<random>.siamlab-tmp
 
 
+FREE_SPACE = "free space (or fix the folder's permissions)"
+
+
 class WriteFailed(SiamlabError):
-    """A run file could not be written (disk full, quota, I/O error, permissions)."""
+    """A run file could not be written (disk full, quota, I/O error, permissions): ``path``, ``reason`` and the
+    ``fix``, which the writer that knows the state words (:func:`siamlab.engine.rundir.way_on`: resume from the
+    last good checkpoint, or start again when there is none)."""
+
+    def __init__(self, path, reason: str, fix: str = f"{FREE_SPACE} and run the command again"):
+        self.path, self.reason, self.fix = Path(path), reason, fix
+        super().__init__(f"could not write {path} ({reason}); {fix}.")
+
+    def with_fix(self, fix: str) -> "WriteFailed":
+        return WriteFailed(self.path, self.reason, fix)
 
 
 def write_failed(path: Path, err: OSError) -> WriteFailed:
-    reason = err.strerror or type(err).__name__
-    return WriteFailed(f"could not write {path} ({reason}); free space (or fix the folder's permissions) and run "
-                       "again: `siamlab train --resume RUN` continues from the last good checkpoint.")
+    return WriteFailed(path, err.strerror or type(err).__name__)
 
 
 def _clean(v):

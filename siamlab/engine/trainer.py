@@ -9,7 +9,8 @@ The engine's files, each one thing:
 - :mod:`.checkpoint` checkpoint contents, save / load, RNG states (exact resume)
 - :mod:`.signals`    SIGTERM / SIGINT stop requests
 - :mod:`.probe`      the online linear probe
-- :mod:`.rundir`     the run directory's rules: never reused, one writer (lock), no half-written files
+- :mod:`.rundir`     the run directory's rules: never reused, no dead ends, no half-written files
+- :mod:`.runlock`    one writer: the run directory's lock
 - :mod:`.runlog`     the run directory's files: metrics.jsonl, summary.json, atomic writes
 - :mod:`.dist`, :mod:`.failures`  torchrun: process group, DDP, a failing rank's one sentence
 
@@ -47,8 +48,8 @@ from .failures import failure_error
 from .loop import RunResult
 from .optim import build_optimizer
 from .probe import build_probe, probe_step
-from .rundir import claim_run_dir, remove_if_only_lock
-from .runlog import MetricsLog, atomic_write_text
+from .rundir import claim_run_dir, remove_if_only_lock, way_on
+from .runlog import FREE_SPACE, MetricsLog, WriteFailed, atomic_write_text
 from .schedule import effective_lr, lr_at
 from .step import LossStep
 from .threads import set_threads
@@ -75,10 +76,12 @@ class Trainer:
         self.run_dir, self.lock, created = claim_run_dir(cfg, run_dir, resume, overwrite)
         try:
             self._build(resume)
-        except BaseException:
+        except BaseException as err:
             self.release()
             if not resume and created:
                 remove_if_only_lock(self.run_dir)
+            if isinstance(err, WriteFailed):  # e.g. config.yaml on a full disk: what works now depends on what is left
+                raise err.with_fix(f"{FREE_SPACE}, then {way_on(self.run_dir)}") from err.__cause__
             raise
 
     def _build(self, resume: bool) -> None:

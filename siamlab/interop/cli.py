@@ -5,16 +5,17 @@ import argparse
 
 DIAGNOSE_EXAMPLES = """\
 examples:
-  siamlab diagnose RUN/export/backbone-torchvision-last.pt --data fashion_mnist
+  siamlab diagnose RUN/export/backbone-state_dict-last.pt   # what `siamlab export RUN` wrote
   siamlab diagnose backbone.torchscript.pt --data fashion_mnist --set data.train_subset=2000
   siamlab diagnose RUN                                    # a siamlab run: its checkpoint and its data
 """
 
 EXPORT_EXAMPLES = """\
 examples:
-  siamlab export RUN --format torchvision      # then torchvision.models.resnet18().load_state_dict(sd, strict=True)
+  siamlab export RUN                           # RUN/export/backbone-state_dict-last.pt (any backbone)
   siamlab export RUN --checkpoint best --format torchscript --out backbone.torchscript.pt
-  siamlab export RUN --format state_dict --projector
+  siamlab export RUN --projector
+  # --format torchvision (ResNet-18/50 runs): torchvision.models.resnet18().load_state_dict(sd, strict=True)
 """
 
 
@@ -56,7 +57,9 @@ def register(sub) -> None:
                        epilog=EXPORT_EXAMPLES, formatter_class=raw)
     e.add_argument("run")
     e.add_argument("--checkpoint", default="last", choices=["last", "best"])
-    e.add_argument("--format", default="torchvision", choices=["torchvision", "state_dict", "torchscript"])
+    e.add_argument("--format", default="state_dict", choices=["state_dict", "torchscript", "torchvision"],
+                   help="state_dict (default, any backbone; `siamlab diagnose` reads it), torchscript (runs with "
+                        "torch.jit.load alone), torchvision (ResNet-18/50 runs: torchvision's keys and shapes)")
     e.add_argument("--out", help="output file (default RUN/export/backbone-<format>-<checkpoint>.pt)")
     e.add_argument("--projector", action="store_true", help="also export the projector")
     e.add_argument("--num-classes", type=int, default=1000, help="rows of the zero fc layer in the torchvision format")

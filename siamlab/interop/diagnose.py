@@ -76,28 +76,31 @@ def _data_config(model, data_name: Optional[str], overrides: list):
 
 
 def _channels(model, train_ds, augment) -> int:
-    """How many times to repeat the image channels for the network (1 = as they are); one sentence if they cannot fit."""
-    if train_ds.kind != "image":
-        return 1
-    c = int(train_ds.in_shape[0])  # in memory (x) or streamed from disk (StreamDataset: no x)
-    if model.in_channels is not None:
-        if model.in_channels == c:
-            return 1
-        if c == 1:
-            return model.in_channels
-        raise DataError(f"the network takes {model.in_channels}-channel input but {train_ds.name} has {c} channels; "
-                        "pick a dataset with matching images.")
+    """How many times to repeat the image channels for the network (1 = as they are), after running the networks on
+    two clean samples; one sentence if the data cannot fit them (another shape, other channels, vectors)."""
     from ..eval.features import image_batches
 
+    reps = [1]
+    if train_ds.kind == "image":
+        c = int(train_ds.in_shape[0])  # in memory (x) or streamed from disk (StreamDataset: no x)
+        if model.in_channels is None:  # TorchScript: only trying tells whether the input fits
+            reps = [1, 3]
+        elif model.in_channels != c:
+            if c != 1:
+                raise DataError(f"the network takes {model.in_channels}-channel input but {train_ds.name} has {c} "
+                                "channels; pick a dataset with matching images.")
+            reps = [model.in_channels]
     probe = augment.clean(next(iter(image_batches(train_ds, 0, min(2, len(train_ds)), 2))))
-    for rep in (1, 3):
+    for rep in reps:
         try:
-            Embedder(model.backbone, None, rep).eval().embed(probe)
+            Embedder(model.backbone, model.projector, rep).eval().embed(probe)
             return rep
-        except Exception as err:  # TorchScript: only trying tells whether the input fits
+        except Exception as err:  # a shape that does not fit: the network's own words, shortened
             last = err
     first = (str(last).strip().splitlines() or [type(last).__name__])[-1][:200]
-    raise DataError(f"the TorchScript module does not run on {train_ds.name} images of shape {tuple(probe.shape[1:])} ({first}).")
+    kind = "images" if train_ds.kind == "image" else "vectors"
+    raise DataError(f"the network does not run on {train_ds.name} {kind} of shape {tuple(probe.shape[1:])} ({first}); "
+                    "pass --data with data of the shape it was trained on.")
 
 
 def _measure(net: Embedder, train_ds, test_ds, augment, eval_cfg, seed: int = 0) -> tuple:

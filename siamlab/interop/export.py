@@ -1,6 +1,6 @@
 """``siamlab export RUN``: the trained backbone (and projector) in a form other tools load.
 
-Formats:
+Formats (the default, ``state_dict``, works for every backbone):
 
 * ``torchvision``: a plain state dict with exactly the keys and shapes of
   ``torchvision.models.resnet18()`` / ``resnet50()`` (tested against a list made with torchvision 0.29.1,
@@ -33,7 +33,7 @@ from torch import nn
 
 from ..errors import ConfigError, SiamlabError
 from ..report.files import write_result
-from .layouts import EXPORT_FORMAT, build_siamlab_encoder, read_file
+from .layouts import CHECKPOINT_FIX, EXPORT_FORMAT, build_siamlab_encoder, file_config, read_file
 
 FORMATS = ("torchvision", "state_dict", "torchscript")
 CIFAR_STEM_NOTE = ("this backbone has the CIFAR stem: before load_state_dict set model.conv1 = "
@@ -119,10 +119,11 @@ def _save_script(module, path: Path) -> None:
     write_result(path, module.save_to_buffer())
 
 
-def export_run(run_dir, fmt: str = "torchvision", checkpoint: str = "last", out: Optional[str] = None,
+def export_run(run_dir, fmt: str = "state_dict", checkpoint: str = "last", out: Optional[str] = None,
                projector: bool = False, num_classes: int = 1000) -> dict:
-    """Write the run's backbone in ``fmt``; returns ``{"files": [...], "note": str}`` (note: what to change
-    in torchvision for a CIFAR stem, how to build its ViT, else empty)."""
+    """Write the run's backbone in ``fmt`` (default ``state_dict``, which every backbone has and ``siamlab
+    diagnose`` reads; ``torchvision`` needs a ResNet-18/50 or a ViT); returns ``{"files": [...], "note": str}``
+    (note: what to change in torchvision for a CIFAR stem, how to build its ViT, else empty)."""
     from ..config import from_dict
 
     if fmt not in FORMATS:
@@ -131,8 +132,9 @@ def export_run(run_dir, fmt: str = "torchvision", checkpoint: str = "last", out:
     if not (run_dir / "config.yaml").is_file():
         raise SiamlabError(f"{str(run_dir)!r} is not a siamlab run directory (no config.yaml); pass the folder printed by `siamlab train`.")
     state = _checkpoint(run_dir, checkpoint)
-    cfg = from_dict({k: v for k, v in state["config"].items() if k in ("model", "data")})
-    enc, _ = build_siamlab_encoder(cfg, state["method"], repr(str(run_dir / "checkpoints" / f"{checkpoint}.pt")))
+    ckpt = repr(str(run_dir / "checkpoints" / f"{checkpoint}.pt"))
+    cfg = file_config({k: v for k, v in state["config"].items() if k in ("model", "data")}, ckpt, CHECKPOINT_FIX)
+    enc, _ = build_siamlab_encoder(cfg, state["method"], ckpt)
     backbone, proj = enc.backbone.eval(), enc.projector.eval()
     suffix = {"torchvision": ".pt", "state_dict": ".pt", "torchscript": ".torchscript.pt"}[fmt]
     path = Path(out) if out else run_dir / "export" / f"backbone-{fmt}-{checkpoint}{suffix}"

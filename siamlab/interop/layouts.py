@@ -158,12 +158,53 @@ def _from_foreign(sd: dict, source: str) -> Optional[LoadedModel]:
 
 
 # --- siamlab's own files --------------------------------------------------------------------------
-def _from_siamlab(obj: dict, source: str) -> Optional[LoadedModel]:
+EXPORT_FIX = "write the file again with `siamlab export RUN --format state_dict`"
+CHECKPOINT_FIX = "use a checkpoint written by `siamlab train`"
+
+
+def file_config(sections: dict, source: str, fix: str):
+    """The RunConfig of the ``model`` / ``data`` sections a siamlab file carries, or one sentence naming the file."""
     from ..config import from_dict
+    from ..errors import ConfigError
+
+    try:
+        return from_dict(sections)
+    except ConfigError as err:
+        raise DataError(f"{source} carries a config siamlab cannot read ({str(err).rstrip('.')}); {fix}.") from None
+
+
+def _tensors(v) -> bool:
+    return isinstance(v, dict) and bool(v) and all(isinstance(t, torch.Tensor) for t in v.values())
+
+
+EXPORT_KEYS = {  # key -> (check, what it must be)
+    "model": (lambda v: isinstance(v, dict), "the model config (a mapping)"),
+    "backbone": (_tensors, "the backbone's state dict (names -> tensors)"),
+    "in_shape": (lambda v: isinstance(v, (list, tuple)) and len(v) in (1, 3)
+                 and all(type(d) is int and d > 0 for d in v), "the input shape, [D] or [C, H, W] of positive integers"),
+    "projector": (lambda v: v is None or _tensors(v), "the projector's state dict or null"),
+    "data": (lambda v: v is None or isinstance(v, dict), "the data config (a mapping) or null"),
+}
+
+
+def check_export(obj: dict, source: str) -> None:
+    """One sentence naming the first key of a siamlab export file that is missing or mistyped (a crafted file)."""
+    for key, (ok, what) in EXPORT_KEYS.items():
+        if key not in obj and key in ("projector", "data"):
+            continue
+        if key not in obj:
+            raise DataError(f"{source} is a siamlab export without {key!r} ({what}); {EXPORT_FIX}.")
+        if not ok(obj[key]):
+            shown = "" if isinstance(obj[key], dict) else f" {repr(obj[key])[:60]},"
+            raise DataError(f"{source} is a siamlab export whose {key!r} is{shown} not {what}; {EXPORT_FIX}.")
+
+
+def _from_siamlab(obj: dict, source: str) -> Optional[LoadedModel]:
     from ..models.backbones import build_backbone
 
     if obj.get("format") == EXPORT_FORMAT:
-        cfg = from_dict({"model": obj["model"]})
+        check_export(obj, source)
+        cfg = file_config({"model": obj["model"]}, source, EXPORT_FIX)
         in_shape = tuple(obj["in_shape"])
         make = lambda: build_backbone(cfg.model, in_shape)  # noqa: E731
         net, random_net = make(), make()
@@ -173,7 +214,7 @@ def _from_siamlab(obj: dict, source: str) -> Optional[LoadedModel]:
         return LoadedModel("siamlab export", net, proj, in_shape[0], obj["model"], obj.get("data") or {},
                            random_backbone=random_net, random_projector=fresh(proj))
     if isinstance(obj.get("method"), dict) and isinstance(obj.get("config"), dict):
-        cfg = from_dict({k: v for k, v in obj["config"].items() if k in ("model", "data")})
+        cfg = file_config({k: v for k, v in obj["config"].items() if k in ("model", "data")}, source, CHECKPOINT_FIX)
         enc, random_enc = build_siamlab_encoder(cfg, obj["method"], source)
         return LoadedModel("siamlab checkpoint", enc.backbone, enc.projector, enc.in_shape[0], obj["config"]["model"],
                            obj["config"].get("data") or {}, random_enc.backbone, random_enc.projector)
@@ -189,8 +230,9 @@ def build_siamlab_encoder(cfg, method_sd: dict, source: str = "the checkpoint"):
 
     backbone_sd, proj_sd = _sub(method_sd, "encoder.backbone."), _sub(method_sd, "encoder.projector.")
     first = next((v for k, v in backbone_sd.items() if k.endswith("weight")), None)
-    if first is None:
-        raise DataError("the checkpoint holds no encoder.backbone weights; it is not a siamlab training checkpoint.")
+    if not _tensors(backbone_sd) or not isinstance(first, torch.Tensor) or first.ndim < 2:
+        raise DataError(f"{source} holds no encoder.backbone weights as tensors; it is not a siamlab training checkpoint "
+                        f"({CHECKPOINT_FIX}).")
     shapes = [(int(first.shape[1]),)] if first.ndim == 2 else [(int(first.shape[1]), s, s) for s in (32, 224)]
     shapes = [vit_input_shape(backbone_sd)] if vit_input_shape(backbone_sd) else shapes  # a ViT's side is in its weights
     for in_shape in shapes:

@@ -37,6 +37,10 @@ After every diagnostics record the collapse verdict of training runs
 (e.g. "not collapsed" → "collapsed") an ``event`` record is logged and a :class:`CollapseWarning` is
 issued, once per kind of verdict. ``close()`` (or leaving a ``with`` block) writes ``summary.json``.
 
+Its folder follows the rules of a training run's directory (never silently reused: ``resume=True`` continues
+the run in it, ``overwrite=True`` replaces it; locked while the Monitor is open), and bad arguments are one
+sentence (:mod:`siamlab.interop.monitor_files`).
+
 Under torch.distributed every rank must call :meth:`Monitor.log` at the same steps (the diagnostics
 gather the global batch, as in siamlab's engine); rank 0 writes the files.
 """
@@ -45,7 +49,6 @@ from __future__ import annotations
 import math
 import types
 import warnings
-from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
 import torch
@@ -54,6 +57,7 @@ from torch import nn
 from ..analysis.labelfree import batch_metrics
 from ..analysis.live import LiveDiagnostics
 from ..methods.base import Forward, GradFrame, LossOut
+from .monitor_files import MonitorFiles, check_every, check_views, first_nonfinite, warn_nonfinite
 
 
 class CollapseWarning(UserWarning):
@@ -126,38 +130,30 @@ class _LoopMethod:
 class Monitor:
     """Live collapse diagnostics for a training loop siamlab does not run (see the module docstring).
 
-    ``out_dir``: folder for ``metrics.jsonl`` / ``summary.json`` (created; an existing metrics file is
-    replaced). ``every``: steps between diagnostics. ``name``: what ``siamlab analyze`` calls the method.
-    ``loggers``: written beside metrics.jsonl as in siamlab's runs (:mod:`siamlab.engine.loggers`:
-    csv, tensorboard — skipped when not installed — and wandb).
+    ``out_dir``: folder for ``metrics.jsonl`` / ``summary.json`` (created). A folder that already holds a run
+    is refused, as ``siamlab train`` refuses it: ``resume=True`` continues that run (records from the first
+    step logged again on are dropped), ``overwrite=True`` replaces it. ``every``: steps between diagnostics.
+    ``name``: what ``siamlab analyze`` calls the method. ``loggers``: written beside metrics.jsonl as in
+    siamlab's runs (:mod:`siamlab.engine.loggers`: csv, tensorboard — skipped when not installed — and wandb).
     """
 
     def __init__(self, out_dir, every: int = 50, *, loss_fn: Optional[Callable] = None,
                  frame: Union[GradFrame, Callable, None] = None, predictor: Optional[nn.Module] = None,
                  projector: Optional[nn.Module] = None, temperature: Optional[float] = None,
                  gradients: bool = True, name: str = "monitored loop", warn: bool = True,
-                 loggers: Sequence[str] = ("csv", "tensorboard")):
-        from ..collectives import is_main
-        from ..engine.loggers import build_loggers
-        from ..engine.runlog import MetricsLog
+                 loggers: Sequence[str] = ("csv", "tensorboard"), resume: bool = False, overwrite: bool = False):
+        from ..analysis.verdict import verdicts
 
-        if int(every) < 1:
-            raise ValueError(f"Monitor(every={every!r}) is not valid: expected an integer >= 1.")
-        self.out_dir = Path(out_dir)
-        self.main = is_main()
-        if self.main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            for old in ("metrics.jsonl", "metrics.csv"):  # a new monitored run replaces the last one's files
-                (self.out_dir / old).unlink(missing_ok=True)
-        self.every, self.loss_fn, self.name, self.warn = int(every), loss_fn, name, warn
+        self.every = check_every(every)
+        self.files = MonitorFiles(out_dir, loggers, resume=resume, overwrite=overwrite)  # claimed and locked
+        self.out_dir, self.main, self.history = self.files.out_dir, self.files.main, self.files.history
+        self.loss_fn, self.name, self.warn = loss_fn, name, warn
         self._method = _LoopMethod(loss_fn, frame, predictor, projector, temperature)
         self.diag = LiveDiagnostics(self._method, self.every, gradients=gradients and loss_fn is not None)
-        self.log_file = MetricsLog(self.out_dir / "metrics.jsonl", enabled=self.main,
-                                   loggers=build_loggers(list(loggers), self.out_dir) if self.main else ())
-        self.history: list = []
-        self.verdict = "unknown"
+        self.verdict = verdicts(self.history, "running")["verdict"]  # "unknown" for a new run
         self._warned: set = set()
         self._status = "running"
+        self._summary: Optional[dict] = None
         self.absent: Optional[dict] = None  # {diagnostics: why not logged}, from the first diagnostics on
         self.notes: list = []  # what the Monitor said about its own numbers (summary.json "notes")
         self._normalization_checked = not self.diag.gradients
@@ -171,13 +167,19 @@ class Monitor:
         """Diagnostics of this step's view embeddings ``z`` (and predictor outputs ``p``) every ``every`` steps
         (None on the other steps, at no cost). ``loss``: the step's loss value, logged as is; without it
         the loss is ``loss_fn(z, p)`` when a ``loss_fn`` was given."""
+        self.files.check_open("log()")
         if not self.should_log(step):
             return None
-        out = Forward(z=list(z), p=None if p is None else list(p))
+        z, p = check_views(step, z, p)
+        out = Forward(z=z, p=p)
         if loss is None and self.loss_fn is not None:
             with torch.no_grad():
                 loss = self.loss_fn([t.detach() for t in out.z], None if out.p is None else [t.detach() for t in out.p])
         vals = {**self.diag(out, step), **batch_metrics(out.z)}
+        bad = first_nonfinite(z, p) if self.warn and "nonfinite" not in self._warned else None
+        if bad:
+            self._warned.add("nonfinite")
+            warn_nonfinite(step, bad)
         if loss is not None:
             loss = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
             self._write("train", step, epoch, loss=loss)
@@ -190,6 +192,7 @@ class Monitor:
                      num_classes: Optional[int] = None, epoch: float = 0.0) -> dict:
         """Metrics of clean (un-augmented) features, e.g. ``{"backbone": h, "projector": z}`` of a held-out
         batch, as an ``eval`` record: ‖Σ − I‖², L_cor / L_bound (with ``num_classes``), effective rank ..."""
+        self.files.check_open("log_features()")
         vals = self.diag.representation_metrics(features, labels, num_classes)
         self._write("eval", step, epoch, **vals)
         return vals
@@ -220,7 +223,7 @@ class Monitor:
 
     # --- records and verdicts --------------------------------------------------------------------
     def _write(self, kind: str, step: int, epoch: float, **vals) -> None:
-        self.log_file.write(kind, step, epoch, **vals)
+        self.files.write(kind, step, epoch, vals)
         self.history.append({"kind": kind, "step": int(step), "epoch": epoch,
                              **{k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v) for k, v in vals.items()}})
 
@@ -240,19 +243,19 @@ class Monitor:
                           f" ({explain(v)}; rule: {v['rule']}).", CollapseWarning, stacklevel=3)
 
     def close(self, status: str = "completed") -> dict:
-        """Write ``summary.json`` (status, verdict) and close the files; returns the summary."""
+        """Write ``summary.json`` (status, verdict), close the files and free the folder; returns the summary
+        (closing again returns it again)."""
         from ..analysis.verdict import verdicts
-        from ..engine.runlog import write_json
 
+        if self._summary is not None:
+            return self._summary
         self._status = status
         self.diag.close()
-        self.log_file.close()
-        summary = {"status": status, "method": self.name, "dataset": "", "verdict": verdicts(self.history, status),
-                   "steps": max([r["step"] for r in self.history], default=0), "run_dir": str(self.out_dir),
-                   "absent": self.absent or {}, "notes": self.notes}
-        if self.main:
-            write_json(self.out_dir / "summary.json", summary)
-        return summary
+        self._summary = {"status": status, "method": self.name, "dataset": "", "verdict": verdicts(self.history, status),
+                         "steps": max([r["step"] for r in self.history], default=0), "run_dir": str(self.out_dir),
+                         "absent": self.absent or {}, "notes": self.notes}
+        self.files.close(self._summary)
+        return self._summary
 
     def __enter__(self) -> "Monitor":
         return self

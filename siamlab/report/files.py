@@ -8,30 +8,15 @@ is to run the command again (``siamlab reproduce`` reuses the runs that finished
 """
 from __future__ import annotations
 
-import contextlib
 import io
 from pathlib import Path
 
-from ..engine.runlog import WriteFailed, atomic_file
-
-
-@contextlib.contextmanager
-def result_file(path: Path):
-    """A binary file object whose contents replace ``path`` when the block ends without error (module docstring)."""
-    path = Path(path)
-    try:
-        with atomic_file(path) as f:
-            yield f
-    except WriteFailed as err:
-        cause = err.__cause__
-        reason = getattr(cause, "strerror", None) or type(cause).__name__
-        raise WriteFailed(f"could not write {path} ({reason}); free space (or fix the folder's permissions) and run "
-                          "the command again.") from cause
+from ..engine.runlog import atomic_file
 
 
 def write_result(path: Path, data) -> None:
     """``data`` (text or bytes) to ``path`` atomically."""
-    with result_file(path) as f:
+    with atomic_file(path) as f:
         f.write(data.encode() if isinstance(data, str) else data)
 
 
