@@ -26,8 +26,6 @@ examples:
 """
 
 
-# What --set may change on --resume (for that invocation; config.yaml keeps the run's values): not the run's result.
-RESUME_SETTABLE = ("engine.progress", "engine.threads", "engine.device", "data.root", "data.workers")
 HEADLINE = ("knn_backbone", "knn_projector", "ncm_backbone", "linear_top1")
 
 
@@ -41,6 +39,7 @@ def _result_table(trained: dict, random_init: dict) -> str:
 def cmd_train(args) -> int:
     from . import config
     from .engine.build import load_run_config
+    from .engine.checkpoint import RESUME_SETTABLE
     from .engine.trainer import train
 
     if args.resume:
@@ -147,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="evaluate a run (kNN, optional offline linear probe) next to random init")
     e.add_argument("run")
-    e.add_argument("--checkpoint", default="last", choices=["last", "best"])
+    e.add_argument("--checkpoint", default="last", choices=["last", "best", "best_unsupervised"])
     e.add_argument("--linear", action="store_true", help="also train an offline linear probe")
     e.add_argument("--linear-epochs", type=int, default=50)
     e.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from siamlab import config
-from siamlab.interop.diagnose import collapse_verdict, diagnose
+from siamlab.interop.diagnose import collapse_verdict, diagnose, summary_text
 from siamlab.interop.export import export_run, trace
 from siamlab.interop.layouts import load_model
 
@@ -40,7 +40,8 @@ def test_diagnose_an_exported_backbone_reproduces_the_runs_evaluation(trained_ru
     res = diagnose(path, overrides=DIGITS, out_dir=str(tmp_path / "d"))  # the data comes from the file
     trained, rnd = res["networks"]["trained"], res["networks"]["random_init"]
     # the same clean features and kNN as the run's own final evaluation
-    for key in ("knn_backbone", "knn_projector", "ncm_backbone", "l_bound_projector", "sigma_i_projector"):
+    for key in ("knn_backbone", "knn_projector", "ncm_backbone", "l_bound_projector", "sigma_i_projector",
+                "rankme_projector", "alpha_req_backbone", "lidar_projector", "lidar_backbone"):  # LiDAR: the same views
         assert trained["metrics"][key] == pytest.approx(summary["final"][key], rel=1e-6, abs=1e-9), key
     assert trained["metrics"]["knn_backbone"] != rnd["metrics"]["knn_backbone"]  # a different (random) network
     d = res["networks"]["trained"]["dims"]["projector"]
@@ -72,7 +73,8 @@ def test_diagnose_a_torchscript_file_and_a_torchvision_state_dict(trained_run, t
     sd["module.backbone.fc.weight"] = torch.zeros(10, 512)
     torch.save({"state_dict": sd, "epoch": 3}, tmp_path / "foreign.ckpt")
     res = diagnose(tmp_path / "foreign.ckpt", data="digits", overrides=DIGITS + ["data.train_subset=300"], out_dir=str(tmp_path / "tv"))
-    assert res["layout"] == "torchvision-resnet (prefix 'module.backbone.')" and res["output"] == "projector"
+    assert res["layout"] == "torchvision-resnet under 'module.backbone.', projector under 'module.projector.'"
+    assert res["output"] == "projector" and res["notes"] == ["not read (other parts of the file): module.backbone.fc.* (1)."]
     assert res["train_samples"] == 300 and res["networks"]["trained"]["dims"] == {"backbone": 512, "projector": 8}
 
 
@@ -86,7 +88,10 @@ def test_a_collapsed_model_gets_the_collapsed_verdict(tmp_path):
     res = diagnose(tmp_path / "const.pt", data="digits", overrides=DIGITS, out_dir=str(tmp_path / "c"))
     v = res["networks"]["trained"]["verdict"]
     assert v["verdict"] == "collapsed" and v["std_scaled"] == pytest.approx(0.0, abs=1e-6)
-    assert res["networks"]["trained"]["metrics"]["m_o_backbone"] == pytest.approx(1.0)
+    m = res["networks"]["trained"]["metrics"]
+    assert m["m_o_backbone"] == pytest.approx(1.0)
+    assert m["rankme_backbone"] == pytest.approx(1.0, abs=1e-3)  # RankMe: one vector is rank one
+    assert "lidar_backbone" not in m and "alpha_req_backbone" not in m  # no between-image spread, no variance
 
 
 class Plane(nn.Module):
@@ -106,6 +111,9 @@ def test_a_model_on_a_plane_gets_the_dimensional_collapse_verdict(tmp_path):
     v, m = res["networks"]["trained"]["verdict"], res["networks"]["trained"]["metrics"]
     assert m["erank_backbone"] <= 2.0 + 1e-6 and m["std_scaled_backbone"] > 0.1 and m["m_r_backbone"] > 0.05
     assert v["verdict"] == "dimensional collapse" and v["erank_min"] == 8  # max(2, min(K - 1 = 9, d/2 = 8))
+    assert m["rankme_backbone"] <= 2.0 + 1e-3 and m["lidar_backbone"] <= 2.0 + 1e-3  # two directions at most
+    assert m["alpha_req_backbone"] == float("inf")  # two nonzero eigenvalues: faster than any power law
+    assert "rankme_backbone" in summary_text(res) and "lidar_backbone" in summary_text(res)
 
 
 def test_collapse_verdict_reads_the_chosen_output():
@@ -164,14 +172,14 @@ def diagnose_error(capsys, *args) -> str:
 def test_weights_that_do_not_fit_their_layout_are_one_sentence_naming_the_key(tmp_path, capsys):
     from test_export import fake_run
 
-    # a torchvision-style ResNet-18 whose projector has a LayerNorm (siamlab reads Linear / BatchNorm1d / ReLU MLPs)
+    # a torchvision-style ResNet-18 whose projector has a LayerNorm (siamlab reads Linear / BatchNorm1d / ReLU MLPs),
+    # given with --projector: asked for, so an error (inside a checkpoint it is a note: test_foreign_layouts.py)
     from siamlab.models.resnet import resnet18
 
-    sd = {f"backbone.{k}": v for k, v in resnet18(in_channels=1, stem="cifar").state_dict().items()}
+    torch.save(resnet18(in_channels=1, stem="cifar").state_dict(), tmp_path / "bb.pt")
     head = nn.Sequential(nn.Linear(512, 16), nn.LayerNorm(16), nn.ReLU(), nn.Linear(16, 8))
-    sd.update({f"projector.{k}": v for k, v in head.state_dict().items()})
-    torch.save(sd, tmp_path / "ln.pt")
-    err = diagnose_error(capsys, str(tmp_path / "ln.pt"))
+    torch.save({f"projector.{k}": v for k, v in head.state_dict().items()}, tmp_path / "ln.pt")
+    err = diagnose_error(capsys, str(tmp_path / "bb.pt"), "--projector", str(tmp_path / "ln.pt"))
     assert "projector" in err and "'1.weight'" in err and "ln.pt" in err and "TorchScript" in err
     # a siamlab export edited by hand: a backbone layer removed, and a projector BN without num_batches_tracked
     run, _ = fake_run(tmp_path, "convnet", stem="cifar", in_shape=(1, 8, 8))
@@ -210,3 +218,21 @@ def test_set_items_are_read_as_train_reads_them(tmp_path):
         diagnose(tmp_path / "const.pt", data="digits", overrides=["optim.lr=0.1"])
     with pytest.raises(ConfigError, match="--set data.train_subset"):
         diagnose(tmp_path / "const.pt", data="digits", overrides=["data.train_subset=[1"])
+
+
+def test_a_projector_diagnose_cannot_use_is_one_printed_sentence(tmp_path, capsys):
+    """Inside the checkpoint, a projector siamlab cannot rebuild is said once and the backbone diagnosed alone."""
+    from siamlab.cli import main
+    from siamlab.models.resnet import resnet18
+
+    sd = {f"backbone.{k}": v for k, v in resnet18(in_channels=1, stem="cifar").state_dict().items()}
+    head = nn.Sequential(nn.Linear(512, 16), nn.LayerNorm(16), nn.ReLU(), nn.Linear(16, 8))
+    sd.update({f"projector.{k}": v for k, v in head.state_dict().items()})
+    torch.save({"state_dict": sd}, tmp_path / "ln.ckpt")
+    assert main(["diagnose", str(tmp_path / "ln.ckpt"), "--data", "digits", "--set", "data.train_subset=200",
+                 "--set", "eval.knn_k=10", "--out", str(tmp_path / "d")]) == 0
+    out, err = capsys.readouterr()
+    notes = [line for line in err.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1 and notes[0].startswith("note: the projector under 'projector.' is left out") and "'1.weight'" in notes[0]
+    assert "(torchvision-resnet under 'backbone.')" in out and "verdict (trained, backbone)" in out
+    assert json.loads((tmp_path / "d" / "diagnosis.json").read_text())["notes"] == [n[len("note: "):] for n in notes]

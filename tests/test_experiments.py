@@ -125,7 +125,7 @@ def _rec(label, seed=0, std=1.0, knn=50.0, status="completed", diag=None, evals=
 
 
 def _results(records, arms):
-    exp = Experiment("t", "P", "i", "e", arms, [], [Column("knn", "knn")])
+    exp = Experiment("t", "P", "i", "e", arms, [], [Column("knn", "knn")], base={"model": {"proj_final_bn": False}})  # z can collapse
     return Results(exp, records)
 
 
@@ -160,16 +160,21 @@ def test_correlations_match_scipy():
     x, y = rng.normal(size=9).tolist(), rng.normal(size=9).tolist()
     y[3] = y[5]  # a tie
     assert R.spearman(x, y) == pytest.approx(stats.spearmanr(x, y).statistic)
-    assert R.pearson(x, y) == pytest.approx(stats.pearsonr(x, y).statistic)
+    from siamlab.analysis.stats import pearson
+
+    assert pearson(x, y) == pytest.approx(stats.pearsonr(x, y).statistic)
 
 
 def test_rules_decide_and_can_fail():
     arms = [Arm("A", x=0.1), Arm("B", x=0.5), Arm("C", x=1.0)]
-    recs = [_rec("A", knn=80, std=0.9), _rec("A", seed=1, knn=82, std=0.02), _rec("A", seed=2, knn=81, std=0.8),
-            _rec("B", knn=60, std=0.01), _rec("C", knn=40, std=0.5)]
+    recs = [_rec("A", s, knn=80 + 0.3 * s, std=0.9 - 0.1 * s) for s in range(3)]
+    recs += [_rec("B", s, knn=60 - 0.3 * s, std=0.01 + 0.002 * s) for s in range(3)]
+    recs += [_rec("C", s, knn=40 + 0.5 * s, std=0.5) for s in range(3)]
     res = _results(recs, arms)
-    assert R.trains("A")(res)[0] is True  # 1 of 3 seeds collapsed
-    assert R.collapses("B")(res)[0] is True and R.collapses("A")(res)[0] is False
+    assert R.trains("A")(res)[0] is True
+    assert R.collapses("B")(res)[0] is True and R.collapses("A")(res)[0] is False and R.trains("B")(res)[0] is False
+    mixed = _results([_rec("A", 0, std=0.9), _rec("A", 1, std=0.02), _rec("A", 2, std=0.8)], arms)  # one seed collapsed
+    assert R.trains("A")(mixed)[0] == "undecidable" and R.collapses("A")(mixed)[0] == "undecidable"
     assert R.greater("A", "B", "knn", 15.0)(res)[0] is True
     assert R.greater("A", "B", "knn", 25.0)(res)[0] is False
     assert R.trend(["A", "B", "C"], "knn", -1)(res)[0] is True
@@ -186,7 +191,7 @@ def test_overall_aggregates_claims():
     from siamlab.experiments.outputs import evaluate_claims, overall
 
     arms = [Arm("A"), Arm("B")]
-    res = _results([_rec("A", std=0.9), _rec("B", std=0.01)], arms)
+    res = _results([_rec("A", s, std=0.9, knn=50 + s) for s in range(3)] + [_rec("B", s, std=0.01 + 0.01 * s) for s in range(3)], arms)
     exp = res.experiment
     judge = lambda: overall(evaluate_claims(exp, res), res)  # noqa: E731
     exp.claims = [Claim("A trains", ["A"], R.trains("A")), Claim("B collapses", ["B"], R.collapses("B"))]
@@ -203,8 +208,10 @@ def test_overall_aggregates_claims():
 
 
 def test_changes_rule_reads_first_and_last():
-    up = [{"kind": "diag", "epoch": e, "m_o": v, "std_scaled": 1.0} for e, v in ((1, 0.1), (2, 0.5), (3, 0.7))]
-    res = _results([_rec("A", diag=up)], [Arm("A")])
+    def up(s):
+        return [{"kind": "diag", "epoch": e, "m_o": v + 0.01 * s * e, "std_scaled": 1.0} for e, v in ((1, 0.1), (2, 0.5), (3, 0.7))]
+
+    res = _results([_rec("A", s, diag=up(s)) for s in range(3)], [Arm("A")])
     assert R.changes("A", "m_o", "up", 0.5)(res)[0] is True
     assert R.changes("A", "m_o", "up", 0.7)(res)[0] is False
     assert R.changes("A", "m_o", "down")(res)[0] is False

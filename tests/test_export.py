@@ -75,7 +75,7 @@ def test_cifar_stem_differs_only_in_conv1_and_says_what_to_change(tmp_path):
 
 def test_torchvision_format_of_a_convnet_is_one_sentence(tmp_path):
     run, _ = fake_run(tmp_path, "convnet", stem="cifar", in_shape=(3, 32, 32))
-    with pytest.raises(SiamlabError, match="resnet18 or resnet50.*model.backbone='convnet'.*state_dict or torchscript"):
+    with pytest.raises(SiamlabError, match="resnet18, resnet50, vit_tiny or vit_small.*model.backbone='convnet'.*state_dict or torchscript"):
         export_run(run, "torchvision")
 
 

@@ -11,7 +11,7 @@ PKG = Path(__file__).resolve().parents[1] / "siamlab"
 
 # Lower number = lower layer; a module may import its own top-level part and parts of lower layers only.
 LAYERS = {
-    "errors": 0, "text": 0, "atomic": 0, "config": 1,
+    "errors": 0, "text": 0, "atomic": 0, "openmp": 0, "config": 1,
     "data": 2, "models": 2, "collectives": 2,
     "losses": 3,
     "methods": 4,

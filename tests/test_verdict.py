@@ -14,7 +14,7 @@ import torch
 
 from siamlab.analysis import metrics as M
 from siamlab.analysis.live import LiveDiagnostics
-from siamlab.analysis.verdict import erank_threshold, explain, verdicts
+from siamlab.analysis.verdict import collapse_margin, erank_threshold, explain, verdicts
 
 K = 10  # classes, as Fashion-MNIST
 
@@ -107,3 +107,16 @@ def test_no_records_is_unknown_and_explain_names_the_evidence():
     text = explain(v)
     assert "effective rank=" in text and "needs ≥ 9" in text and "K=10" in text and "√d·std(Z)=" in text
     assert math.isfinite(v["sigma_i"])
+
+
+def test_collapse_margin_is_the_distance_to_complete_collapse_in_decades():
+    """log10 of the smallest indicator over its threshold (√d·std/0.1, m_r/0.05; on P where the loss acts on P),
+    clipped to ±2; negative when collapsed, −2 when diverged."""
+    spread = verdicts(history(gaussian()), "completed")
+    assert collapse_margin(spread) == pytest.approx(math.log10(min(spread["std_scaled"] / 0.1, spread["m_r"] / 0.05)))
+    assert collapse_margin({"std_scaled": 0.05, "m_r": 0.9}) == pytest.approx(math.log10(0.5))  # below: collapsed
+    assert collapse_margin({"std_scaled": 0.0, "m_r": 0.0}) == -2.0 and collapse_margin({"std_scaled": 50.0}) == 2.0
+    p_flat = {"std_scaled": 0.9, "m_r": 0.9, "loss_tensor": True, "p_std_scaled": 0.02, "p_m_r": 0.5}
+    assert collapse_margin(p_flat) == pytest.approx(math.log10(0.2))
+    assert collapse_margin({**p_flat, "loss_tensor": None}) == pytest.approx(math.log10(9))  # P is no loss tensor there
+    assert collapse_margin({"diverged": True, "std_scaled": 0.9}) == -2.0 and collapse_margin({}) is None

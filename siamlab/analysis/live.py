@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from ..collectives import gather_nograd
+from . import labelfree as LF
 from . import metrics as M
 from .gradients import GradientParts, gradient_parts, lambda_entropy, summarize, unwrap
 from .predictor import bias_center_cosine, diagonal_dominance, eigenvalues, predictor_matrices, symmetry_gap, wtw_fft_gap
@@ -176,9 +177,10 @@ class LiveDiagnostics:
         """Metrics of clean (un-augmented) features, e.g. ``{"backbone": h, "projector": z}``, as
         ``{f"{metric}_{name}": float}``: std_scaled, m_o, m_r, cov_term, sigma_i (‖Σ−I‖²/d, BRIDGE Fig. 1),
         l_cor, l_bound (GEN eq. 8, 11; with ``num_classes``), erank (effective rank), dim (the feature
-        dimension d) and, with labels, interclass_cos2 (GEN Thm 2); plus ``num_classes`` when given (the
+        dimension d), the label-free rankme and alpha_req (:mod:`siamlab.analysis.labelfree`; left out
+        where undefined) and, with labels, interclass_cos2 (GEN Thm 2); plus ``num_classes`` when given (the
         dimensional-collapse rule of :mod:`siamlab.analysis.verdict` reads erank, dim and num_classes). ``gather=True`` when each rank holds a shard of the features."""
-        vals = {}
+        vals, free = {}, {}
         for name, f in features.items():
             f = gather_nograd(f.detach()) if gather else f.detach()
             if not bool(torch.isfinite(f).all()):  # a diverged network: report it, do not crash on it
@@ -194,6 +196,8 @@ class LiveDiagnostics:
                     f"l_cor_{name}": lcor, f"erank_{name}": M.effective_rank_of_spectrum(spectrum),
                     f"dim_{name}": torch.tensor(float(f.shape[1])),
                 })
+                free[f"rankme_{name}"] = LF.rankme(f)
+                free[f"alpha_req_{name}"] = LF.alpha_of_spectrum(spectrum, f.shape[0])
                 if num_classes:
                     vals[f"l_bound_{name}"] = M.l_bound(lcor, f.shape[1], int(num_classes))
                 if labels is not None and num_classes:
@@ -205,7 +209,7 @@ class LiveDiagnostics:
             vals["num_classes"] = torch.tensor(float(num_classes))
         names = list(vals)
         numbers = torch.stack([v.to(torch.float64).reshape(()).cpu() for v in vals.values()]).tolist()
-        return dict(zip(names, numbers))
+        return {**dict(zip(names, numbers)), **{k: v for k, v in free.items() if v is not None}}
 
     # --- snapshot for plots --------------------------------------------------------------------
     def snapshot(self, path):

@@ -21,6 +21,9 @@ from ..errors import DataError, SiamlabError
 from .gradients import eta_curve
 from .verdict import WINDOW, as_float, explain, verdicts
 
+LABEL_FREE_PANELS = (("RankMe (Garrido et al. 2023)", "rankme"), ("LiDAR (Thilak et al. 2023)", "lidar"),
+                     ("α-ReQ (Agrawal et al. 2022)", "alpha_req"))
+LABEL_FREE_PANELS_BATCH = [(title, [key]) for title, key in LABEL_FREE_PANELS]
 ETAS = [round(-1.5 + 0.05 * i, 2) for i in range(61)]  # ZHANG Fig. 5a range and beyond
 
 
@@ -238,6 +241,9 @@ def analyze(run_dir, out_dir: Optional[str] = None) -> dict:
     _curves(records, out, plots, "predictor.png", [
         ("bias vs center (ZHANG Table 6)", ["bias_center_cos"]),
         ("W_p (BRIDGE Figs. 3–4, Thm 3.1)", ["wp_symmetry", "wp_diag_share", "wp_fft_rel_fit"])])
+    _curves(records, out, plots, "label_free.png", [  # README "Label-free quality"
+        (title, [f"{key}_{f}" for f in ("backbone", "projector")]) for title, key in LABEL_FREE_PANELS], kind="eval", x="epoch")
+    _curves(records, out, plots, "label_free_batch.png", LABEL_FREE_PANELS_BATCH)  # siamlab.Monitor's, per batch
     _gen_bound_plot(records, out, plots)
     _eta_plot(records, out, plots)
     _snapshot_plots(run["snapshots"], out, plots)

@@ -17,8 +17,9 @@ Three kinds of collapse are seen, each on the records where it is meaningful:
    (the method's gradient frame has its anchor on P — SimSiam, BYOL, the gradient-surgery and
    Symmetric-Predictor variants; the live diagnostics log ``loss_on_p`` = 1), the same two thresholds are
    applied to P (``p_std_scaled``, ``p_m_r``). A constant P leaves the encoder without a learning signal
-   while z can stay spread at its initial state: in ZHANG Table 4's arm without o_e and r_e, P reaches
-   √d·std ≈ 0.07 and m_o(P) ≈ 1 while z stays at 0.78 (issue 11). ZHANG counts that arm as collapsed.
+   while z can stay spread at its initial state: in ZHANG Table 4's arm without o_e and r_e the smoke runs of
+   issue 11 saw P's √d·std fall below 0.1 with m_o(P) near 1 while z, under its final BN, stayed spread. ZHANG
+   counts that arm as collapsed.
 
 3. **Dimensional collapse** (the outputs occupy a low-dimensional subspace; ZHANG Conjecture 2: "when all
    the dimensions have the same values, equivalent to having a single dimension, which already collapses
@@ -36,6 +37,18 @@ Three kinds of collapse are seen, each on the records where it is meaningful:
    against half of its own dimensions instead; 2 is the floor (one direction is Conjecture 2's single
    dimension). Without K (no labels) r_min = 2. ‖Σ − I‖²/d of the same features is reported beside it.
 
+The K − 1 threshold describes a run (``siamlab analyze``, ``diagnose``, the Monitor); it decides no claim of the
+experiment catalogue. Claims read complete collapse through :func:`collapse_margin`, and dimensional collapse only
+where a claim is about dimensions or an arm's spread cannot fail by construction — and there against
+:data:`ERANK_FLOOR`, Conjecture 2's single dimension (``siamlab.experiments.rules``, ISSUE 19.3).
+
+**Collapse margin** (:func:`collapse_margin`): how far a run is from complete collapse, in decades —
+log10 of the smallest of √d·std(Z)/0.1 and m_r(Z)/0.05 (and the same on P where the loss acts on P), clipped to
+±:data:`MARGIN_CLIP`; a diverged run counts as −MARGIN_CLIP (ZHANG A.4 counts Mirror's NaN run as collapsed).
+Negative means collapsed; a spread run sits near +1 (√d·std ≈ 0.9), a constant output at −2. The catalogue's
+claims test its 95 % interval over seeds against 0, so a run that hovers at the threshold (√d·std 0.09–0.12)
+leaves the claim undecidable instead of flipping it.
+
 A run that collapsed completely (or on P) has verdict "collapsed" / "collapsed (predictor output P)";
 one that did not but lost dimensions has "dimensional collapse"; both can be read separately from
 ``complete``, ``loss_tensor`` and ``dimensional``. ``collapsed`` is True for complete or loss-tensor
@@ -43,9 +56,10 @@ collapse (what ZHANG's tables count as collapse); dimensional collapse is report
 
 Known limit: all three read *directions* (std and m_r of l2-normalized Z, the spectrum's shape), not the
 scale of the un-normalized output. A projector whose outputs shrink towards zero while their directions
-stay spread (BRIDGE §4.2's "the projector always outputs zero", seen in bridge-t3's "Cov = 1" cell:
-mean ‖z‖ 0.57 → 0.04, effective rank 105) is not counted as collapsed; its accuracy shows it. A scale rule cannot simply be added: losses that
-normalize z (SimSiam, BYOL, InfoNCE) leave the output scale free, and weight decay shrinks it harmlessly.
+stay spread (BRIDGE §4.2's "the projector always outputs zero", seen in bridge-t3's "Cov = 1" cell, whose mean
+‖z‖ fell by an order of magnitude while its effective rank stayed high) is not counted as collapsed; its
+accuracy shows it. A scale rule cannot simply be added: losses that normalize z (SimSiam, BYOL, InfoNCE) leave
+the output scale free, and weight decay shrinks it harmlessly.
 
 Divergence: the run's status is ``"diverged"``, or a ``train`` record holds a non-finite ``loss``
 (NaN/±Inf; the run log stores them as the strings "nan"/"inf", a null is treated the same way).
@@ -60,6 +74,7 @@ from typing import Optional
 STD_SCALED_MIN = 0.1
 M_R_MIN = 0.05
 ERANK_FLOOR = 2.0
+MARGIN_CLIP = 2.0
 WINDOW = 3
 RULE = (f"collapsed if the median of the last {WINDOW} diag logs has sqrt(d)*std < {STD_SCALED_MIN} or m_r < {M_R_MIN} "
         f"on Z, or on P when the loss acts on P; dimensional collapse if the effective rank of clean projector "
@@ -169,6 +184,20 @@ def verdicts(history: list, status: str) -> dict:
             "dimensional": dimensional, "std_scaled": ev["std_scaled"], "m_r": ev["m_r"], "p_std_scaled": ev["p_std_scaled"],
             "p_m_r": ev["p_m_r"], "erank": ev["erank"], "erank_min": r_min if ev["erank"] is not None else None,
             "dim": ev["dim"], "classes": ev["classes"], "sigma_i": ev["sigma_i"], "evidence": ev["source"], "rule": RULE}
+
+
+def collapse_margin(v: dict) -> Optional[float]:
+    """Decades between a run's verdict dict ``v`` and complete collapse (module docstring); None without data."""
+    if v.get("diverged") or v.get("verdict") == "diverged":
+        return -MARGIN_CLIP
+    ratios = [v.get("std_scaled"), v.get("m_r")]
+    ratios = [x / t for x, t in zip(ratios, (STD_SCALED_MIN, M_R_MIN)) if x is not None]
+    if v.get("loss_tensor") is not None:
+        ratios += [x / t for x, t in zip((v.get("p_std_scaled"), v.get("p_m_r")), (STD_SCALED_MIN, M_R_MIN)) if x is not None]
+    if not ratios:
+        return None
+    low = min(ratios)
+    return -MARGIN_CLIP if low <= 0 else max(-MARGIN_CLIP, min(MARGIN_CLIP, math.log10(low)))
 
 
 def explain(v: dict) -> str:

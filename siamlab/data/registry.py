@@ -9,6 +9,7 @@ from . import builtin, cifar, folder, idx, shards
 from .augment import check_preset
 from .dataset import optional_root, subset
 from .stream import holding, materialize
+from .user import USER_DATA, refuse_user_data
 
 SPLITS = ("train", "test")
 
@@ -59,6 +60,8 @@ DATASETS: dict = {s.name: s for s in _SPECS}
 def check_data_config(data_cfg) -> str:
     """The checks of ``data.*`` that need no data: a known dataset and an augmentation preset for its kind.
     Returns the dataset's kind ("image" or "vector"), which the model checks need."""
+    if data_cfg.name == USER_DATA:
+        raise refuse_user_data()
     if data_cfg.name not in DATASETS:
         raise unknown_name("data.name", data_cfg.name, DATASETS)
     kind = DATASETS[data_cfg.name].kind
@@ -71,6 +74,8 @@ def load_dataset(data_cfg, split: str):
     """The ``split`` ("train" or "test") of ``data_cfg.name``, cut to ``data.train_subset`` /
     ``data.test_subset`` samples (a fixed, seeded, class-balanced subset) when those are > 0: an
     ArrayDataset, or for image_folder / image_shards a StreamDataset when it is streamed (``data.stream``)."""
+    if data_cfg.name == USER_DATA:
+        raise refuse_user_data()
     if data_cfg.name not in DATASETS:
         raise unknown_name("data.name", data_cfg.name, DATASETS)
     if split not in SPLITS:

@@ -12,6 +12,7 @@ field the checkpoint predates (``data.stream`` ...) counts as its default (:func
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -69,6 +70,7 @@ def checkpoint_state(trainer, rng_ranks: list) -> dict:
         "epoch": t.epoch,
         "step_in_epoch": t.step_in_epoch,
         "best_knn": t.best_knn,
+        "best_unsupervised": t.best_unsupervised,
         "random_init": t.random_init,
         "rng": rng_ranks[0],
         "rng_ranks": rng_ranks,
@@ -90,6 +92,8 @@ RESUME_KEYS = ("method", "optimizer", "step", "epoch", "step_in_epoch", "best_kn
 WEIGHT_SECTIONS = ("method", "model", "data", "phases")
 # Where the data lives and how it is read (results do not depend on them: siamlab/data/feed.py): may differ.
 WHERE_KEYS = {"data.root", "data.on_device", "data.workers"}
+# What a resumed run may be told for that invocation (``--resume --set``; config.yaml keeps the run's values).
+RESUME_SETTABLE = ("engine.progress", "engine.threads", "engine.device", "data.root", "data.workers")
 
 
 def read(path: Path, device, what: str = "cannot resume") -> dict:
@@ -177,6 +181,7 @@ def load(trainer, path: Path) -> None:
                            f"({first_line(err)}); use the checkpoint of this run.") from None
     t.step, t.epoch, t.step_in_epoch = state["step"], state["epoch"], state["step_in_epoch"]
     t.best_knn, t.random_init = state["best_knn"], state["random_init"]
+    t.best_unsupervised = float(state.get("best_unsupervised", -math.inf))  # older checkpoints: none chosen yet
     rngs = state.get("rng_ranks") or [state["rng"]]
     if t.rank < len(rngs):
         set_rng_state(rngs[t.rank], t.augment, t.device)

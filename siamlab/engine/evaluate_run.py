@@ -5,6 +5,7 @@ from pathlib import Path
 
 from .build import build_run, check_config, load_run_config, pick_device, seed_everything, share_cores
 from .checkpoint import check_fits, read
+from .threads import set_threads
 
 
 def evaluate_run(run_dir: str, checkpoint: str = "last", linear: bool = False, linear_epochs: int = 50,
@@ -25,6 +26,7 @@ def evaluate_run(run_dir: str, checkpoint: str = "last", linear: bool = False, l
     device = pick_device(cfg.engine.device)
     path = Path(run_dir) / "checkpoints" / f"{checkpoint}.pt"
     state = read(path, device, what="cannot evaluate")
+    set_threads(cfg.engine.threads)  # the run's count: evaluation's sums depend on it too
     seed_everything(cfg.engine.seed)
     train_ds, test_ds, augment, method = build_run(cfg, device)
     share_cores(train_ds, device, cfg.engine.threads)

@@ -8,6 +8,8 @@ there. A checkpoint, metrics or snapshot write that fails (a full disk) stops th
 ``write_failed`` and the sentence of :class:`~siamlab.engine.runlog.WriteFailed`; the last good
 checkpoint stays (under torchrun the run fails on every rank, the summary naming the write). Under
 torchrun every rank runs the same steps; rank 0 logs, writes checkpoints and the summary.
+An evaluation that improves the backbone's kNN writes ``best.pt``; one that improves the label-free metric
+``eval.best_unsupervised`` (:func:`siamlab.analysis.labelfree.selection_score`) writes ``best_unsupervised.pt``.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from typing import Optional
 import torch
 
 from .. import collectives
+from ..analysis.labelfree import selection_score
 from ..data.order import epoch_order
 from . import dist
 from .failures import failure_error
@@ -68,7 +71,7 @@ def fit(tr) -> RunResult:
 
 def train_epochs(tr, stop: StopFlag) -> tuple:
     """The remaining epochs; (status, message)."""
-    if not tr.random_init and tr.cfg.eval.random_init:
+    if not tr.random_init and tr.cfg.eval.random_init and tr.test_ds is not None:
         tr.random_init = tr.evaluate(tr.method)  # the same evaluation on the untrained network
         tr.log.write("eval", 0, 0, random_init=True, **tr.random_init)
     while tr.epoch < tr.cfg.optim.epochs:
@@ -149,10 +152,11 @@ def _progress(tr):
 
 
 def end_of_epoch(tr) -> bool:
-    """Evaluate and checkpoint as configured; False when the weights have diverged (kept out of checkpoints)."""
+    """Evaluate (when there is a test set) and checkpoint as configured; False when the weights have diverged
+    (kept out of checkpoints)."""
     ev = tr.cfg.eval
     last = tr.epoch == tr.cfg.optim.epochs
-    if (ev.every_epochs and tr.epoch % ev.every_epochs == 0) or last:
+    if tr.test_ds is not None and ((ev.every_epochs and tr.epoch % ev.every_epochs == 0) or last):
         res = tr.evaluate()
         tr.log.write("eval", tr.step, tr.epoch, **res)
         if any(k.startswith("nonfinite_") for k in res):
@@ -164,6 +168,10 @@ def end_of_epoch(tr) -> bool:
         if knn > tr.best_knn:
             tr.best_knn = knn
             tr.save("best.pt")
+        score = selection_score(res, ev.best_unsupervised)
+        if score is not None and score > tr.best_unsupervised:  # the label-free choice (no labels read)
+            tr.best_unsupervised = score
+            tr.save("best_unsupervised.pt")
     if tr.epoch % tr.cfg.engine.checkpoint_every_epochs == 0 or last:
         tr.save("last.pt")
     return True
@@ -191,6 +199,7 @@ def finish(tr, status: str, message: str, seconds: float) -> dict:
         "verdict": verdicts(history, status),
         "run_dir": str(tr.run_dir),
         "world_size": tr.world,
+        "threads": tr.threads,
     }
     if collectives.is_main():
         try:

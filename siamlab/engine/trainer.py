@@ -14,7 +14,7 @@ The engine's files, each one thing:
 - :mod:`.dist`, :mod:`.failures`  torchrun: process group, DDP, a failing rank's one sentence
 
 A run directory holds ``config.yaml`` (resolved), ``metrics.jsonl`` (appended as metrics are made),
-``checkpoints/last.pt`` and ``best.pt`` (atomic writes) and ``summary.json``.
+``checkpoints/last.pt``, ``best.pt`` and ``best_unsupervised.pt`` (atomic writes) and ``summary.json``.
 
 Under torchrun (docs/distributed.md) the global batch of step s is the same set of samples, in the
 same order, as in one process: each rank takes its contiguous part of it
@@ -22,15 +22,17 @@ same order, as in one process: each rank takes its contiguous part of it
 (``model.sync_bn``) and DDP averages gradients, so N processes compute what one process would.
 
 GPU fast path: the uint8 training set stays on the device when it fits, views are made there (random
-parameters drawn on the device) on a side stream that overlaps the previous step's tail, bf16 autocast /
-channels_last / torch.compile are options, and the step never synchronizes with the host (checked for
-every method by ``tests/test_hostsync.py``).
+parameters drawn on the device) on a side stream that overlaps the previous step's tail, image networks and
+views are channels_last (``engine.channels_last``, on by default: faster convolutions on the CPU too), bf16
+autocast / torch.compile are options, and the step never synchronizes with the host (checked for every
+method by ``tests/test_hostsync.py``). The CPU thread count is set by every run (:mod:`.threads`).
 """
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
@@ -49,6 +51,7 @@ from .rundir import claim_run_dir, remove_if_only_lock
 from .runlog import MetricsLog, atomic_write_text
 from .schedule import effective_lr, lr_at
 from .step import LossStep
+from .threads import set_threads
 
 
 class Trainer:
@@ -60,10 +63,9 @@ class Trainer:
                  overwrite: bool = False):
         self.cfg = cfg
         self.lock = None
-        check_config(cfg)
+        self.check_config()
         e = cfg.engine
-        if e.threads:
-            torch.set_num_threads(e.threads)
+        self.thread_line = set_threads(e.threads)
         self.device = pick_device(e.device)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
@@ -82,8 +84,11 @@ class Trainer:
     def _build(self, resume: bool) -> None:
         cfg, e = self.cfg, self.cfg.engine
         seed_everything(e.seed)  # the same initial weights on every rank (and as in one process)
-        self.train_ds, self.test_ds, self.augment, self.method = build_run(cfg, self.device)
-        share_cores(self.train_ds, self.device, e.threads)
+        self.train_ds, self.test_ds, self.augment, self.method = self.build_parts()
+        self.thread_line = share_cores(self.train_ds, self.device, e.threads) or self.thread_line
+        self.threads = torch.get_num_threads()  # in summary.json: another count gives other digits
+        if e.progress and collectives.is_main():
+            print(self.thread_line, file=sys.stderr, flush=True)
         self.probe = build_probe(cfg, self.method, self.train_ds.num_classes, self.device)
         if self.world > 1:
             seed_everything(e.seed + self.rank)  # different augmentations on every rank
@@ -105,6 +110,7 @@ class Trainer:
         self.epoch = 0
         self.step_in_epoch = 0
         self.best_knn = -1.0
+        self.best_unsupervised = -math.inf  # the score of checkpoints/best_unsupervised.pt (loop.end_of_epoch)
         self.random_init: dict = {}
         self.ckpt_dir = self.run_dir / "checkpoints"
         if resume:
@@ -122,6 +128,19 @@ class Trainer:
         self.diag = LiveDiagnostics(self.method, cfg.diag.every_steps, gradients=cfg.diag.gradients)
 
     # --- setup ----------------------------------------------------------------------------------
+    def check_config(self) -> None:
+        """The config-only checks, before anything is loaded or written (:func:`.build.check_config`)."""
+        check_config(self.cfg)
+
+    def build_parts(self) -> tuple:
+        """(training set, test set or None: no evaluation, augmentation, method on the device) of the config."""
+        return build_run(self.cfg, self.device)
+
+    @property
+    def reference_set(self):
+        """The labelled set evaluation fits on (kNN bank, class means): the training set."""
+        return self.train_ds
+
     def _loggers(self, resume: bool) -> list:
         """CSV / TensorBoard / W&B fed by MetricsLog (siamlab/engine/loggers.py); on resume they drop what
         was logged after the checkpoint's step, as metrics.jsonl does."""
@@ -204,18 +223,11 @@ class Trainer:
         checkpoint.save(self, name)
 
     def evaluate(self, method=None) -> dict:
-        """kNN / NCM / bound on clean features. Under torchrun the feature extraction is split over the
-        ranks (each embeds 1/world of each split, SPEC §6); every rank then computes the metrics on the
-        gathered features and rank 0's numbers are used by all (bit-identical best-checkpoint choices)."""
-        from ..eval.evaluate import evaluate
+        """kNN / NCM / bound, representation and label-free metrics of ``method`` (default: the trained one),
+        :func:`siamlab.engine.evaluation.evaluate_network`."""
+        from .evaluation import evaluate_network
 
-        m = method if method is not None else self.method
-        feats = {}
-        res = evaluate(m, self.train_ds, self.test_ds, self.augment, self.cfg.eval, batch_size=512, on_features=feats.update)
-        # Representation metrics on clean test features (‖Σ − I‖², effective rank, m_o/m_r ...);
-        # evaluation's own keys win where both define one (l_cor, l_bound).
-        rep = self.diag.representation_metrics(feats, self.test_ds.y, self.test_ds.num_classes)
-        return collectives.broadcast_object({**rep, **res})
+        return evaluate_network(method if method is not None else self.method, self)
 
     # --- one step -------------------------------------------------------------------------------
     def _lr(self) -> float:
@@ -302,16 +314,17 @@ class Trainer:
 
 
 def train(cfg: config_mod.RunConfig, run_dir: Optional[str] = None, resume: bool = False,
-          overwrite: bool = False) -> RunResult:
+          overwrite: bool = False, make: Callable = Trainer) -> RunResult:
     """Train ``cfg`` (or resume the run in ``run_dir``) and return the run directory and summary.
     A new run whose directory holds a run is refused unless ``overwrite`` (:mod:`siamlab.engine.rundir`).
+    ``make``: the Trainer class (:mod:`.user_run` passes one holding a user's backbone and data).
 
     Under torchrun a failure on any rank makes every rank raise a one-sentence SiamlabError
     (RankFailure on the rank that failed, PeerFailure on the others) and the summary says ``failed``.
     """
     failed = False
     try:
-        trainer = Trainer(cfg, Path(run_dir) if run_dir else None, resume=resume, overwrite=overwrite)
+        trainer = make(cfg, Path(run_dir) if run_dir else None, resume=resume, overwrite=overwrite)
     except Exception as err:
         failed = collectives.is_dist()
         if failed:

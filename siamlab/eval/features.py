@@ -6,6 +6,7 @@ features of the whole dataset, in dataset order, for 1/world of the forward pass
 """
 from __future__ import annotations
 
+import copy
 from typing import Optional
 
 import torch
@@ -116,3 +117,38 @@ def extract_all_features(method, dataset, augment, batch_size: int = 512,
     every = collectives.gather_nograd(flat).cpu()
     rows = torch.cat([every[r * longest:r * longest + b - a] for r, (a, b) in enumerate(spans)])
     return {name: f.contiguous() for name, f in zip(names, rows.split(widths, 1))}
+
+
+def view_sample(n_total: int, n: int) -> torch.Tensor:
+    """``min(n, n_total)`` sample indices spread evenly over ``0 .. n_total − 1`` (first and last included)."""
+    n = min(int(n), int(n_total))
+    return torch.linspace(0, n_total - 1, n).round().long() if n > 1 else torch.zeros(n, dtype=torch.long)
+
+
+@torch.no_grad()
+def embed_views(method, dataset, augment, images: int, views: int, seed: int = 0, batch_size: int = 512,
+                device: Optional[torch.device] = None) -> dict:
+    """``method.embed`` of ``views`` augmented views of ``images`` samples of ``dataset`` (the split the
+    augmentation was built on: the toy preset's views index it), in eval mode: ``{name: [images, views, D]}``
+    float32 CPU tensors, for LiDAR (:func:`siamlab.analysis.labelfree.lidar`). The samples are spread evenly
+    over the dataset (:func:`view_sample`); the views come from a copy of ``augment`` with private generators
+    seeded with ``seed``, so every call sees the same views and no global RNG (the training's) is drawn
+    from. A streamed dataset (no ``x`` in memory) gives ``{}``: its views are cropped at decode time."""
+    if not hasattr(dataset, "x") or images < 2 or views < 2:
+        return {}
+    device = device or module_device(method)
+    idx = view_sample(dataset.x.shape[0], images)
+    aug = copy.copy(augment).manual_seed(int(seed))
+    modes = {m: m.training for m in method.modules()}
+    method.eval()
+    chunks: dict = {}
+    try:
+        for part in idx.split(max(1, batch_size // views)):
+            x = dataset.x[part].to(device, non_blocking=True)
+            per_view = [method.embed(v) for v in aug.views(x, part.to(device), views)]
+            for name in per_view[0]:
+                stacked = torch.stack([f[name].detach().flatten(1).float() for f in per_view], dim=1)
+                chunks.setdefault(name, []).append(stacked.cpu())
+    finally:
+        _restore_modes(modes)
+    return {name: torch.cat(parts) for name, parts in chunks.items()}

@@ -6,7 +6,8 @@ layer may prefix them with the tensor they were measured on, e.g. ``z/m_o``); a 
 carries is ``None`` and every table and verdict built on it says "not measured".
 
 Collapse is the run's own verdict (``summary["verdict"]``, :mod:`siamlab.analysis.verdict`: complete
-collapse of z, or of P where the loss acts on P; dimensional collapse apart, as ``dim_collapse``).
+collapse of z, or of P where the loss acts on P; dimensional collapse apart, as ``dim_collapse``), and its
+distance from complete collapse in decades, ``collapse_margin`` (what the claims test over seeds).
 Fallback when a run has no verdict (older runs): the verdict is recomputed from its metrics history.
 """
 from __future__ import annotations
@@ -153,6 +154,10 @@ def value(rec: RunRecord, measure: str) -> Optional[float]:
         return None if c is None else float(c)
     if measure == "diverged":
         return float(rec.status == "diverged")
+    if measure == "collapse_margin":  # decades above complete collapse, negative when collapsed (analysis.verdict)
+        from ..analysis.verdict import collapse_margin
+
+        return collapse_margin({**run_verdict(rec), "diverged": rec.status == "diverged" or run_verdict(rec).get("diverged")})
     if measure == "dim_collapse":
         d = dimensionally_collapsed(rec)
         return None if d is None else float(d)

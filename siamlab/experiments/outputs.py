@@ -4,19 +4,33 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import time
 from pathlib import Path
 
 from . import gates, measures
 from .papers.findings import reading
 from .results import Results, mean_std
-from .spec import merge
+from .spec import Column, merge
+from .stats import Verdict, as_verdict
 
 REPRODUCED, NOT_REPRODUCED, NOT_RUN = "reproduced", "not reproduced", "not run"
 UNDECIDABLE = "undecidable at this scale"
 SANITY_PASSED, SANITY_FAILED, SANITY_NOT_RUN = "sanity check passed", "sanity check failed", "sanity check not run"
 RANDOM_INIT = "random init"
 STATES = (REPRODUCED, NOT_REPRODUCED, UNDECIDABLE, NOT_RUN)
+
+
+# Beside every arm of every table (ISSUE 19.3): how far the run is from complete collapse, and its dimensions.
+COLLAPSE_COLUMNS = [Column("collapse_margin", "collapse margin (decades above the threshold; < 0 collapsed)", 2),
+                    Column("erank", "effective rank of clean z", 1),
+                    Column("dim_collapse", "dimensional collapse (run verdict, fraction of seeds)", 2)]
+
+
+def columns(exp) -> list:
+    """The experiment's columns, then the collapse columns it does not list itself."""
+    keys = {c.key for c in exp.columns}
+    return list(exp.columns) + [c for c in COLLAPSE_COLUMNS if c.key not in keys]
 
 
 def word(ok, kind: str = "claim") -> str:
@@ -26,16 +40,36 @@ def word(ok, kind: str = "claim") -> str:
     return REPRODUCED if ok is True else NOT_REPRODUCED if ok is False else UNDECIDABLE if ok == gates.UNDECIDABLE else NOT_RUN
 
 
+def _number(v):
+    return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else float(v)
+
+
+def claim_entry(c, v: Verdict) -> dict:
+    """A claim's entry of results.json ("claims"), the one place a rule's Verdict becomes a dict. Keys: text, arms,
+    kind, reproduced, verdict, explanation; and the numbers behind it — ``value`` (the claim's quantity: its mean
+    over seeds), ``threshold`` (what the rule compares it with; ``upper`` too for a band, ``side`` "above" /
+    "below" / "inside"), ``interval`` ([lo, hi], its 95 % Student-t interval over seeds, null below two seeds),
+    ``distance`` (value's signed distance to its threshold, positive on the claimed side), ``paper`` (the paper's
+    value of the quantity, or null), ``quantity`` (what the value is), ``seeds`` (seeds it was decided with) and
+    ``more_seeds_could_decide``."""
+    kind = getattr(c, "kind", "claim")
+    ok = v.state
+    return {"text": c.text, "arms": list(c.arms), "kind": kind, "reproduced": ok if isinstance(ok, bool) else None,
+            "verdict": word(ok, kind), "explanation": v.why, "value": _number(v.value), "threshold": _number(v.threshold),
+            "upper": _number(v.upper), "side": v.side or None,
+            "interval": None if v.interval is None else [_number(v.interval[0]), _number(v.interval[1])],
+            "distance": _number(v.distance), "paper": _number(v.paper), "quantity": v.quantity, "seeds": int(v.seeds),
+            "more_seeds_could_decide": bool(v.more_seeds_could_decide)}
+
+
 def evaluate_claims(exp, results: Results) -> list[dict]:
     out = []
     for c in exp.claims:
         try:
-            ok, why = c.rule(results)
+            v = as_verdict(c.rule(results))
         except (ArithmeticError, ValueError, TypeError) as err:  # a value the rule cannot use
-            ok, why = None, f"rule could not be evaluated: {type(err).__name__}: {err}"
-        kind = getattr(c, "kind", "claim")
-        out.append({"text": c.text, "arms": list(c.arms), "kind": kind, "reproduced": ok if isinstance(ok, bool) else None,
-                    "verdict": word(ok, kind), "explanation": why})
+            v = Verdict(None, f"rule could not be evaluated: {type(err).__name__}: {err}")
+        out.append(claim_entry(c, v))
     return out
 
 
@@ -111,13 +145,13 @@ def random_init_rows(exp, results: Results) -> list[dict]:
     for (dataset, group), recs in groups.items():
         label = RANDOM_INIT if len(groups) == 1 else f"{RANDOM_INIT} ({group or dataset})"
         cells = {}
-        for col in exp.columns:
-            vals = [v for v in (measures.random_init_eval(r, col.key) for r in recs) if v is not None]
+        for col in columns(exp):
+            vals = [v for v in (measures.random_init_eval(r, col.key) for r in recs) if v is not None] if col.key in measures.EVAL_KEYS else []
             m, s = mean_std(vals)
             cells[col.key] = {"mean": m, "std": s, "n": len(vals), "values": vals}
         rows.append({"label": label, "paper": {}, "observed": cells, "verdict": "reference (untrained network)", "random_init": True})
     if not rows:  # nothing ran: keep the row so every table shows it
-        rows.append({"label": RANDOM_INIT, "paper": {}, "observed": {c.key: {"mean": None, "std": None, "n": 0, "values": []} for c in exp.columns},
+        rows.append({"label": RANDOM_INIT, "paper": {}, "observed": {c.key: {"mean": None, "std": None, "n": 0, "values": []} for c in columns(exp)},
                      "verdict": "reference (not evaluated: no run completed)", "random_init": True})
     return rows
 
@@ -125,7 +159,7 @@ def random_init_rows(exp, results: Results) -> list[dict]:
 def table_rows(exp, results: Results, claims: list[dict]) -> list[dict]:
     rows = random_init_rows(exp, results)
     for arm in results.arms:
-        cells = {c.key: results.stats(arm.label, c.key) for c in exp.columns}
+        cells = {c.key: results.stats(arm.label, c.key) for c in columns(exp)}
         status = sorted({r.status if r.ran else f"{r.status}: {r.message}" for r in results.runs(arm.label)})
         rows.append({"label": arm.label, "paper": dict(arm.paper), "observed": cells, "x": arm.x, "seeds": len(results.runs(arm.label)),
                      "verdict": row_verdict(arm, claims, results), "status": ", ".join(status), "random_init": False})
@@ -134,23 +168,46 @@ def table_rows(exp, results: Results, claims: list[dict]) -> list[dict]:
 
 def headers(exp) -> list[str]:
     h = ["arm"]
-    for c in exp.columns:
+    for c in columns(exp):
         h += [f"{c.title} (paper)", f"{c.title} (observed)"]
     return h + ["verdict", "seeds", "runs"]
 
 
 def row_cells(exp, row: dict) -> list[str]:
     cells = [row["label"]]
-    for c in exp.columns:
+    for c in columns(exp):
         cells += [_paper(row["paper"].get(c.key)), _cell(row["observed"][c.key], c.digits)]
     return cells + [row["verdict"], str(row.get("seeds", "")), row.get("status", "")]
 
 
 def markdown(exp, rows: list[dict]) -> str:
     h = headers(exp)
-    esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731
     lines = ["| " + " | ".join(h) + " |", "|" + "---|" * len(h)]
-    lines += ["| " + " | ".join(esc(c) for c in row_cells(exp, r)) + " |" for r in rows]
+    lines += ["| " + " | ".join(_md(c) for c in row_cells(exp, r)) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _num(v) -> str:
+    return "—" if v is None else f"{v:.3g}"
+
+
+def _md(cell) -> str:
+    return str(cell).replace("|", "\\|")
+
+
+def claims_markdown(claims: list[dict]) -> str:
+    """Each claim with its quantity, value, 95 % interval, threshold and the value's distance to it (positive on
+    the claimed side), the paper's value, the seeds it was decided with and whether more could decide it."""
+    h = ["claim", "kind", "verdict", "quantity", "value", "95 % interval", "threshold", "distance", "paper", "seeds",
+         "more seeds could decide"]
+    lines = ["| " + " | ".join(h) + " |", "|" + "---|" * len(h)]
+    for c in claims:
+        iv = c.get("interval")
+        thr = _num(c.get("threshold")) if c.get("side") != "inside" else f"[{_num(c.get('threshold'))}, {_num(c.get('upper'))}]"
+        cells = [c["text"], c.get("kind", "claim"), c["verdict"], c.get("quantity") or "—", _num(c.get("value")),
+                 "—" if not iv else f"[{_num(iv[0])}, {_num(iv[1])}]", f"{c.get('side') or ''} {thr}".strip(),
+                 _num(c.get("distance")), _num(c.get("paper")), c.get("seeds", 0), "yes" if c.get("more_seeds_could_decide") else "no"]
+        lines.append("| " + " | ".join(_md(x) for x in cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -158,12 +215,12 @@ def csv_text(exp, rows: list[dict]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
     h = ["arm"]
-    for c in exp.columns:
+    for c in columns(exp):
         h += [f"{c.key}_paper", f"{c.key}_mean", f"{c.key}_std", f"{c.key}_n"]
     w.writerow(h + ["verdict", "seeds", "runs"])
     for r in rows:
         line = [r["label"]]
-        for c in exp.columns:
+        for c in columns(exp):
             o = r["observed"][c.key]
             line += [_paper(r["paper"].get(c.key)), "" if o["mean"] is None else o["mean"], "" if o["std"] is None else o["std"], o["n"]]
         w.writerow(line + [r["verdict"], r.get("seeds", ""), r.get("status", "")])
@@ -210,7 +267,7 @@ def write_all(exp, results: Results, scale: str, n_seeds: int, out_dir: Path, se
         "seconds": round(seconds, 1), "run_seconds": round(sum(r.seconds for r in results.records), 1),
         "reproduced": ok if isinstance(ok, bool) else None, "state": word(ok), "verdict": verdict, "claims": claims,
         "counts": counts(claims),
-        "columns": [{"key": c.key, "title": c.title} for c in exp.columns],
+        "columns": [{"key": c.key, "title": c.title} for c in columns(exp)],
         "headers": headers(exp), "table": [row_cells(exp, r) for r in rows], "rows": rows,
         "runs": [{"label": r.label, "seed": r.seed, "status": r.status, "message": r.message,
                   "run_dir": r.run_dir, "seconds": round(r.seconds, 1)} for r in results.records],
@@ -219,7 +276,7 @@ def write_all(exp, results: Results, scale: str, n_seeds: int, out_dir: Path, se
         **(extra or {}),
     }
     write_result(out_dir / "results.json", json.dumps(payload, indent=2, default=str) + "\n")
-    write_result(out_dir / "results.md", markdown(exp, rows))
+    write_result(out_dir / "results.md", markdown(exp, rows) + "\n" + claims_markdown(claims))
     write_result(out_dir / "results.csv", csv_text(exp, rows))
     build_report(out_dir)
     return payload

@@ -1,325 +1,292 @@
-"""Verdict rules: small functions of :class:`~siamlab.experiments.results.Results` → (state, why).
+"""Verdict rules: small functions of :class:`~siamlab.experiments.results.Results` → :class:`~.stats.Verdict`.
 
-state is ``True`` (the claim held), ``False`` (it did not), ``None`` (not run: an arm or a diagnostic is
-missing) or :data:`~.gates.UNDECIDABLE` (the data cannot decide it at this scale: an accuracy comparison
-between arms that do not beat random init, or a margin within twice the seed spread with fewer than three
-seeds — see :mod:`.gates`). Every rule states its threshold, and for comparisons the margin and spread,
-in its explanation. Rules are fixed when the experiment is written, from the paper's wording, before any
-run; a result that misses a threshold is reported as "not reproduced", never re-tuned.
+Every rule names one quantity with one value per seed — a paired difference of two arms, a difference of two
+measures within a run, or one arm's value — and decides it with its 95 % interval over seeds against the
+claim's threshold (:mod:`.stats`): held when the interval clears the threshold on the claimed side, failed
+when it clears the opposite side, undecidable otherwise (and with one seed). Accuracy comparisons pass the
+random-init gate first (:mod:`.gates`). A Verdict's state is ``True`` (held), ``False`` (failed), ``None``
+(not run: an arm or a diagnostic is missing) or :data:`~.stats.UNDECIDABLE`; its explanation states the
+quantity, its interval, the seeds and the rule, and an undecidable one says whether more seeds could decide.
+
+Rules are fixed when the experiment is written, from the paper's wording, before any run; a result that misses
+a threshold is reported as "not reproduced", never re-tuned. The claims that use them quote the paper.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, Optional
 
-from ..analysis.stats import pearson
-from .gates import UNDECIDABLE, gates, random_init_gate, spread
+from scipy import stats as sps
 
-Verdict = tuple  # (True | False | None | UNDECIDABLE, str)
+from ..analysis.verdict import ERANK_FLOOR, M_R_MIN, STD_SCALED_MIN
+from .gates import (accuracy_gated, beats_random_init, by_seed, cap_of, paired, paper_difference, paper_value,
+                    per_run)
+from .stats import UNDECIDABLE, Verdict, all_of, seed_test
+
+__all__ = ["Verdict", "UNDECIDABLE", "collapses", "trains", "greater", "close", "slightly_below", "at_least_best_of",
+           "not_below_min_of", "compare", "within", "changes", "trend", "argmax_among", "each_greater", "ordered",
+           "spearman", "check_arm", "check_pair", "spread_by_construction", "not_collapsed"]
+
+COLLAPSE_QUANTITY = (f"collapse margin (decades: log10 of min(√d·std/{STD_SCALED_MIN:g}, m_r/{M_R_MIN:g}) on Z, "
+                     "and on P where the loss acts on P)")
 
 
-def _fmt(v: Optional[float]) -> str:
-    return "n/a" if v is None else f"{v:.3g}"
+def check_arm(res, label: str, measure: str, side: str, threshold: float, upper: Optional[float] = None,
+                  quantity: str = "") -> Verdict:
+    """One arm's end-of-run ``measure`` over its seeds against a threshold (or a band [threshold, upper])."""
+    why = res.missing([label], measure)
+    if why:
+        return Verdict(None, why)
+    return seed_test(list(by_seed(res, label, measure).values()), side, threshold, upper=upper, cap=cap_of(res),
+                quantity=quantity or f"{measure} of '{label}'", paper=paper_value(res, label, measure))
 
 
-def _majority(res, label: str, measure: str) -> tuple[Optional[float], int]:
-    vals = res.values(label, measure)
-    return (sum(vals) / len(vals) if vals else None), len(vals)
+def check_pair(res, a: str, b: str, measure: str, side: str, threshold: float, upper: Optional[float] = None) -> Verdict:
+    """The paired difference a − b of ``measure`` over the seeds both arms ran, against a threshold; accuracy
+    measures pass the random-init gate (both arms beat their random init) first."""
+    why = res.missing([a, b], measure)
+    if why:
+        return Verdict(None, why)
+    v = seed_test(paired(res, a, b, measure), side, threshold, upper=upper, cap=cap_of(res),
+             quantity=f"{measure} '{a}' − '{b}', paired by seed", paper=paper_difference(res, a, b, measure))
+    return accuracy_gated(res, [a, b], measure, v)
 
 
-def _with(text: str, extra: str) -> str:
-    return f"{text} ({extra})" if extra else text
+# --- collapse and training --------------------------------------------------------------------------
+def no_complete_collapse(res, label: str, side: str = "above") -> Verdict:
+    """The collapse margin of ``label`` over seeds against 0: above (no complete collapse) or below (collapse)."""
+    why = res.missing([label], "collapse_margin")
+    if why:
+        return Verdict(None, why)
+    return seed_test(list(by_seed(res, label, "collapse_margin").values()), side, 0.0, cap=cap_of(res),
+                quantity=f"{COLLAPSE_QUANTITY} of '{label}'")
+
+
+def spread_by_construction(res, label: str) -> str:
+    """Why the output of arm ``label`` cannot lose its spread ("" when it can), from its merged config and its runs:
+    BRIDGE's standardization layer (eq. 18: the loss sees every dimension of the projector output at unit
+    variance), or an affine-free final BN on z when the loss acts on z (in training mode every dimension of z has
+    unit batch variance; BN + MSE, Barlow Twins with SimSiam's projector). There the complete-collapse margin is
+    vacuous (BN) or measures a tensor the loss does not see (STD: z before the layer)."""
+    from .spec import merge
+
+    try:
+        arm = res.experiment.arm(label, res.scale)
+    except KeyError:
+        return ""
+    exp, scale = res.experiment, res.scale
+    cfg = merge(merge(exp.base, exp.scale_overrides.get(scale, {})), merge(arm.overrides, arm.scale_overrides.get(scale, {})))
+    method = cfg.get("method", {})
+    if method.get("name") == "bridge" and method.get("params", {}).get("standardize", True):
+        return "BRIDGE's standardization layer (eq. 18) holds every dimension the loss sees at unit variance"
+    runs = [r for r in res.runs(label) if r.ran]
+    loss_on_z = bool(runs) and all(_loss_on_z(r) for r in runs)
+    if cfg.get("model", {}).get("proj_final_bn", True) and loss_on_z and not cfg.get("phases"):
+        return "an affine-free final BN holds every dimension of z at unit batch variance, and the loss acts on z"
+    return ""
+
+
+def _loss_on_z(rec) -> bool:
+    """The run's diagnostics show its loss acting on z: it logged diagnostics, and either no predictor output P
+    (``loss_on_p`` is logged only with a P) or ``loss_on_p`` below 0.5 (P is only a target, Mirror SimSiam)."""
+    import statistics
+
+    rows = [row for row in rec.history if row.get("kind") == "diag"]
+    flags = [row["loss_on_p"] for row in rows if isinstance(row.get("loss_on_p"), (int, float))]
+    return bool(rows) and (not flags or statistics.median(flags) < 0.5)
+
+
+def single_dimension(res, label: str, side: str, reason: str) -> Verdict:
+    v = check_arm(res, label, "erank", side, ERANK_FLOOR, quantity=f"effective rank of clean z of '{label}'")
+    v.why = f"{reason}, so collapse is read from the effective rank (ZHANG Conjecture 2: a single dimension); {v.why}"
+    return v
+
+
+def not_collapsed(label: str) -> Callable:
+    """No complete collapse alone: the collapse margin's interval above 0 (for sanity checks and for claims that
+    are about collapse, not learning)."""
+    return lambda res: no_complete_collapse(res, label, "above")
 
 
 def collapses(label: str) -> Callable:
-    """Collapses completely (z, or P where the loss acts on P) or diverges in most seeds (ZHANG A.4 counts
-    Mirror's NaN run as collapse). Collapse is the run's verdict, :mod:`siamlab.analysis.verdict`."""
+    """Complete collapse as ZHANG and BRIDGE define it: "f always outputs a constant" (ZHANG §2.1; §3.1 "all
+    vectors Z are close to the center vector o, m_o approaches 1 and m_r approaches 0"; BRIDGE §1 "a single
+    point"), of z or of P where the loss acts on P; a diverged run counts as collapsed (ZHANG A.4 reports
+    Mirror's NaN run so). Holds when the interval of the collapse margin over seeds lies below 0. Where the spread
+    cannot fail by construction (:func:`spread_by_construction`), when the effective rank of clean z lies below
+    ERANK_FLOOR = 2 instead — ZHANG Conjecture 2: "when all the dimensions have the same values, equivalent to
+    having a single dimension, which already collapses by itself"."""
 
     def rule(res) -> Verdict:
-        why = res.missing([label], "fails")
-        if why:
-            return None, why
-        frac, n = _majority(res, label, "fails")
-        div = sum(res.values(label, "diverged"))
-        ok = frac > 0.5
-        return ok, f"'{label}' collapsed or diverged in {frac * n:.0f}/{n} seeds ({div:.0f} diverged); rule: more than half"
+        reason = spread_by_construction(res, label)
+        return single_dimension(res, label, "below", reason) if reason else no_complete_collapse(res, label, "below")
 
     return rule
 
 
-def trains(label: str) -> Callable:
-    """Neither collapses (completely, or on the loss's tensor P), nor collapses dimensionally, nor diverges,
-    in most seeds. Dimensional collapse counts where the run measured it (clean projector features)."""
+def trains(label: str, accuracy: Optional[str] = "knn") -> Callable:
+    """"Trains / does not collapse" as the papers judge it (ISSUE 19.3): no complete collapse (the collapse
+    margin's interval above 0: ZHANG §3.1, Tables 1–5; BRIDGE Tables 3–4, where COLLAPSE replaces the accuracy)
+    and a gain over the randomly initialized network (``accuracy``: per seed trained − random init, its interval
+    above NOISE_FLOOR), since a network that learned nothing has not trained, whatever its spread. Where the
+    spread cannot fail by construction (:func:`spread_by_construction`) the first test is replaced by the
+    effective rank of clean z, its interval above ERANK_FLOOR = 2 (Conjecture 2's single dimension), not K − 1.
+    ``accuracy=None``: data on which the random-init network is already at the ceiling (CENTER's blobs) cannot
+    show a gain; the rule then judges collapse alone and says so."""
 
     def rule(res) -> Verdict:
-        why = res.missing([label], "fails")
-        if why:
-            return None, why
-        frac, n = _majority(res, label, "fails")
-        dim, nd = _majority(res, label, "dim_collapse")
-        dim_text = f", dimensional collapse in {dim * nd:.0f}/{nd}" if nd else ", dimensional collapse not measured"
-        ok = frac < 0.5 and (not nd or dim < 0.5)
-        return ok, f"'{label}' collapsed or diverged in {frac * n:.0f}/{n} seeds{dim_text}; rule: fewer than half of each"
+        reason = spread_by_construction(res, label)
+        parts = [single_dimension(res, label, "above", reason) if reason else no_complete_collapse(res, label, "above")]
+        if accuracy:
+            parts.append(beats_random_init(res, label, accuracy))
+        v = all_of(parts)
+        if not accuracy:
+            v.why += "; no accuracy test: the random-init network is at this data's ceiling"
+        return v
 
     return rule
 
 
-def _two(res, a: str, b: str, measure: str, margin: float, decide, explain) -> Verdict:
-    why = res.missing([a, b], measure)
-    if why:
-        return None, why
-    ma, mb = res.mean(a, measure), res.mean(b, measure)
-    closed, text = gates(res, [a, b], measure, margin(ma, mb))
-    if closed:
-        return closed
-    return decide(ma, mb), _with(explain(ma, mb), text)
-
-
+# --- two arms ---------------------------------------------------------------------------------------
 def greater(a: str, b: str, measure: str, margin: float = 0.0) -> Callable:
-    """mean(a) > mean(b) + margin."""
-    return lambda res: _two(res, a, b, measure, lambda ma, mb: ma - mb - margin, lambda ma, mb: ma > mb + margin,
-                            lambda ma, mb: f"{measure}: '{a}' {_fmt(ma)} vs '{b}' {_fmt(mb)}; rule: '{a}' > '{b}' + {margin:g}")
+    """'a' > 'b' + margin: the paired difference a − b above ``margin``."""
+    return lambda res: check_pair(res, a, b, measure, "above", margin)
 
 
 def close(a: str, b: str, measure: str, tol: float) -> Callable:
-    """|mean(a) − mean(b)| ≤ tol."""
-    return lambda res: _two(res, a, b, measure, lambda ma, mb: tol - abs(ma - mb), lambda ma, mb: abs(ma - mb) <= tol,
-                            lambda ma, mb: f"{measure}: '{a}' {_fmt(ma)} vs '{b}' {_fmt(mb)}; rule: within {tol:g}")
+    """|a − b| ≤ tol, an equivalence: the whole interval of the paired difference inside [−tol, tol]."""
+    return lambda res: check_pair(res, a, b, measure, "inside", -tol, tol)
 
 
 def slightly_below(a: str, b: str, measure: str, tol: float) -> Callable:
-    """mean(b) − tol ≤ mean(a) < mean(b): 'a' is a little below 'b'."""
-    return lambda res: _two(res, a, b, measure, lambda ma, mb: min(ma - (mb - tol), mb - ma),
-                            lambda ma, mb: mb - tol <= ma < mb,
-                            lambda ma, mb: f"{measure}: '{a}' {_fmt(ma)} vs '{b}' {_fmt(mb)}; rule: below it by at most {tol:g}")
+    """'a' a little below 'b': the paired difference a − b inside [−tol, 0]."""
+    return lambda res: check_pair(res, a, b, measure, "inside", -tol, 0.0)
 
 
-def _best(res, a: str, others: list, measure: str, pick, explain_word: str, tol: float) -> Verdict:
-    labels = [a] + list(others)
-    why = res.missing(labels, measure)
+def _against_each(res, a: str, others: list, measure: str, tol: float) -> Verdict:
+    why = res.missing([a] + list(others), measure)
     if why:
-        return None, why
-    ma = res.mean(a, measure)
-    ref = pick(others, key=lambda o: res.mean(o, measure))
-    mb = res.mean(ref, measure)
-    closed, text = gates(res, labels, measure, ma - (mb - tol))
-    if closed:
-        return closed
-    return ma >= mb - tol, _with(f"{measure}: '{a}' {_fmt(ma)}, {explain_word} other '{ref}' {_fmt(mb)}; "
-                                 f"rule: '{a}' ≥ {explain_word} − {tol:g}", text)
+        return Verdict(None, why)
+    return all_of([check_pair(res, a, o, measure, "above", -tol) for o in others])
 
 
 def at_least_best_of(a: str, others: list, measure: str, tol: float) -> Callable:
-    """mean(a) ≥ max over others of mean − tol ('a' is the best, up to tol)."""
-    return lambda res: _best(res, a, others, measure, max, "best", tol)
+    """'a' is the best, up to tol: for every other arm the paired a − other lies above −tol (non-inferiority);
+    fails when it lies below −tol for one of them; equal arms with a wide interval stay undecidable."""
+    return lambda res: _against_each(res, a, others, measure, tol)
 
 
 def not_below_min_of(a: str, others: list, measure: str, tol: float) -> Callable:
-    """mean(a) ≥ min over others − tol ('a' is comparable: not worse than the weakest by more than tol)."""
-    return lambda res: _best(res, a, others, measure, min, "weakest", tol)
-
-
-def compare(label: str, measure: str, op: str, threshold: float) -> Callable:
-    """mean(label) op threshold, op in '<', '>'."""
+    """'a' is comparable: not worse than the weakest other arm (lowest mean) by more than tol — the paired
+    a − weakest above −tol."""
 
     def rule(res) -> Verdict:
-        why = res.missing([label], measure)
+        why = res.missing([a] + list(others), measure)
         if why:
-            return None, why
-        m = res.mean(label, measure)
-        closed, text = gates(res, [label], measure, (m - threshold) if op == ">" else (threshold - m))
-        if closed:
-            return closed
-        ok = m < threshold if op == "<" else m > threshold
-        return ok, _with(f"{measure} of '{label}' = {_fmt(m)}; rule: {op} {threshold:g}", text)
-
-    return rule
-
-
-def within(label: str, measure: str, lo: float, hi: float) -> Callable:
-    """lo ≤ mean(label) ≤ hi: a magnitude the paper reports, with the tolerance stated by the experiment."""
-
-    def rule(res) -> Verdict:
-        why = res.missing([label], measure)
-        if why:
-            return None, why
-        m = res.mean(label, measure)
-        closed, text = gates(res, [label], measure, min(m - lo, hi - m))
-        if closed:
-            return closed
-        return lo <= m <= hi, _with(f"{measure} of '{label}' = {_fmt(m)}; rule: in [{lo:g}, {hi:g}]", text)
-
-    return rule
-
-
-def changes(label: str, measure: str, direction: str, min_delta: float = 0.0) -> Callable:
-    """Over training, last value − first value > min_delta ('up') or < −min_delta ('down'), seed mean."""
-
-    def rule(res) -> Verdict:
-        why = res.missing([label], measure)
-        if why:
-            return None, why
-        deltas = [s[-1][1] - s[0][1] for s in res.series(label, measure) if len(s) >= 2]
-        if not deltas:
-            return None, f"'{label}' logged {measure} fewer than twice"
-        from .results import mean_std
-
-        d, sd = mean_std(deltas)
-        margin = d - min_delta if direction == "up" else -d - min_delta
-        text = f"margin {margin:+.3g}, seed spread {sd:.3g}, {len(deltas)} seed(s)"
-        if abs(margin) <= 2 * sd and len(deltas) < 3:
-            return UNDECIDABLE, f"{text}: within 2 × spread, decided only with ≥ 3 seeds"
-        ok = margin > 0
-        sign = ">" if direction == "up" else "< −"
-        return ok, f"{measure} of '{label}' changed by {d:+.3g} from first to last log; rule: {sign}{min_delta:g} ({text})"
-
-    return rule
-
-
-def spearman(xs: list, ys: list) -> Optional[float]:
-    """Spearman rank correlation (average ranks for ties); None for fewer than 3 points or no spread."""
-    if len(xs) < 3:
-        return None
-
-    def ranks(v):
-        order = sorted(range(len(v)), key=lambda i: v[i])
-        r = [0.0] * len(v)
-        i = 0
-        while i < len(v):
-            j = i
-            while j + 1 < len(v) and v[order[j + 1]] == v[order[i]]:
-                j += 1
-            for k in range(i, j + 1):
-                r[order[k]] = (i + j) / 2.0
-            i = j + 1
-        return r
-
-    return pearson(ranks(xs), ranks(ys))
-
-
-def _fragile(values: list, decide, s: float) -> bool:
-    """Would swapping any two values closer than 2·s flip ``decide(values)``? (a rank statistic's margin)"""
-    base = decide(values)
-    for i in range(len(values)):
-        for j in range(i + 1, len(values)):
-            if abs(values[i] - values[j]) <= 2 * s:
-                v = list(values)
-                v[i], v[j] = v[j], v[i]
-                if decide(v) != base:
-                    return True
-    return False
-
-
-def rank_gate(res, labels: list, measure: str, values: list, decide) -> Optional[Verdict]:
-    """Gates of a rank statistic over arms: random init, then fragility under swaps within 2·spread."""
-    closed = random_init_gate(res, labels, measure)
-    if closed is not None:
-        return closed
-    s, n = spread(res, labels, measure)
-    if n < 3 and _fragile(values, decide, s):
-        return UNDECIDABLE, (f"{measure}: two arms within 2 × seed spread ({s:.3g}, {n} seed(s)) could swap ranks and flip "
-                             "the verdict; decided only with ≥ 3 seeds")
-    return None
-
-
-def trend(labels: list, measure: str, sign: int, min_rho: float = 0.6) -> Callable:
-    """Across the arms' x (τ, momentum, d ...), Spearman ρ(x, measure) ≥ min_rho (sign +1) or ≤ −min_rho (−1)."""
-
-    def rule(res) -> Verdict:
-        why = res.missing(labels, measure)
-        if why:
-            return None, why
-        xs = [res.x(lab) for lab in labels]
-        ys = [res.mean(lab, measure) for lab in labels]
-        rho = spearman(xs, ys)
-        if rho is None:
-            return None, f"{measure}: no spread across {len(labels)} arms"
-
-        def decide(v):
-            r = spearman(xs, v)
-            return r is not None and (r >= min_rho if sign > 0 else r <= -min_rho)
-
-        closed = rank_gate(res, labels, measure, ys, decide)
-        if closed:
-            return closed
-        want = f"≥ {min_rho:g}" if sign > 0 else f"≤ −{min_rho:g}"
-        return decide(ys), f"Spearman ρ(x, {measure}) = {rho:+.2f} over {len(labels)} arms; rule: {want}"
-
-    return rule
-
-
-def argmax_among(labels: list, measure: str, allowed: list) -> Callable:
-    """The arm with the largest mean measure is one of ``allowed``."""
-
-    def rule(res) -> Verdict:
-        why = res.missing(labels, measure)
-        if why:
-            return None, why
-        ys = [res.mean(lab, measure) for lab in labels]
-        decide = lambda v: labels[max(range(len(v)), key=v.__getitem__)] in allowed  # noqa: E731
-        closed = rank_gate(res, labels, measure, ys, decide)
-        if closed:
-            return closed
-        best = labels[max(range(len(ys)), key=ys.__getitem__)]
-        return decide(ys), f"largest {measure} at '{best}' ({_fmt(max(ys))}); rule: one of {', '.join(allowed)}"
-
-    return rule
-
-
-def each_greater(labels: list, a: str, b: str, margin: float = 0.0) -> Callable:
-    """For every arm, mean(measure a) > mean(measure b) + margin."""
-
-    def rule(res) -> Verdict:
-        why = res.missing(labels, a) or res.missing(labels, b)
-        if why:
-            return None, why
-        gaps = [res.mean(lab, a) - res.mean(lab, b) - margin for lab in labels]
-        closed, text = gates(res, labels, a, min(gaps))
-        if closed:
-            return closed
-        parts = ", ".join(f"{lab}: {_fmt(res.mean(lab, a))} vs {_fmt(res.mean(lab, b))}" for lab in labels)
-        return min(gaps) > 0, _with(f"{a} vs {b} per arm ({parts}); rule: {a} > {b} + {margin:g} for every arm", text)
+            return Verdict(None, why)
+        weakest = min(others, key=lambda o: res.mean(o, measure))
+        v = check_pair(res, a, weakest, measure, "above", -tol)
+        v.why = f"weakest of {', '.join(others)} by mean: '{weakest}'; {v.why}"
+        return v
 
     return rule
 
 
 def ordered(labels: list, measure: str, tol: float = 0.0) -> Callable:
-    """mean(labels[0]) > mean(labels[1]) > ... (each step by more than −tol)."""
+    """labels[0] > labels[1] > ...: every consecutive paired difference above −tol."""
+    return lambda res: all_of([check_pair(res, labels[i], labels[i + 1], measure, "above", -tol)
+                               for i in range(len(labels) - 1)])
+
+
+def each_greater(labels: list, a: str, b: str, margin: float = 0.0) -> Callable:
+    """For every arm, measure ``a`` > measure ``b`` + margin within each run (per seed a − b, interval above margin)."""
 
     def rule(res) -> Verdict:
-        why = res.missing(labels, measure)
+        why = res.missing(labels, a) or res.missing(labels, b)
         if why:
-            return None, why
-        ms = [res.mean(lab, measure) for lab in labels]
-        steps = [ms[i] - ms[i + 1] + tol for i in range(len(ms) - 1)]
-        closed, text = gates(res, labels, measure, min(steps))
-        if closed:
-            return closed
-        chain = " > ".join(f"'{lab}' {_fmt(m)}" for lab, m in zip(labels, ms))
-        return min(steps) > 0, _with(f"{measure}: {chain}; rule: this order (tolerance {tol:g})", text)
+            return Verdict(None, why)
+        return all_of([seed_test(per_run(res, lab, lambda x, y: x - y, a, b), "above", margin, cap=cap_of(res),
+                            quantity=f"{a} − {b} of '{lab}'") for lab in labels])
 
     return rule
 
 
-def correlation(labels: list, mx: str, my: str, sign: int) -> Callable:
-    """Across arms, Pearson correlation of mean(mx) and mean(my) has the given sign (and is defined)."""
+# --- one arm against a bound ------------------------------------------------------------------------
+def compare(label: str, measure: str, op: str, threshold: float) -> Callable:
+    """``measure`` of ``label`` op threshold, op in '<', '>'."""
+    side = {"<": "below", ">": "above"}[op]
+    return lambda res: check_arm(res, label, measure, side, threshold)
+
+
+def within(label: str, measure: str, lo: float, hi: float) -> Callable:
+    """lo ≤ ``measure`` of ``label`` ≤ hi: a magnitude the paper reports, with the tolerance the experiment states."""
+    return lambda res: check_arm(res, label, measure, "inside", lo, upper=hi)
+
+
+def changes(label: str, measure: str, direction: str, min_delta: float = 0.0) -> Callable:
+    """Over training, per seed last logged value − first, above min_delta ('up') or below −min_delta ('down')."""
 
     def rule(res) -> Verdict:
-        why = res.missing(labels, mx) or res.missing(labels, my)
+        why = res.missing([label], measure)
         if why:
-            return None, why
-        xs = [res.mean(lab, mx) for lab in labels]
-        ys = [res.mean(lab, my) for lab in labels]
-        r = pearson(xs, ys)
-        if r is None:
-            return None, f"no spread in {mx} or {my} across arms"
+            return Verdict(None, why)
+        deltas = [s[-1][1] - s[0][1] for s in res.series(label, measure) if len(s) >= 2]
+        if not deltas:
+            return Verdict(None, f"'{label}' logged {measure} fewer than twice")
+        side, thr = ("above", min_delta) if direction == "up" else ("below", -min_delta)
+        return seed_test(deltas, side, thr, cap=cap_of(res), quantity=f"change of {measure} of '{label}' from first to last log")
 
-        def decide(v):
-            c = pearson(xs, v)
-            return c is not None and (c < 0 if sign < 0 else c > 0)
+    return rule
 
-        closed = rank_gate(res, labels, my, ys, decide) or random_init_gate(res, labels, mx)
-        if closed:
-            return closed
-        return decide(ys), f"Pearson r({mx}, {my}) = {r:+.2f} over {len(labels)} arms; rule: {'negative' if sign < 0 else 'positive'}"
+
+# --- several arms -----------------------------------------------------------------------------------
+def spearman(xs: list, ys: list) -> Optional[float]:
+    """Spearman rank correlation (scipy, average ranks for ties); None for fewer than 3 points or no spread."""
+    if len(xs) < 3 or len(set(xs)) < 2 or len(set(ys)) < 2:
+        return None
+    rho = float(sps.spearmanr(xs, ys).statistic)
+    return None if math.isnan(rho) else rho
+
+
+def per_seed_over_arms(res, labels: list, measure: str) -> dict:
+    """seed -> [value of every arm] for the seeds every arm ran."""
+    vals = {lab: by_seed(res, lab, measure) for lab in labels}
+    seeds = sorted(set.intersection(*(set(v) for v in vals.values()))) if vals else []
+    return {s: [vals[lab][s] for lab in labels] for s in seeds}
+
+
+def trend(labels: list, measure: str, sign: int, min_rho: float = 0.6) -> Callable:
+    """Across the arms' x (τ, momentum, d ...), the Spearman ρ(x, measure) of each seed ≥ min_rho (sign +1) or
+    ≤ −min_rho (sign −1): per seed one ρ over the arms, its interval over seeds against the bound. Accuracy
+    measures pass the random-init gate for every arm first."""
+
+    def rule(res) -> Verdict:
+        why = res.missing(labels, measure)
+        if why:
+            return Verdict(None, why)
+        xs = [res.x(lab) for lab in labels]
+        rhos = [r for r in (spearman(xs, ys) for ys in per_seed_over_arms(res, labels, measure).values()) if r is not None]
+        if not rhos:
+            return Verdict(None, f"{measure}: no spread across the {len(labels)} arms in any seed")
+        v = seed_test(rhos, "above" if sign > 0 else "below", min_rho if sign > 0 else -min_rho, cap=cap_of(res),
+                 quantity=f"Spearman ρ(x, {measure}) over {len(labels)} arms, per seed")
+        return accuracy_gated(res, labels, measure, v)
+
+    return rule
+
+
+def argmax_among(labels: list, measure: str, allowed: list) -> Callable:
+    """The largest ``measure`` is at one of ``allowed``: the best allowed arm (by mean) minus the best other arm,
+    paired by seed, above 0."""
+
+    def rule(res) -> Verdict:
+        why = res.missing(labels, measure)
+        if why:
+            return Verdict(None, why)
+        best = lambda group: max(group, key=lambda lab: res.mean(lab, measure))  # noqa: E731
+        inside, outside = best([l for l in labels if l in allowed]), best([l for l in labels if l not in allowed])
+        v = check_pair(res, inside, outside, measure, "above", 0.0)
+        v.why = f"best of {', '.join(allowed)}: '{inside}', best other: '{outside}'; {v.why}"
+        return v
 
     return rule

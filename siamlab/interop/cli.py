@@ -44,8 +44,9 @@ def register(sub) -> None:
     raw = argparse.RawDescriptionHelpFormatter
     d = sub.add_parser("diagnose", help="collapse diagnostics and kNN/NCM of a model siamlab did not train, beside random init",
                        epilog=DIAGNOSE_EXAMPLES, formatter_class=raw)
-    d.add_argument("model", help="checkpoint, state dict (siamlab / torchvision-style ResNet), TorchScript file or run directory")
-    d.add_argument("--projector", help="optional projector: an nn.Sequential MLP state dict or a TorchScript file")
+    d.add_argument("model", help="checkpoint or state dict (siamlab, torchvision, lightly, solo-learn, Lightning .ckpt, DDP; any prefix), "
+                        "TorchScript file or run directory")
+    d.add_argument("--projector", help="optional projector: an nn.Sequential MLP state dict (e.g. lightly's projection_head.state_dict()) or a TorchScript file")
     d.add_argument("--data", help="dataset name (see `siamlab datasets`); default: the one the file names")
     d.add_argument("--set", action="append", metavar="KEY=VALUE", help="data.* / eval.* field, e.g. data.root=/data (repeatable)")
     d.add_argument("--out", help="output folder (default runs/diagnose/<model file name>)")

@@ -8,8 +8,10 @@ copy of the same architecture (SPEC §3: every table has a random-init row):
   :func:`siamlab.analysis.verdict.verdicts` on the output's metrics);
 * Std and √d·Std of the normalized output (Chen & He), m_o (= ‖center‖, CENTER's s) and m_r (ZHANG §3.1),
   ZHANG A.6's covariance term, ‖Σ − I‖²/d (BRIDGE Fig. 1), L_cor and L_bound with the dataset's K (GEN
-  eq. 8, 11), the covariance spectrum and its effective rank — all from
+  eq. 8, 11), the covariance spectrum and its effective rank, RankMe and α-ReQ — all from
   :meth:`siamlab.analysis.live.LiveDiagnostics.representation_metrics`, on the test split;
+* LiDAR (:mod:`siamlab.analysis.labelfree`) on ``eval.lidar_images`` × ``eval.lidar_views`` augmented views of
+  training images (``--set eval.lidar_images=0`` turns it off; a streamed dataset has none);
 * weighted kNN, GEN's nearest-class-mean accuracy and its Theorem 3 bound (:func:`siamlab.eval.evaluate.evaluate`).
 
 It writes ``diagnosis.json``, plots and a self-contained ``diagnosis.html`` to the output folder.
@@ -98,14 +100,18 @@ def _channels(model, train_ds, augment) -> int:
     raise DataError(f"the TorchScript module does not run on {train_ds.name} images of shape {tuple(probe.shape[1:])} ({first}).")
 
 
-def _measure(net: Embedder, train_ds, test_ds, augment, eval_cfg) -> tuple:
+def _measure(net: Embedder, train_ds, test_ds, augment, eval_cfg, seed: int = 0) -> tuple:
     from ..analysis import metrics as M
+    from ..analysis.labelfree import lidar_metrics
     from ..analysis.live import LiveDiagnostics
     from ..eval.evaluate import evaluate
+    from ..eval.features import embed_views
 
     feats: dict = {}
     res = evaluate(net, train_ds, test_ds, augment, eval_cfg, batch_size=256, on_features=feats.update)
     rep = LiveDiagnostics(net, 0).representation_metrics(feats, test_ds.y, test_ds.num_classes)
+    if eval_cfg.lidar_images:
+        rep.update(lidar_metrics(embed_views(net, train_ds, augment, eval_cfg.lidar_images, eval_cfg.lidar_views, seed)))
     spectra = {}
     for name, f in feats.items():
         if torch.isfinite(f).all():
@@ -125,6 +131,8 @@ def diagnose(model_path, data: Optional[str] = None, projector: Optional[str] = 
     from .page import write_page
 
     model = load_model(model_path, projector)
+    for note in model.notes:  # what the file holds but diagnose does not read: said once, never dropped silently
+        print(f"note: {note}", file=sys.stderr, flush=True)
     cfg = _data_config(model, data, overrides or [])
     train_ds, test_ds = load_dataset(cfg.data, "train"), load_dataset(cfg.data, "test")
     augment = build_augment(cfg.data, train_ds)
@@ -133,12 +141,12 @@ def diagnose(model_path, data: Optional[str] = None, projector: Optional[str] = 
     output = "projector" if model.projector is not None else "backbone"
     result = {"model": str(model_path), "projector_file": projector, "layout": model.layout, "dataset": test_ds.name,
               "num_classes": test_ds.num_classes, "train_samples": len(train_ds), "test_samples": len(test_ds),
-              "output": output, "networks": {}}
+              "output": output, "notes": model.notes, "networks": {}}
     for which, (bb, pj) in (("trained", (model.backbone, model.projector)),
                             ("random_init", (model.random_backbone, model.random_projector))):
         print(f"diagnose: {which.replace('_', ' ')} network on {len(train_ds)} + {len(test_ds)} {test_ds.name} samples ...",
               file=sys.stderr, flush=True)
-        metrics, spectra, dims = _measure(Embedder(bb, pj, rep), train_ds, test_ds, augment, cfg.eval)
+        metrics, spectra, dims = _measure(Embedder(bb, pj, rep), train_ds, test_ds, augment, cfg.eval, seed)
         result["networks"][which] = {"metrics": metrics, "spectra": spectra, "dims": dims,
                                      "verdict": collapse_verdict(metrics, output)}
     out = Path(out_dir) if out_dir else Path("runs") / "diagnose" / Path(model_path).name.split(".")[0]

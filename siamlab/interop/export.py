@@ -7,7 +7,9 @@ Formats:
   tests/fixtures/torchvision_resnet_layout.json), so ``model.load_state_dict(sd, strict=True)`` works for
   the ImageNet stem. ``fc.weight`` / ``fc.bias`` are zeros of ``num_classes`` (default 1000) rows: no
   ImageNet classifier was trained, replace ``fc`` or train a probe. :data:`CIFAR_STEM_NOTE` says what to
-  change for the CIFAR stem.
+  change for the CIFAR stem. A ViT gets a zero ``heads.head`` the same way and loads strictly into
+  ``torchvision.models.VisionTransformer`` built with the arguments :func:`vit_note` prints (keys and shapes
+  tested against tests/fixtures/torchvision_vit_layout.json; outputs by scripts/check_vit_torchvision.py).
 * ``state_dict``: ``{"format": "siamlab-export", "backbone", "projector", "model", "data", "in_shape", ...}``,
   which ``siamlab diagnose`` and :func:`siamlab.interop.layouts.load_model` rebuild without the run.
 * ``torchscript``: ``torch.jit.trace`` of the backbone in eval mode; runs with plain ``torch.jit.load``,
@@ -53,15 +55,43 @@ def _checkpoint(run_dir: Path, which: str) -> dict:
     return state
 
 
+TORCHVISION_HEADS = {"resnet18": "fc", "resnet50": "fc", "vit_tiny": "heads.head", "vit_small": "heads.head"}
+
+
 def torchvision_state(backbone: nn.Module, model_cfg, num_classes: int = 1000) -> dict:
-    """The backbone's state dict in torchvision's ResNet layout, with a zero ``fc`` of ``num_classes`` rows."""
-    if model_cfg.backbone not in ("resnet18", "resnet50"):
-        raise ConfigError(f"--format torchvision needs a resnet18 or resnet50 backbone, this run has "
-                          f"model.backbone={model_cfg.backbone!r}; use --format state_dict or torchscript.")
+    """The backbone's state dict in torchvision's ResNet / VisionTransformer layout, with a zero classifier
+    (``fc`` / ``heads.head``) of ``num_classes`` rows."""
+    head = TORCHVISION_HEADS.get(model_cfg.backbone)
+    if head is None:
+        raise ConfigError(f"--format torchvision needs a resnet18, resnet50, vit_tiny or vit_small backbone, this run "
+                          f"has model.backbone={model_cfg.backbone!r}; use --format state_dict or torchscript.")
     sd = {k: v.detach().clone() for k, v in backbone.state_dict().items()}
-    sd["fc.weight"] = torch.zeros(num_classes, backbone.out_dim)
-    sd["fc.bias"] = torch.zeros(num_classes)
+    sd[f"{head}.weight"] = torch.zeros(num_classes, backbone.out_dim)
+    sd[f"{head}.bias"] = torch.zeros(num_classes)
     return sd
+
+
+def vit_note(vit, num_classes: int = 1000) -> str:
+    """How to build the torchvision VisionTransformer that loads a ViT export strictly."""
+    enc = vit.encoder
+    layers, block = len(enc.layers), enc.layers[0]
+    c = vit.conv_proj.in_channels
+    note = (f"load it into torchvision.models.VisionTransformer(image_size={vit.image_size}, patch_size={vit.patch_size}, "
+            f"num_layers={layers}, num_heads={block.self_attention.num_heads}, hidden_dim={vit.hidden_dim}, "
+            f"mlp_dim={block.mlp[0].out_features}, num_classes={num_classes})")
+    if c != 3:
+        note += (f", after setting model.conv_proj = torch.nn.Conv2d({c}, {vit.hidden_dim}, {vit.patch_size}, "
+                 f"stride={vit.patch_size}) ({c}-channel images)")
+    return note + "."
+
+
+def torchvision_note(backbone: nn.Module, num_classes: int) -> str:
+    """What to change in torchvision to load the export: the CIFAR stem's conv1, a ViT's constructor."""
+    if hasattr(backbone, "conv_proj"):
+        return vit_note(backbone, num_classes)
+    if backbone.conv1.weight.shape[-1] == 3:
+        return CIFAR_STEM_NOTE.format(c=backbone.conv1.weight.shape[1])
+    return ""
 
 
 def trace(module: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
@@ -71,6 +101,9 @@ def trace(module: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
     module = module.eval()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # torch >= 2.10 deprecates TorchScript; it still loads everywhere
+        # torch's own nn.MultiheadAttention (a ViT) warns about its shape checks while traced; the trace is
+        # checked, and tests/test_vit.py runs it on other batch sizes
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=r"torch\.")
         return torch.jit.trace(module, example, check_trace=True)
 
 
@@ -89,7 +122,7 @@ def _save_script(module, path: Path) -> None:
 def export_run(run_dir, fmt: str = "torchvision", checkpoint: str = "last", out: Optional[str] = None,
                projector: bool = False, num_classes: int = 1000) -> dict:
     """Write the run's backbone in ``fmt``; returns ``{"files": [...], "note": str}`` (note: what to change
-    in torchvision for a CIFAR stem, else empty)."""
+    in torchvision for a CIFAR stem, how to build its ViT, else empty)."""
     from ..config import from_dict
 
     if fmt not in FORMATS:
@@ -110,8 +143,7 @@ def export_run(run_dir, fmt: str = "torchvision", checkpoint: str = "last", out:
         if projector:
             _save(proj.state_dict(), extra)
             files.append(extra)
-        if backbone.conv1.weight.shape[-1] == 3:
-            note = CIFAR_STEM_NOTE.format(c=backbone.conv1.weight.shape[1])
+        note = torchvision_note(backbone, num_classes)
     elif fmt == "state_dict":
         _save({"format": EXPORT_FORMAT, "version": 1, "backbone": backbone.state_dict(), "projector": proj.state_dict(),
                "model": state["config"]["model"], "data": state["config"].get("data") or {},

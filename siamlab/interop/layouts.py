@@ -4,11 +4,12 @@ Known layouts (:data:`EXPECTED`):
 
 * a siamlab training checkpoint (``RUN/checkpoints/last.pt``, or the run directory itself);
 * a siamlab export (``siamlab export --format state_dict``: backbone, projector, model config);
-* a torchvision-style ResNet-18/50 state dict (``conv1.weight``, ``layer1.0.conv1.weight`` ... as
-  ``torchvision.models.resnet18().state_dict()`` or ``siamlab export --format torchvision`` writes it),
-  possibly wrapped (``{"state_dict": ...}``, ``{"model": ...}``) and under a prefix such as
-  ``module.``, ``backbone.`` or ``encoder.`` (solo-learn, lightly and DDP checkpoints); ``fc.*`` is
-  dropped. A projector under ``projector.`` is read as an MLP (:func:`mlp_from_state_dict`);
+* a ResNet-18/50 state dict in torchvision's keys or as lightly's ``nn.Sequential(*resnet.children()[:-1])``,
+  under any prefix and beside its heads, as torchvision, lightly, solo-learn, Lightning (``.ckpt``), DDP
+  and torch.compile write them (where the networks are: :mod:`siamlab.interop.foreign`); wrappers such as
+  ``{"state_dict": ...}`` are opened. A projector beside the backbone is read as an MLP
+  (:func:`mlp_from_state_dict`); one that cannot be read is left out in one printed sentence
+  (``LoadedModel.notes``), as are the keys not read;
 * a whole TorchScript module (``torch.jit.save``), mapping normalized images to features.
 
 Files are read with ``torch.load(weights_only=True)`` (no pickled code runs); TorchScript archives are
@@ -28,20 +29,23 @@ import torch
 from torch import nn
 
 from ..errors import DataError
+from . import foreign
+from .rebuild import build_resnet, fresh, load_strict, mlp_from_state_dict, resnet_depth
 
 EXPORT_FORMAT = "siamlab-export"
 EXPECTED = ("a siamlab checkpoint or run directory, a `siamlab export --format state_dict` file, a torchvision-style "
-            "ResNet-18/50 state dict (conv1.weight, layer1.0.conv1.weight, ...; optionally under module., backbone. or "
-            "encoder.), or a TorchScript module (torch.jit.save)")
-_PREFIXES = ("", "module.", "backbone.", "encoder.", "model.", "encoder.backbone.", "module.backbone.",
-             "model.backbone.", "net.", "online_network.encoder.", "student.backbone.")
+            "ResNet-18/50 state dict (conv1.weight, layer1.0.conv1.weight, ...) or lightly's nn.Sequential of a ResNet's "
+            "children (0.weight, 4.0.conv1.weight, ...), under any prefix (module., model., backbone., ...) as lightly, "
+            "solo-learn, Lightning and DDP save them, or a TorchScript module (torch.jit.save)")
+_WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network")
 
 
 @dataclass
 class LoadedModel:
     """Networks read from a file: ``backbone`` (images → pooled features), optional ``projector``;
     ``layout`` names what was recognized; ``in_channels`` (None when unknown, e.g. TorchScript);
-    ``model_cfg`` / ``data_cfg`` dicts when the file carries siamlab's config."""
+    ``model_cfg`` / ``data_cfg`` dicts when the file carries siamlab's config; ``notes``: sentences on what
+    was found but not read (a projector siamlab cannot rebuild, keys of other modules)."""
 
     layout: str
     backbone: nn.Module
@@ -51,6 +55,7 @@ class LoadedModel:
     data_cfg: dict = field(default_factory=dict)
     random_backbone: Optional[nn.Module] = None
     random_projector: Optional[nn.Module] = None
+    notes: list = field(default_factory=list)
 
 
 def is_torchscript(path: Path) -> bool:
@@ -68,115 +73,88 @@ def read_file(path: Path):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
+        objects = _pickled_objects(path)
+        if objects:
+            raise DataError(f"{str(path)!r} holds pickled objects that a weights-only load refuses to run ({objects}, e.g. "
+                            "a Lightning checkpoint's hyper_parameters); save its weights alone, "
+                            "torch.save({'state_dict': model.state_dict()}, path), and diagnose that file.") from None
         raise DataError(f"{str(path)!r} is not a readable PyTorch file with weights only ({type(err).__name__}); "
                         f"expected {EXPECTED}.") from None
 
 
-def _shape(v) -> tuple:
-    return tuple(v.shape) if isinstance(v, torch.Tensor) else ()
-
-
-def load_strict(module: nn.Module, sd: dict, what: str, fix: str) -> None:
-    """``module.load_state_dict(sd, strict=True)``, or one DataError sentence: ``what`` (e.g. "the backbone
-    weights of 'x.pt'") does not fit, naming the first key missing from ``sd``, unexpected in it or of
-    another shape, then ``fix``."""
+def _pickled_objects(path: Path) -> str:
+    """The classes a weights-only load of ``path`` refuses, listed without running them ("" if none or unknown)."""
     try:
-        module.load_state_dict(sd, strict=True)
-        return
-    except RuntimeError:
-        own = module.state_dict()
-    missing = [f"key {k!r} is missing" for k in own if k not in sd]
-    unexpected = [f"key {k!r} is unexpected" for k in sd if k not in own]
-    shapes = [f"key {k!r} has shape {_shape(sd[k])} where the network has {_shape(own[k])}"
-              for k in own if k in sd and _shape(sd[k]) != _shape(own[k])]
-    found = missing + unexpected + shapes or ["a value does not load"]
-    more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
-    raise DataError(f"{what} do not fit the {type(module).__name__} siamlab builds for them: {found[0]}{more}; {fix}.")
-
-
-# --- torchvision-style ResNet -------------------------------------------------------------------
-def resnet_depth(sd: dict) -> Optional[str]:
-    """"resnet18" / "resnet50" from the block counts of a torchvision-style state dict (no prefix); None if neither."""
-    blocks = [len({k.split(".")[1] for k in sd if k.startswith(f"layer{i}.")}) for i in range(1, 5)]
-    bottleneck = "layer1.0.conv3.weight" in sd
-    if blocks == [2, 2, 2, 2] and not bottleneck:
-        return "resnet18"
-    if blocks == [3, 4, 6, 3] and bottleneck:
-        return "resnet50"
-    return None
-
-
-def build_resnet(sd: dict):
-    """(siamlab ResNet with the state dict's depth, stem and input channels, in_channels); DataError if not ResNet-18/50."""
-    from ..models.resnet import resnet18, resnet50
-
-    name = resnet_depth(sd)
-    if name is None:
-        blocks = [len({k.split(".")[1] for k in sd if k.startswith(f"layer{i}.")}) for i in range(1, 5)]
-        raise DataError(f"the state dict is a ResNet with {blocks} blocks per stage; siamlab reads ResNet-18 "
-                        "([2, 2, 2, 2]) and ResNet-50 ([3, 4, 6, 3]); export other depths as TorchScript instead.")
-    w = sd["conv1.weight"]
-    stem = "imagenet" if w.shape[-1] == 7 else "cifar"
-    make = resnet18 if name == "resnet18" else resnet50
-    return make(in_channels=int(w.shape[1]), stem=stem), int(w.shape[1])
-
-
-def mlp_from_state_dict(sd: dict, source: str = "the state dict") -> nn.Sequential:
-    """An MLP head from a ``nn.Sequential`` state dict: 2-D ``i.weight`` → Linear (bias if ``i.bias``),
-    ``i.running_mean`` → BatchNorm1d (affine if ``i.weight``); a parameterless index between them → ReLU
-    (the SimSiam / solo-learn / lightly projector: Linear-BN-ReLU-...-Linear[-BN]). Other layers (LayerNorm,
-    a BN without its statistics) are refused in one sentence naming the first key and ``source``."""
-    idx = sorted({int(k.split(".")[0]) for k in sd if k.split(".")[0].isdigit()})
-    if not idx:
-        raise DataError(f"the projector's keys ({', '.join(list(sd)[:3])} ...) are not those of an nn.Sequential MLP "
-                        "(0.weight, 1.running_mean, ...).")
-    layers = []
-    for i in range(idx[-1] + 1):
-        w, rm = sd.get(f"{i}.weight"), sd.get(f"{i}.running_mean")
-        if rm is not None:
-            layers.append(nn.BatchNorm1d(rm.shape[0], affine=w is not None))
-        elif w is not None and w.ndim == 2:
-            layers.append(nn.Linear(w.shape[1], w.shape[0], bias=f"{i}.bias" in sd))
-        else:
-            layers.append(nn.ReLU())
-    from ..models.heads import ProjectionMLP
-
-    net = ProjectionMLP(*layers)
-    load_strict(net, sd, f"the projector weights of {source}",
-                "siamlab reads projectors of Linear, BatchNorm1d and ReLU layers: pass another projector as a "
-                "TorchScript file with --projector, or remove the projector's keys to diagnose the backbone alone")
-    return net
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    except Exception:
+        return ""
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def _sub(sd: dict, prefix: str) -> dict:
     return {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
 
 
+def _tensors(obj) -> bool:
+    return isinstance(obj, dict) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def _holds_tensors(obj, depth: int = 3) -> bool:
+    """True for a dict with tensors in it, at most ``depth`` dicts down (not, e.g., a config under "model")."""
+    return isinstance(obj, dict) and depth > 0 and any(
+        isinstance(v, torch.Tensor) or _holds_tensors(v, depth - 1) for v in obj.values())
+
+
 def _unwrap(obj):
-    """The innermost mapping of tensors: ``{"state_dict": ...}``, ``{"model": ...}`` wrappers are opened."""
+    """The state dict inside ``obj``: wrappers (``{"state_dict": ...}`` of a Lightning .ckpt, ``{"model": ...}``,
+    ...) are opened; a dict of per-module state dicts (``{"backbone": {...}, "projector": {...}}``) is
+    flattened to ``backbone.*`` / ``projector.*`` keys."""
     for _ in range(3):
-        if isinstance(obj, dict) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
-            inner = next((obj[k] for k in ("state_dict", "model", "backbone", "module", "net") if isinstance(obj.get(k), dict)), None)
-            if inner is None:
-                break
-            obj = inner
+        if not isinstance(obj, dict) or any(isinstance(v, torch.Tensor) for v in obj.values()):
+            return obj
+        inner = next((obj[k] for k in _WRAPPER_KEYS if _holds_tensors(obj.get(k))), None)
+        if inner is None:
+            parts = {f"{name}.{k}": v for name, sub in obj.items() if _tensors(sub) for k, v in sub.items()}
+            return parts or obj
+        obj = inner
     return obj
 
 
-def _from_torchvision(sd: dict, source: str) -> Optional[LoadedModel]:
-    for prefix in _PREFIXES:
-        if f"{prefix}conv1.weight" in sd and f"{prefix}layer1.0.conv1.weight" in sd:
-            body = {k: v for k, v in _sub(sd, prefix).items() if k.startswith(("conv1.", "bn1.", "layer"))}
-            net, cin = build_resnet(body)
-            random_net = copy.deepcopy(net)
-            load_strict(net, body, f"the {resnet_depth(body)} weights of {source}",
-                        "export ResNets of another layout as TorchScript (torch.jit.save) instead")
-            proj_prefix = next((p for p in ("projector.", prefix.replace("backbone.", "projector."), "encoder.projector.")
-                                if p and any(k.startswith(p) for k in sd)), None)
-            proj = mlp_from_state_dict(_sub(sd, proj_prefix), source) if proj_prefix else None
-            return LoadedModel("torchvision-resnet" + (f" (prefix {prefix!r})" if prefix else ""), net, proj, cin,
-                               random_backbone=random_net, random_projector=_fresh(proj))
-    return None
+def _foreign_projector(sd: dict, head, out_dim: int, source: str):
+    """The MLP of ``head`` (a :class:`foreign.Head`) for a backbone of ``out_dim`` features, or a DataError."""
+    proj = mlp_from_state_dict(head.sd, f"{source} under {head.prefix!r}")
+    first = next(m for m in proj if isinstance(m, (nn.Linear, nn.BatchNorm1d)))
+    width = first.in_features if isinstance(first, nn.Linear) else first.num_features
+    if width != out_dim:
+        raise DataError(f"its first layer takes {width} features where the backbone gives {out_dim}.")
+    return proj
+
+
+def _from_foreign(sd: dict, source: str) -> Optional[LoadedModel]:
+    found = foreign.find_backbone(sd)
+    if found is None:
+        return None
+    net, cin = build_resnet(found.body)
+    if found.padded_stem:  # solo-learn's CIFAR stem: nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=2)
+        net.conv1 = nn.Conv2d(cin, 64, 3, 1, 2, bias=False)
+    random_net = copy.deepcopy(net)
+    load_strict(net, found.body, f"the {resnet_depth(found.body)} weights of {source}",
+                "export ResNets of another layout as TorchScript (torch.jit.save) instead")
+    layout = found.kind + (f" under {found.prefix!r}" if found.prefix else "")
+    layout += " (solo-learn's CIFAR stem: 3x3 conv1, padding 2)" if found.padded_stem else ""
+    head, proj, notes, used = foreign.find_head(sd, found.owner), None, [], list(found.keys)
+    if head is not None:
+        used += [k for k in sd if k.startswith(head.prefix)]  # read, or left out in a sentence of its own
+        try:
+            proj = _foreign_projector(sd, head, net.out_dim, source)
+            layout += f", projector under {head.prefix!r}"
+        except DataError as err:
+            notes.append(f"the projector under {head.prefix!r} is left out and the backbone diagnosed alone: "
+                         f"{str(err).rstrip('.')} (--projector also takes a TorchScript projector).")
+    rest = foreign.left_out(sd, used, found)
+    if rest:
+        notes.append(f"not read (other parts of the file): {', '.join(rest)}.")
+    return LoadedModel(layout, net, proj, cin, random_backbone=random_net, random_projector=fresh(proj), notes=notes)
 
 
 # --- siamlab's own files --------------------------------------------------------------------------
@@ -193,7 +171,7 @@ def _from_siamlab(obj: dict, source: str) -> Optional[LoadedModel]:
                     "write the file again with `siamlab export RUN --format state_dict`")
         proj = mlp_from_state_dict(obj["projector"], source) if obj.get("projector") else None
         return LoadedModel("siamlab export", net, proj, in_shape[0], obj["model"], obj.get("data") or {},
-                           random_backbone=random_net, random_projector=_fresh(proj))
+                           random_backbone=random_net, random_projector=fresh(proj))
     if isinstance(obj.get("method"), dict) and isinstance(obj.get("config"), dict):
         cfg = from_dict({k: v for k, v in obj["config"].items() if k in ("model", "data")})
         enc, random_enc = build_siamlab_encoder(cfg, obj["method"], source)
@@ -204,15 +182,17 @@ def _from_siamlab(obj: dict, source: str) -> Optional[LoadedModel]:
 
 def build_siamlab_encoder(cfg, method_sd: dict, source: str = "the checkpoint"):
     """(trained, random-init) siamlab Encoders for a training checkpoint's ``method`` state dict (read from
-    ``source``, named in messages); each gets ``in_shape``: (D,) for vectors, else (C, S, S) with S = 32 or
-    224, whichever stem the weights fit."""
+    ``source``, named in messages); each gets ``in_shape``: (D,) for vectors, a ViT's (C, S, S) from its position
+    embeddings, else (C, S, S) with S = 32 or 224, whichever stem the weights fit."""
     from ..models import build_encoder
+    from ..models.vit import vit_input_shape
 
     backbone_sd, proj_sd = _sub(method_sd, "encoder.backbone."), _sub(method_sd, "encoder.projector.")
     first = next((v for k, v in backbone_sd.items() if k.endswith("weight")), None)
     if first is None:
         raise DataError("the checkpoint holds no encoder.backbone weights; it is not a siamlab training checkpoint.")
     shapes = [(int(first.shape[1]),)] if first.ndim == 2 else [(int(first.shape[1]), s, s) for s in (32, 224)]
+    shapes = [vit_input_shape(backbone_sd)] if vit_input_shape(backbone_sd) else shapes  # a ViT's side is in its weights
     for in_shape in shapes:
         enc = build_encoder(cfg.model, in_shape)
         try:
@@ -271,20 +251,37 @@ def _from_torchscript(path: Path) -> LoadedModel:
     return LoadedModel("torchscript", net, random_backbone=random_net)
 
 
-def _fresh(module: Optional[nn.Module]) -> Optional[nn.Module]:
-    if module is None:
-        return None
-    m = copy.deepcopy(module)
-    for sub in m.modules():
-        if hasattr(sub, "reset_parameters"):
-            sub.reset_parameters()
-    return m
+def _no_layout(path: Path, obj, sd) -> DataError:
+    keys = list(sd)[:3] if isinstance(sd, dict) else []
+    shown = ", ".join(repr(str(k)) for k in keys) or f"a {type(obj).__name__}"
+    if isinstance(sd, dict) and foreign.lightly_resnet_generator(sd):
+        return DataError(f"{str(path)!r} holds a ResNet with shortcut.* blocks (lightly's ResNetGenerator), which siamlab "
+                         "does not rebuild; save that backbone with torch.jit.trace(backbone, images).save(FILE) and "
+                         "diagnose the TorchScript file.")
+    return DataError(f"{str(path)!r} has keys ({shown} ...) that match no layout siamlab reads; expected {EXPECTED}.")
+
+
+def _read_projector(model: LoadedModel, projector: str) -> None:
+    """Put the projector of the file ``projector`` (TorchScript, or an MLP state dict in any layout of
+    :func:`foreign.find_any_head`) on ``model``; errors are DataErrors (the user asked for this file)."""
+    ppath = Path(projector)
+    if ppath.is_file() and is_torchscript(ppath):
+        proj = _from_torchscript(ppath)
+        model.projector, model.random_projector = proj.backbone, proj.random_backbone
+        return
+    sd = _unwrap(read_file(ppath))
+    head = foreign.find_any_head(sd) if isinstance(sd, dict) else None
+    if not head or not head.sd:
+        raise DataError(f"{str(ppath)!r} holds no projector weights; pass an nn.Sequential MLP state dict or a TorchScript file.")
+    model.projector = mlp_from_state_dict(head.sd, repr(str(ppath)) + (f" under {head.prefix!r}" if head.prefix else ""))
+    model.random_projector = fresh(model.projector)
+    model.notes = [n for n in model.notes if not n.startswith("the projector under")]
 
 
 def load_model(path, projector: Optional[str] = None) -> LoadedModel:
     """The networks in ``path`` (any layout of the module docstring), with an optional separate
-    ``projector`` file (a Sequential MLP state dict or a TorchScript module). One-sentence DataError
-    for anything else, naming the expected layouts."""
+    ``projector`` file (a Sequential MLP state dict in any prefix, or a TorchScript module). One-sentence
+    DataError for anything else, naming the expected layouts."""
     path = Path(path)
     if path.is_dir():  # a run directory
         path = path / "checkpoints" / "last.pt"
@@ -295,19 +292,9 @@ def load_model(path, projector: Optional[str] = None) -> LoadedModel:
         model = _from_siamlab(obj, repr(str(path))) if isinstance(obj, dict) else None
         if model is None:
             sd = _unwrap(obj)
-            model = _from_torchvision(sd, repr(str(path))) if isinstance(sd, dict) else None
+            model = _from_foreign(sd, repr(str(path))) if isinstance(sd, dict) else None
             if model is None:
-                keys = list(sd)[:3] if isinstance(sd, dict) else []
-                shown = ", ".join(repr(str(k)) for k in keys) or f"a {type(obj).__name__}"
-                raise DataError(f"{str(path)!r} has keys ({shown} ...) that match no layout siamlab reads; expected {EXPECTED}.")
+                raise _no_layout(path, obj, sd)
     if projector:
-        ppath = Path(projector)
-        if ppath.is_file() and is_torchscript(ppath):
-            proj = _from_torchscript(ppath)
-            model.projector, model.random_projector = proj.backbone, proj.random_backbone
-        else:
-            sd = _unwrap(read_file(ppath))
-            sd = _sub(sd, "projector.") if any(str(k).startswith("projector.") for k in sd) else sd
-            model.projector = mlp_from_state_dict(sd, repr(str(ppath)))
-            model.random_projector = _fresh(model.projector)
+        _read_projector(model, projector)
     return model

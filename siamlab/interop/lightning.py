@@ -9,10 +9,16 @@ Return the views' embeddings from ``training_step`` next to the loss and add the
     trainer = lightning.Trainer(callbacks=[SiamlabCallback(every=50, loss_fn=my_loss)])
 
 The diagnostics go to ``<out_dir>/metrics.jsonl`` (default ``<trainer.default_root_dir>/siamlab``),
-which ``siamlab analyze`` reads; the step is ``trainer.global_step`` (optimizer steps so far).
+which ``siamlab analyze`` reads, and — as ``siamlab/<name>`` scalars at the same step — to every logger of
+the trainer (``trainer.loggers``: TensorBoard, CSV, W&B ...), so they sit in the run the trainer already
+logs. When the trainer has loggers, the Monitor's own files are ``metrics.jsonl`` and ``metrics.csv`` (no
+second TensorBoard run) unless ``loggers=`` is given. The step is ``trainer.global_step`` (optimizer steps so far).
+With two views or more in ``"z"`` the records carry LiDAR (the batch's samples as its surrogate classes) beside
+RankMe and α-ReQ (:meth:`Monitor.log`).
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Optional
@@ -36,16 +42,29 @@ class SiamlabCallback(Callback):
     def setup(self, trainer, pl_module, stage: str) -> None:
         if stage == "fit" and self.monitor is None:
             out = self.out_dir or Path(trainer.default_root_dir) / "siamlab"
-            self.monitor = Monitor(out, self.every, **self.kwargs)
+            kwargs = dict(self.kwargs)
+            if trainer.loggers and "loggers" not in kwargs:  # the trainer's loggers carry the scalars (one run)
+                kwargs["loggers"] = ("csv",)
+            self.monitor = Monitor(out, self.every, **kwargs)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         if self.monitor is None or not isinstance(outputs, Mapping) or "z" not in outputs:
             return
         step = trainer.global_step
         epoch = trainer.current_epoch + (batch_idx + 1) / max(1, trainer.num_training_batches)
-        self.monitor.log(step, outputs["z"], outputs.get("p"), loss=outputs.get("loss"), epoch=epoch)
+        vals = self.monitor.log(step, outputs["z"], outputs.get("p"), loss=outputs.get("loss"), epoch=epoch)
+        if vals:
+            to_trainer_loggers(trainer, step, vals)
 
     def teardown(self, trainer, pl_module, stage: str) -> None:
         if stage == "fit" and self.monitor is not None:
             self.monitor.close("interrupted" if trainer.interrupted else "completed")
             self.monitor = None
+
+
+def to_trainer_loggers(trainer, step: int, vals: dict, prefix: str = "siamlab/") -> None:
+    """``vals``' finite numbers as ``<prefix><name>`` scalars at ``step`` to every logger of the trainer."""
+    metrics = {f"{prefix}{k}": float(v) for k, v in vals.items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+    for logger in trainer.loggers if metrics else ():
+        logger.log_metrics(metrics, step=step)

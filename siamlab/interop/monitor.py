@@ -5,7 +5,11 @@ steps it computes what siamlab's engine logs — by the same code, :class:`siaml
 — and appends it to ``metrics.jsonl`` in the engine's format, so ``siamlab analyze DIR`` reads it:
 
 * always: Std, √d·Std, m_o, m_r, ZHANG A.6's covariance term, alignment / uniformity of view 0; the same
-  on the predictor output P; the InfoNCE λ entropy with ``temperature``;
+  on the predictor output P; the InfoNCE λ entropy with ``temperature``; the label-free ``rankme`` and
+  ``alpha_req`` of view 0 and, when ``z`` holds two views or more of every sample, ``lidar`` with the batch's
+  samples as its surrogate classes (:func:`siamlab.analysis.labelfree.batch_metrics`; the engine computes
+  these at evaluations only, on more samples: pass a held-out batch to :meth:`Monitor.log_features` for
+  ``rankme_<name>`` / ``alpha_req_<name>`` of clean features);
 * with ``projector=`` (the module ending in a BatchNorm): ‖center‖ before and after its final BN (CENTER Fig. 5);
 * with ``predictor=``: cos(bias, center) (ZHANG Table 6) and, for a linear predictor, W_p's symmetry,
   diagonal share and ‖W_pᵀW_p − FFᵀ‖ (BRIDGE Thm 3.1);
@@ -13,7 +17,14 @@ steps it computes what siamlab's engine logs — by the same code, :class:`siaml
   and the gradient decomposition of ZHANG §3.2 (G, G_e = o_e + r_e, η*, cos with the de-correlation
   gradient). It is re-run on detached copies, on the anchor's normalized vector as a free vector (ZHANG
   eq. 3), so it must normalize with :func:`siamlab.l2n` (a drop-in for ``F.normalize``); a loss that
-  uses ``F.normalize`` only shows the part of the gradient tangent to the sphere.
+  normalizes otherwise (``F.normalize``, lightly's ``NegativeCosineSimilarity``) only shows the part of the
+  gradient tangent to the sphere, which is detected and said once (:class:`NormalizationWarning`, an
+  ``event`` record, summary.json ``notes``).
+
+At the first diagnostics the Monitor says once which diagnostics it does not log and why
+(:class:`AbsentDiagnosticsWarning`, ``Monitor.absent``, summary.json ``absent``): no final BN in the
+projector → no center norm at the final BN, no predictor → no predictor diagnostics, and so on
+(:mod:`siamlab.interop.monitor_checks`). ``warn=False`` silences the warnings, not the records.
 
 The gradient frame (which tensor is the anchor, which the basic part, and the scale that gives the
 basic part coefficient 1) defaults to SimSiam's when predictor outputs are given — anchor P_a, basic P_b,
@@ -40,12 +51,21 @@ from typing import Callable, Optional, Sequence, Union
 import torch
 from torch import nn
 
+from ..analysis.labelfree import batch_metrics
 from ..analysis.live import LiveDiagnostics
 from ..methods.base import Forward, GradFrame, LossOut
 
 
 class CollapseWarning(UserWarning):
     """The collapse verdict of a monitored run changed (issued once per verdict)."""
+
+
+class NormalizationWarning(UserWarning):
+    """``loss_fn`` normalizes where the Monitor cannot see it (not with siamlab.l2n): issued once."""
+
+
+class AbsentDiagnosticsWarning(UserWarning):
+    """Which diagnostics a monitored loop does not get, and why: issued once, at the first diagnostics."""
 
 
 class _PredictorView:
@@ -138,6 +158,9 @@ class Monitor:
         self.verdict = "unknown"
         self._warned: set = set()
         self._status = "running"
+        self.absent: Optional[dict] = None  # {diagnostics: why not logged}, from the first diagnostics on
+        self.notes: list = []  # what the Monitor said about its own numbers (summary.json "notes")
+        self._normalization_checked = not self.diag.gradients
 
     # --- the loop's calls ------------------------------------------------------------------------
     def should_log(self, step: int) -> bool:
@@ -154,11 +177,12 @@ class Monitor:
         if loss is None and self.loss_fn is not None:
             with torch.no_grad():
                 loss = self.loss_fn([t.detach() for t in out.z], None if out.p is None else [t.detach() for t in out.p])
-        vals = self.diag(out, step)
+        vals = {**self.diag(out, step), **batch_metrics(out.z)}
         if loss is not None:
             loss = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
             self._write("train", step, epoch, loss=loss)
         self._write("diag", step, epoch, **vals)
+        self._report_on_itself(out, vals, step, epoch)
         self._check_verdict(step, epoch)
         return vals
 
@@ -169,6 +193,30 @@ class Monitor:
         vals = self.diag.representation_metrics(features, labels, num_classes)
         self._write("eval", step, epoch, **vals)
         return vals
+
+    # --- what the Monitor says about its own numbers (siamlab.interop.monitor_checks) ---------------
+    def _report_on_itself(self, out: Forward, vals: dict, step: int, epoch: float) -> None:
+        """Once: the diagnostics absent and why; whether loss_fn normalizes where the gradient decomposition
+        cannot see it (checked until the gradient is non-zero)."""
+        from .monitor_checks import absent_diagnostics, absent_text, hidden_normalization_text, tangent_only
+
+        if self.absent is None:
+            self.absent = absent_diagnostics(self._method, out, vals, gradients=self.diag.gradients,
+                                             temperature=self._method.params.tau)
+            if self.absent:
+                self._say(absent_text(self.absent), AbsentDiagnosticsWarning)
+        if not self._normalization_checked:
+            tangent = tangent_only(self._method, out)
+            self._normalization_checked = tangent is not None
+            if tangent:
+                note = hidden_normalization_text(self._method.gradient_frame(out).anchor)
+                self.notes.append(note)
+                self._write("event", step, epoch, event="hidden normalization", note=note)
+                self._say(note, NormalizationWarning)
+
+    def _say(self, text: str, category) -> None:
+        if self.warn and self.main:
+            warnings.warn(text, category, stacklevel=4)
 
     # --- records and verdicts --------------------------------------------------------------------
     def _write(self, kind: str, step: int, epoch: float, **vals) -> None:
@@ -200,7 +248,8 @@ class Monitor:
         self.diag.close()
         self.log_file.close()
         summary = {"status": status, "method": self.name, "dataset": "", "verdict": verdicts(self.history, status),
-                   "steps": max([r["step"] for r in self.history], default=0), "run_dir": str(self.out_dir)}
+                   "steps": max([r["step"] for r in self.history], default=0), "run_dir": str(self.out_dir),
+                   "absent": self.absent or {}, "notes": self.notes}
         if self.main:
             write_json(self.out_dir / "summary.json", summary)
         return summary

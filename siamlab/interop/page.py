@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from ..report.files import save_figure, write_result
-from ..report.html import CSS, figures_html
+from ..report.html import CSS, VIEWPORT, figures_html, scrolling
 
 FEATURE_METRICS = ("std", "std_scaled", "m_o", "m_r", "cov_term", "sigma_i", "l_cor", "l_bound", "erank",
-                   "knn", "ncm", "gen_bound")
+                   "rankme", "lidar", "alpha_req", "knn", "ncm", "gen_bound")
 NETS = (("random_init", "random init"), ("trained", "trained"))
 BAR_PANELS = (("kNN / NCM accuracy, %", ("knn", "ncm")),
               ("collapse (1 = isotropic / 0 = collapsed)", ("std_scaled", "m_r", "m_o")),
@@ -21,7 +21,7 @@ def _figure(ncols: int):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(4.6 * ncols, 3.6))
+    fig = Figure(figsize=(3.8 * ncols, 3.6))  # 3 panels: 1140 px at 100 dpi, shown at that size (report/html.py)
     FigureCanvasAgg(fig)
     return fig, [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
 
@@ -38,11 +38,11 @@ def spectrum_plot(result: dict, path: Path) -> bool:
             if s.size and s.max() > 0:
                 erank = result["networks"][which]["metrics"].get(f"erank_{feat}", float("nan"))
                 ax.semilogy(np.arange(1, s.size + 1), np.maximum(s / s.max(), 1e-12), label=f"{label} (eff. rank {erank:.1f})")
-        ax.set_title(f"spectrum, {feat} (d = {result['networks']['trained']['dims'][feat]})")
+        ax.set_title(f"spectrum, {feat} (d = {result['networks']['trained']['dims'][feat]})", fontsize=10)
         ax.set_xlabel("eigenvalue index")
         ax.set_ylabel("covariance eigenvalue / max")
         if ax.get_lines():
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=8)
     fig.tight_layout()
     save_figure(fig, path)
     return True
@@ -64,7 +64,7 @@ def bars_plot(result: dict, path: Path) -> bool:
             ax.bar(x + (i - 0.5) * 0.38, vals, 0.38, label=label)
         ax.set_xticks(x, keys)
         ax.set_title(f"{title}, {out}", fontsize=9)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     save_figure(fig, path)
     return True
@@ -83,8 +83,8 @@ def fmt(v) -> str:
 
 def _table(result: dict) -> str:
     rows = "".join(f"<tr><td>{escape(k)}</td><td>{escape(fmt(r))}</td><td>{escape(fmt(t))}</td></tr>" for k, r, t in metric_rows(result))
-    return ('<table class="results" id="results-table"><tr><th>metric</th><th>random init</th><th>trained</th></tr>'
-            + rows + "</table>")
+    return scrolling('<table class="results" id="results-table"><tr><th>metric</th><th>random init</th><th>trained</th></tr>'
+                     + rows + "</table>")
 
 
 def write_page(result: dict, out: Path) -> Path:
@@ -102,7 +102,7 @@ def write_page(result: dict, out: Path) -> Path:
     rule = escape(result["networks"]["trained"]["verdict"]["rule"])
     title = f"siamlab diagnose: {result['model']}"
     html = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title><style>{CSS}</style></head>
+<html lang="en"><head><meta charset="utf-8">{VIEWPORT}<title>{escape(title)}</title><style>{CSS}</style></head>
 <body>
 <h1>{escape(title)}</h1>
 <p><b>Layout:</b> {escape(str(result['layout']))} &middot; <b>data:</b> {escape(str(result['dataset']))}
@@ -111,7 +111,8 @@ def write_page(result: dict, out: Path) -> Path:
 <h2>Metrics on clean test features</h2>{_table(result)}
 <p><small>std / std_scaled: Chen &amp; He's Std of l2-normalized features and √d·Std; m_o = ‖center‖ (CENTER's s), m_r
 (ZHANG §3.1); cov_term: ZHANG A.6; sigma_i: ‖Σ − I‖²/d (BRIDGE Fig. 1); l_cor, l_bound: GEN eq. 8, 11 with the dataset's K;
-erank: effective rank of the covariance; knn: weighted kNN top-1, %; ncm: nearest class mean, %; gen_bound: GEN Theorem 3 bound
+erank: effective rank of the covariance; rankme, lidar, alpha_req: the label-free measures of Garrido et al. 2023,
+Thilak et al. 2023 (on augmented views of training images) and Agrawal et al. 2022 (README "Label-free quality"); knn: weighted kNN top-1, %; ncm: nearest class mean, %; gen_bound: GEN Theorem 3 bound
 on the NCM error, %. The random-init row is the same architecture with fresh weights.</small></p>
 <h2>Figures</h2>{figures_html({"figures": figures}, out)}
 </body></html>

@@ -3,12 +3,16 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..errors import DataError, bad_value, unknown_name
+from ..errors import ConfigError, DataError, bad_value, unknown_name
 from .resnet import resnet18, resnet50
 from .small import ConvNet, MLPBackbone
+from .vit import VIT_SIZES, build_vit
 
-IMAGE_BACKBONES = ("resnet18", "resnet50", "convnet")
+IMAGE_BACKBONES = ("resnet18", "resnet50", "convnet", *VIT_SIZES)
 VECTOR_BACKBONES = ("mlp",)
+USER_BACKBONE = "user"  # a Python program's own nn.Module, passed to siamlab.fit (siamlab/engine/user_run.py)
+USER_BACKBONE_NOTE = ("model.backbone=user names the nn.Module a Python program passed to siamlab.fit; pass it again "
+                      "(siamlab.fit(backbone, dataset, resume=RUN) resumes such a run), or choose one of {names}")
 AUTO_CIFAR_MAX_PX = 64  # stem "auto": the cifar stem for images up to this size
 
 
@@ -24,6 +28,8 @@ def resolve_stem(stem: str, in_shape: tuple) -> str:
 def check_backbone(name: str, kind: str, what: str = "") -> None:
     """``model.backbone`` fits ``kind`` ("image" / "vector") data; ``what`` names the data in the message.
     Needs no data: the run's config checks call it with the dataset's kind before anything is loaded."""
+    if name == USER_BACKBONE:
+        raise ConfigError(USER_BACKBONE_NOTE.format(names=", ".join(IMAGE_BACKBONES + VECTOR_BACKBONES)) + ".")
     if name not in IMAGE_BACKBONES + VECTOR_BACKBONES:
         raise unknown_name("model.backbone", name, IMAGE_BACKBONES + VECTOR_BACKBONES)
     if kind == "vector" and name not in VECTOR_BACKBONES:
@@ -39,7 +45,8 @@ def _check_kind(name: str, in_shape: tuple) -> None:
 def build_backbone(model_cfg, in_shape: tuple) -> nn.Module:
     """Backbone for inputs of shape (C, H, W) or (D,); it returns pooled features and has ``out_dim``.
 
-    ResNets keep torchvision's widths (``model.width`` applies to convnet and mlp only).
+    ResNets and ViTs keep torchvision's widths (``model.width`` applies to convnet and mlp only); a ViT's
+    image size is the data's, its patch side ``model.patch_size``.
     """
     in_shape = tuple(int(s) for s in in_shape)
     if len(in_shape) not in (1, 3) or min(in_shape) < 1:
@@ -48,6 +55,8 @@ def build_backbone(model_cfg, in_shape: tuple) -> nn.Module:
     _check_kind(name, in_shape)
     if name == "mlp":
         return MLPBackbone(in_shape[0], model_cfg.width)
+    if name in VIT_SIZES:
+        return build_vit(name, in_shape, model_cfg.patch_size)
     stem = resolve_stem(model_cfg.stem, in_shape)
     if name == "convnet":
         return ConvNet(in_shape[0], model_cfg.width, stem)

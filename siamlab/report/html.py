@@ -5,6 +5,12 @@ lists, and writes ``report.html`` next to them. Every piece of text, including r
 error messages, goes through :func:`html.escape`; images are embedded as base64 data URIs, so the
 file opens without network or neighbouring files.
 
+Layout (:data:`CSS`, checked in headless Chromium at 420 and 1280 px by tests/test_report_layout.py): the page never
+scrolls sideways — each table sits in a ``div.table-scroll`` that scrolls inside itself, long words wrap —, and a
+figure is shown at its own pixel size where it fits (the plots are drawn so that their text is then at least 10 px
+high, :mod:`siamlab.report.plots`), scaled down where it does not; a click opens it at full size over the page (a
+hidden checkbox and its label: no script), and a second click closes it.
+
 ``results.json`` is input like any other: a file that does not have the layout ``siamlab reproduce``
 writes is refused with one sentence naming the field, and only PNG files inside the experiment
 folder are embedded. A figure path that is absolute, climbs out with ``..`` or is a symlink leading
@@ -23,22 +29,30 @@ from ..errors import SiamlabError
 from .files import write_result
 
 TABLE_BG = "#e0f0ff"  # the results table's background (tests look for this colour in a screenshot)
+VIEWPORT = '<meta name="viewport" content="width=device-width, initial-scale=1">'
 
 VERDICT_STYLE = {"reproduced": "#1b7f3b", "not reproduced": "#b3261e", "undecidable": "#5b5b8f", "not run": "#7a5c00"}
 
 CSS = f"""
 body {{ font-family: sans-serif; margin: 24px; color: #222; max-width: 1200px; }}
+@media (max-width: 600px) {{ body {{ margin: 12px; }} }}
+h1, h2, h3, p, li, figcaption {{ overflow-wrap: anywhere; }}
 h1 {{ font-size: 22px; }} h2 {{ font-size: 17px; margin-top: 28px; }}
 .verdict {{ display: inline-block; padding: 6px 12px; border-radius: 4px; color: white; font-weight: bold; }}
+.table-scroll {{ max-width: 100%; overflow-x: auto; }}
 table.results {{ border-collapse: collapse; background: {TABLE_BG}; font-size: 13px; }}
 table.results td, table.results th {{ border: 1px solid #9ab; padding: 4px 8px; text-align: left; }}
 table.runs {{ border-collapse: collapse; font-size: 12px; }}
 table.runs td, table.runs th {{ border: 1px solid #ccc; padding: 2px 6px; }}
 .ri td {{ font-style: italic; }}
 .claim-ok {{ color: #1b7f3b; }} .claim-bad {{ color: #b3261e; }} .claim-none {{ color: #7a5c00; }} .claim-und {{ color: #5b5b8f; }}
-figure {{ display: inline-block; margin: 8px; vertical-align: top; max-width: 560px; }}
-figure img {{ max-width: 100%; border: 1px solid #ddd; }}
-pre {{ background: #f6f6f6; padding: 8px; font-size: 12px; white-space: pre-wrap; }}
+figure {{ display: inline-block; margin: 8px; vertical-align: top; max-width: calc(100% - 16px); }}
+figure img {{ max-width: 100%; height: auto; border: 1px solid #ddd; cursor: zoom-in; }}
+input.zoom {{ display: none; }}
+input.zoom:checked + label {{ position: fixed; inset: 0; z-index: 10; overflow: auto; padding: 16px;
+  background: rgba(0, 0, 0, 0.85); }}
+input.zoom:checked + label img {{ max-width: none; background: white; cursor: zoom-out; }}
+pre {{ background: #f6f6f6; padding: 8px; font-size: 12px; white-space: pre-wrap; overflow-wrap: anywhere; }}
 """
 
 
@@ -56,12 +70,29 @@ def _table(res: dict) -> str:
         cls = ' class="ri"' if row.get("random_init") else ""
         tds = "".join(f"<td>{escape(str(c))}</td>" for c in cells)
         body.append(f"<tr{cls}>{tds}</tr>")
-    return f'<table class="results" id="results-table"><tr>{head}</tr>{"".join(body)}</table>'
+    return scrolling(f'<table class="results" id="results-table"><tr>{head}</tr>{"".join(body)}</table>')
+
+
+def scrolling(table: str) -> str:
+    """A table in a box that scrolls sideways by itself when the table is wider than the page."""
+    return f'<div class="table-scroll">{table}</div>'
 
 
 def _text(value) -> str:
     """A results.json value as text: null (or absent) as nothing, anything else (a hand-edited number, list) as str."""
     return "" if value is None else str(value)
+
+
+def _claim_numbers(c: dict) -> str:
+    """The claim's quantity against its threshold: value, 95 % interval, distance (positive on the claimed side)."""
+    num = lambda v: f"{v:.3g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else "—"  # noqa: E731
+    if not isinstance(c.get("value"), (int, float)):
+        return ""
+    iv = c.get("interval") if isinstance(c.get("interval"), list) and len(c["interval"]) == 2 else None
+    text = (f"{_text(c.get('quantity'))}: {num(c['value'])}" + (f" [{num(iv[0])}, {num(iv[1])}]" if iv else "")
+            + f"; threshold {_text(c.get('side'))} {num(c.get('threshold'))}; distance {num(c.get('distance'))}"
+            + f"; paper {num(c.get('paper'))}; {_text(c.get('seeds'))} seed(s)")
+    return f'<br><small class="numbers">{escape(text)}</small>'
 
 
 def _claim_items(claims: list) -> str:
@@ -72,7 +103,7 @@ def _claim_items(claims: list) -> str:
         if _text(c.get("verdict")).startswith("undecidable"):
             cls = "claim-und"
         items.append(f'<li class="{cls}"><b>{escape(_text(c.get("verdict")))}</b>: {escape(_text(c.get("text")))}'
-                     f'<br><small>{escape(_text(c.get("explanation")))}</small></li>')
+                     f'{_claim_numbers(c)}<br><small>{escape(_text(c.get("explanation")))}</small></li>')
     return "<ul>" + "".join(items) + "</ul>"
 
 
@@ -120,13 +151,15 @@ def figures_html(res: dict, folder: Path, src: Optional[Path] = None) -> str:
     PNG files inside ``folder`` are embedded (:func:`figure_path`). ``src``: the file that listed them, for messages."""
     src = src if src is not None else folder / "results.json"
     out = []
-    for f in res.get("figures", []):
+    for i, f in enumerate(res.get("figures", [])):
         path = figure_path(folder, str(f.get("file", "")), src)
         cap = escape(str(f.get("caption", "")))
         data = path.read_bytes() if f.get("drawn") and path.is_file() else b""
         if data.startswith(PNG_SIGNATURE):
             b64 = base64.b64encode(data).decode("ascii")
-            out.append(f'<figure><img alt="{cap}" src="data:image/png;base64,{b64}"><figcaption>{cap}</figcaption></figure>')
+            out.append(f'<figure><input type="checkbox" class="zoom" id="zoom-{i}"><label for="zoom-{i}" '
+                       f'title="click: full size"><img alt="{cap}" src="data:image/png;base64,{b64}"></label>'
+                       f'<figcaption>{cap}</figcaption></figure>')
         else:
             why = f.get("why") or ("not a PNG file" if data else "file missing")
             out.append(f"<p><i>Figure not drawn: {cap} ({escape(str(why))})</i></p>")
@@ -138,7 +171,8 @@ def _runs(res: dict) -> str:
         f"<tr><td>{escape(str(r.get('label')))}</td><td>{escape(str(r.get('seed')))}</td><td>{escape(str(r.get('status')))}</td>"
         f"<td>{escape(str(r.get('seconds')))}</td><td>{escape(str(r.get('message', '')))}</td><td>{escape(str(r.get('run_dir', '')))}</td></tr>"
         for r in res.get("runs", []))
-    return f'<table class="runs"><tr><th>arm</th><th>seed</th><th>status</th><th>seconds</th><th>message</th><th>folder</th></tr>{rows}</table>'
+    return scrolling(f'<table class="runs"><tr><th>arm</th><th>seed</th><th>status</th><th>seconds</th><th>message</th>'
+                     f'<th>folder</th></tr>{rows}</table>')
 
 
 def _arms(res: dict) -> str:
@@ -168,7 +202,7 @@ def render(res: dict, folder: Path, src: Path) -> str:
     title = f"{res.get('id', '?')}: {res.get('paper', '')} {res.get('item', '')}"
     scale_note = "tiny scale checks plumbing only: its verdicts say nothing about the paper." if res.get("scale") == "tiny" else ""
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title><style>{CSS}</style></head>
+<html lang="en"><head><meta charset="utf-8">{VIEWPORT}<title>{escape(title)}</title><style>{CSS}</style></head>
 <body>
 <h1>{escape(title)}</h1>
 <p><b>Expected (paper):</b> {escape(str(res.get('expected', '')))}</p>

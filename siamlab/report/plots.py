@@ -25,10 +25,16 @@ def _labels(results, params) -> list[str]:
     return [lab for lab in params["arms"] if lab in have] if params.get("arms") else have
 
 
+# Figures are drawn at DPI dots per inch, at most MAX_WIDTH_IN wide, and no text is smaller than 8 pt: in a report
+# at 1280 px they are shown at their own size (report/html.py), so every letter is at least 10 px high.
+DPI = 90
+MAX_WIDTH_IN = 13.0  # 1170 px
+
+
 def _save(fig, path: Path) -> bool:
     fig.tight_layout()
     try:
-        save_figure(fig, path, dpi=90)
+        save_figure(fig, path, dpi=DPI)
     finally:
         plt.close(fig)
     return True
@@ -101,7 +107,7 @@ def bars(results, params: dict, path: Path) -> bool:
     labs = [lab for lab in _labels(results, params) if any(results.stats(lab, m)["mean"] is not None for m in names)]
     if not labs:
         return False
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(labs) * len(names) ** 0.5), 4.0))
+    fig, ax = plt.subplots(figsize=(min(MAX_WIDTH_IN, max(5.0, 1.1 * len(labs) * len(names) ** 0.5)), 4.0))
     width = 0.8 / len(names)
     for j, m in enumerate(names):
         st = [results.stats(lab, m) for lab in labs]
@@ -139,7 +145,7 @@ def scatter_fit(results, params: dict, path: Path) -> bool:
     fig, ax = plt.subplots(figsize=(6.0, 4.2))
     ax.scatter([p[1] for p in pts], [p[2] for p in pts], color="#1f77b4")
     for lab, x, y in pts:
-        ax.annotate(lab, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.annotate(lab, (x, y), fontsize=8, xytext=(3, 3), textcoords="offset points")
     fit = [p for p in pts if p[0] in params.get("fit_arms", [p[0] for p in pts])]
     if len(fit) >= 2:
         a, b = lstsq_line([p[1] for p in fit], [p[2] for p in fit])
@@ -178,7 +184,7 @@ def trajectory(results, params: dict, path: Path) -> bool:
         return False
     ax.set_xlabel(params.get("xlabel", mx))
     ax.set_ylabel(params.get("ylabel", my))
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return _save(fig, path)
 
@@ -229,9 +235,12 @@ def heatmap(results, params: dict, path: Path, out_dir: Path) -> bool:
                 panels.append((f"{lab}: {key}", data[key]))
     if not panels:
         return False
-    n = len(panels)
-    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.4), squeeze=False)
-    for ax, (title, m) in zip(axes[0], panels):
+    cols = min(len(panels), 3)
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.4 * rows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_axis_off()
+    for ax, (title, m) in zip(axes.flat, panels):
         lim = float(np.abs(m).max()) or 1.0
         im = ax.imshow(m, cmap="RdBu_r", vmin=-lim, vmax=lim)
         ax.set_title(title, fontsize=8)
