@@ -22,11 +22,11 @@ VOLATILE = {"seconds", "run_seconds", "finished", "run_dir", "time", "wall", "el
             "steps_per_s", "throughput", "eta_s"}
 
 
-def _tiny_vector_experiment() -> Experiment:
-    """Two methods on CENTER's blobs (tiny: an MLP, 160 points), two seeds each: four runs of a second."""
+def _tiny_experiment() -> Experiment:
+    """Two methods on tiny digits (a width-8 ConvNet, 160 images), two seeds each: four runs of a second."""
     arms = [Arm("SimSiam"), Arm("BYOL", {"method": {"name": "byol"}})]
     return Experiment("jobs-check", "P", "item", "it trains", arms, [Claim("trains", ["*"], lambda res: (True, "always"))],
-                      [Column("knn", "kNN"), Column("std", "std")], data_kind="vector", seeds={"tiny": 2, "smoke": 2, "paper": 1})
+                      [Column("knn", "kNN"), Column("std", "std")], seeds={"tiny": 2, "smoke": 2, "paper": 1})
 
 
 def _strip(x):
@@ -45,8 +45,8 @@ def _metrics(run: Path) -> list:
 def test_two_jobs_give_every_number_of_one_job(tmp_path):
     """Both folders under different parents (a sibling folder's finished run would be copied, not made again)."""
     lines = []
-    one = run_experiment(_tiny_vector_experiment(), "tiny", out=str(tmp_path / "a" / "x"), log=lambda s: None, jobs=1)
-    two = run_experiment(_tiny_vector_experiment(), "tiny", out=str(tmp_path / "b" / "x"), log=lines.append, jobs=2)
+    one = run_experiment(_tiny_experiment(), "tiny", out=str(tmp_path / "a" / "x"), log=lambda s: None, jobs=1)
+    two = run_experiment(_tiny_experiment(), "tiny", out=str(tmp_path / "b" / "x"), log=lines.append, jobs=2)
     r1, r2 = (json.loads((d / "results.json").read_text()) for d in (one, two))
     assert [r["status"] for r in r1["runs"]] == ["completed"] * 4
     assert _strip(r1) == _strip(r2)  # every metric of every row, the claims, the verdicts
@@ -60,7 +60,7 @@ def test_two_jobs_give_every_number_of_one_job(tmp_path):
     assert len(starts) == 4 and any(" epoch 1/1" in line for line in lines)  # progress lines come back from workers
     # the same experiment again: every run is reused, and the line says so (no "running", no seconds)
     again = []
-    run_experiment(_tiny_vector_experiment(), "tiny", out=str(tmp_path / "b" / "x"), log=again.append, jobs=2)
+    run_experiment(_tiny_experiment(), "tiny", out=str(tmp_path / "b" / "x"), log=again.append, jobs=2)
     assert len(again) == 4 and all(": reused | completed" in line and not line.endswith("s") for line in again), again
 
 
