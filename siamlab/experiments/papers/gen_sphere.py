@@ -31,6 +31,7 @@ import torch
 
 from .. import measures
 from ..spec import Arm, Claim, Column, Experiment, Figure
+from ..stats import Verdict
 from .sphere_points import frame_fit, nn_cv, pairwise_deg, signature, signature_distance
 
 N_POINTS = 12
@@ -128,6 +129,10 @@ def _vals(res, label: str, key: str) -> list:
     return [measures.value(r, key) for r in _runs(res, label)]
 
 
+def _seeds(res, labels: list) -> int:
+    return min(len(_runs(res, lab)) for lab in labels)
+
+
 def _range(vals: list, digits: str = ".3g") -> str:
     return f"{min(vals):{digits}}–{max(vals):{digits}}" if len(vals) > 1 else f"{vals[0]:{digits}}"
 
@@ -143,7 +148,7 @@ def minimized_at_distinct(labels: list) -> callable:
         why = res.missing(labels, "loss_cor")
         if why:
             return None, why
-        ok, parts = True, []
+        ok, parts, worst = True, [], []
         for lab in labels:
             lc = _vals(res, lab, "loss_cor")
             sigs = [r.summary.get("signature") for r in _runs(res, lab)]
@@ -151,9 +156,12 @@ def minimized_at_distinct(labels: list) -> callable:
                 return None, f"'{lab}': distinct configurations need two restarts with their pairwise angles"
             dist = [signature_distance(a, b) for i, a in enumerate(sigs) for b in sigs[i + 1:]]
             ok &= max(lc) < L_COR_ZERO and min(dist) > DISTINCT_DEG
+            worst.append(min(dist))
             parts.append(f"'{lab}': L_cor {_range(lc, '.2g')} over {len(lc)} restarts, restarts differ by "
                          f"{_range(dist, '.2f')}° (sorted pairwise angles)")
-        return ok, "; ".join(parts) + f"; rule: L_cor < {L_COR_ZERO:g} in every restart and every two differ by > {DISTINCT_DEG:g}°"
+        return Verdict(ok, "; ".join(parts) + f"; rule: L_cor < {L_COR_ZERO:g} in every restart and every two differ by > "
+                       f"{DISTINCT_DEG:g}°", value=min(worst), threshold=DISTINCT_DEG, side="above", seeds=_seeds(res, labels),
+                       quantity="smallest difference between two restarts' configurations (°, sorted pairwise angles)")
 
     return rule
 
@@ -169,13 +177,16 @@ def stays_on_frame(labels: list) -> callable:
         why = res.missing(labels, "loss_cor") or res.missing(labels, "axis_deg")
         if why:
             return None, why
-        ok, parts = True, []
+        ok, parts, worst = True, [], []
         for lab in labels:
             lc, ax, ax0 = _vals(res, lab, "loss_cor"), _vals(res, lab, "axis_deg"), _vals(res, lab, "axis_deg_init")
             ok &= max(lc) < L_COR_ZERO and max(ax) < ON_FRAME_DEG
+            worst.append(max(ax))
             parts.append(f"'{lab}': L_cor {_range(lc, '.2g')}, mean angle to the nearest ±axis {_range(ax, '.2f')}° "
                          f"(start {_range([a for a in ax0 if a is not None], '.2f')}°)")
-        return ok, "; ".join(parts) + f"; rule: L_cor < {L_COR_ZERO:g} and angle < {ON_FRAME_DEG:g}° in every restart"
+        return Verdict(ok, "; ".join(parts) + f"; rule: L_cor < {L_COR_ZERO:g} and angle < {ON_FRAME_DEG:g}° in every restart",
+                       value=max(worst), threshold=ON_FRAME_DEG, side="below", seeds=_seeds(res, labels),
+                       quantity="largest mean angle to the nearest ±axis after L_cor (°)")
 
     return rule
 
@@ -192,15 +203,18 @@ def spreads_evenly(labels: list) -> callable:
         why = res.missing(labels, "nn_cv") or res.missing(labels, "axis_deg") or res.missing(labels, "min_angle")
         if why:
             return None, why
-        ok, parts = True, []
+        ok, parts, worst = True, [], []
         for lab in labels:
             cv, ax, low = _vals(res, lab, "nn_cv"), _vals(res, lab, "axis_deg"), _vals(res, lab, "min_angle")
             best = BEST_MIN_ANGLE[res.experiment.arm(lab, res.scale).x]
             ok &= max(cv) < EVEN_CV and min(low) > best - EVEN_TOL_DEG and min(ax) > ON_FRAME_DEG
+            worst.append(max(cv))
             parts.append(f"'{lab}': nearest-neighbour CV {_range(cv, '.2g')}, smallest angle {_range(low, '.2f')}° (best "
                          f"possible {best:.2f}°), angle to the nearest ±axis {_range(ax, '.1f')}°")
-        return ok, "; ".join(parts) + (f"; rule: CV < {EVEN_CV:g}, smallest angle within {EVEN_TOL_DEG:g}° of the best "
-                                       f"possible and angle to the axes > {ON_FRAME_DEG:g}° in every restart")
+        return Verdict(ok, "; ".join(parts) + (f"; rule: CV < {EVEN_CV:g}, smallest angle within {EVEN_TOL_DEG:g}° of the "
+                                               f"best possible and angle to the axes > {ON_FRAME_DEG:g}° in every restart"),
+                       value=max(worst), threshold=EVEN_CV, side="below", seeds=_seeds(res, labels),
+                       quantity="largest nearest-neighbour angle CV after L_uniform")
 
     return rule
 
@@ -216,17 +230,20 @@ def less_separated(pairs: list) -> callable:
         why = res.missing(labels, "min_angle")
         if why:
             return None, why
-        ok, parts = True, []
+        ok, parts, worst = True, [], []
         for cor, uni in pairs:
             a = {r.seed: r for r in _runs(res, cor)}
             b = {r.seed: r for r in _runs(res, uni)}
             seeds = sorted(set(a) & set(b))
             gaps = [measures.value(b[s], "min_angle") - measures.value(a[s], "min_angle") for s in seeds]
             ok &= bool(gaps) and min(gaps) > 0
+            worst.extend(gaps)
             parts.append(f"'{cor}' {_range(_vals(res, cor, 'min_angle'), '.1f')}° vs '{uni}' "
                          f"{_range(_vals(res, uni, 'min_angle'), '.1f')}°, L_uniform's larger by {_range(gaps, '.1f')}° "
                          f"over {len(seeds)} paired restarts")
-        return ok, "; ".join(parts) + "; rule: L_cor's smallest pairwise angle below L_uniform's in every restart"
+        return Verdict(ok, "; ".join(parts) + "; rule: L_cor's smallest pairwise angle below L_uniform's in every restart",
+                       value=min(worst, default=None), threshold=0.0, side="above", seeds=_seeds(res, labels),
+                       quantity="smallest margin of L_uniform's smallest pairwise angle over L_cor's, paired restarts (°)")
 
     return rule
 
