@@ -12,6 +12,7 @@ from siamlab.analysis import metrics as M
 from siamlab.experiments import get
 from siamlab.experiments.measures import RunRecord
 from siamlab.experiments.papers import gen_sphere as G
+from siamlab.experiments.papers import sphere_points as P
 from siamlab.experiments.results import Results
 
 
@@ -48,25 +49,25 @@ def test_uniformity_of_the_12_gon_matches_the_chord_formula():
 
 
 def test_frame_fit_finds_the_frame_and_the_12_gon_s_best_frame():
-    assert G.frame_fit(frame_points(3))[0] < 1e-3  # the exact frame, whatever its rotation
+    assert P.frame_fit(frame_points(3))[0] < 1e-3  # the exact frame, whatever its rotation
     noisy = frame_points(4, noise=0.02)
-    assert G.frame_fit(noisy)[0] <= G.axis_deg(noisy, rotation3(4)) + 1e-9  # at least as good as the frame they came from
+    assert P.frame_fit(noisy)[0] <= P.axis_deg(noisy, rotation3(4)) + 1e-9  # at least as good as the frame they came from
     # regular 12-gon: a frame through a vertex leaves 4 vertices on the axes and 8 at 30° -> 20° (any other angle is worse)
-    assert G.frame_fit(polygon(12, 0.3))[0] == pytest.approx(20.0, abs=1e-3)
-    frame = G.frame_fit(frame_points(6, noise=0.1))[1]
+    assert P.frame_fit(polygon(12, 0.3))[0] == pytest.approx(20.0, abs=1e-3)
+    frame = P.frame_fit(frame_points(6, noise=0.1))[1]
     assert np.allclose(frame @ frame.T, np.eye(3), atol=1e-9)  # the fitted frame is orthonormal
 
 
 def test_evenness_separation_and_signature():
-    assert G.nn_cv(polygon(12)) == pytest.approx(0.0, abs=1e-12)
+    assert P.nn_cv(polygon(12)) == pytest.approx(0.0, abs=1e-12)
     gaps = np.radians([0, 10, 40, 90, 150, 200, 260, 300])  # uneven: nearest neighbours at 10, 10, 30, 50, 50, 50, 40, 40°
     nn = np.array([10, 10, 30, 50, 50, 50, 40, 40.0])
-    assert G.nn_cv(np.stack([np.cos(gaps), np.sin(gaps)], 1)) == pytest.approx(nn.std() / nn.mean(), rel=1e-9)
+    assert P.nn_cv(np.stack([np.cos(gaps), np.sin(gaps)], 1)) == pytest.approx(nn.std() / nn.mean(), rel=1e-9)
     z = frame_points(7, noise=0.05)
     moved = (z @ rotation3(8).T)[np.random.default_rng(9).permutation(12)] * np.array([1, -1, 1])  # rotate, relabel, mirror
-    assert G.signature_distance(G.signature(z), G.signature(moved)) < 1e-9
-    assert G.signature_distance(G.signature(z), G.signature(frame_points(10, noise=0.05))) > 0.1
-    a = G.pairwise_deg(polygon(12))
+    assert P.signature_distance(P.signature(z), P.signature(moved)) < 1e-9
+    assert P.signature_distance(P.signature(z), P.signature(frame_points(10, noise=0.05))) > 0.1
+    a = P.pairwise_deg(polygon(12))
     assert a[0, 1] == pytest.approx(30.0) and a[0, 6] == pytest.approx(180.0)
 
 
@@ -74,9 +75,9 @@ def test_starts_are_seeded_paired_and_a_frame_start_has_n_over_d_points_per_axis
     p = {"n": 12, "d": 3, "start": "frame", "noise": 0.0}
     z = G._start(p, 3).numpy()
     assert np.array_equal(z, G._start(p, 3).numpy()) and not np.array_equal(z, G._start(p, 4).numpy())
-    frame = np.array(G.frame_fit(z)[1])
+    frame = np.array(P.frame_fit(z)[1])
     counts = np.bincount(np.abs(z @ frame.T).argmax(axis=1), minlength=3)
-    assert sorted(counts) == [4, 4, 4] and G.frame_fit(z)[0] < 1e-3
+    assert sorted(counts) == [4, 4, 4] and P.frame_fit(z)[0] < 1e-3
     cor = G.optimize_points({"points": {**p, "loss": "cor"}, "optim": {"steps": 5, "lr": 1.0}, "diag": {"every_steps": 1}}, 3)[0]
     uni = G.optimize_points({"points": {**p, "loss": "uniform"}, "optim": {"steps": 5, "lr": 1.0}, "diag": {"every_steps": 1}}, 3)[0]
     assert cor["start_points"] == uni["start_points"]  # the two losses start from the same points

@@ -1,5 +1,6 @@
 """`siamlab reproduce --jobs N`: the same numbers as one job, lines for reused runs, a dead worker fails only its run,
-SIGTERM stops the workers too and the same command continues."""
+SIGTERM stops the workers too and leaves runs the same command reuses or resumes (tests/test_runner.py runs that
+command again after a SIGTERM with one job; runs.plan / runs.execute are the same code for any N)."""
 from __future__ import annotations
 
 import json
@@ -10,7 +11,10 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 from siamlab.experiments import run_experiment
+from siamlab.experiments.runs import cached, resumable
 from siamlab.experiments.spec import Arm, Claim, Column, Experiment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,11 +22,11 @@ VOLATILE = {"seconds", "run_seconds", "finished", "run_dir", "time", "wall", "el
             "steps_per_s", "throughput", "eta_s"}
 
 
-def _tiny_vector_experiment() -> Experiment:
-    """Two methods on CENTER's blobs (tiny: an MLP, 160 points), two seeds each: four runs of a second."""
+def _tiny_experiment() -> Experiment:
+    """Two methods on tiny digits (a width-8 ConvNet, 160 images), two seeds each: four runs of a second."""
     arms = [Arm("SimSiam"), Arm("BYOL", {"method": {"name": "byol"}})]
     return Experiment("jobs-check", "P", "item", "it trains", arms, [Claim("trains", ["*"], lambda res: (True, "always"))],
-                      [Column("knn", "kNN"), Column("std", "std")], data_kind="vector", seeds={"tiny": 2, "smoke": 2, "paper": 1})
+                      [Column("knn", "kNN"), Column("std", "std")], seeds={"tiny": 2, "smoke": 2, "paper": 1})
 
 
 def _strip(x):
@@ -41,8 +45,8 @@ def _metrics(run: Path) -> list:
 def test_two_jobs_give_every_number_of_one_job(tmp_path):
     """Both folders under different parents (a sibling folder's finished run would be copied, not made again)."""
     lines = []
-    one = run_experiment(_tiny_vector_experiment(), "tiny", out=str(tmp_path / "a" / "x"), log=lambda s: None, jobs=1)
-    two = run_experiment(_tiny_vector_experiment(), "tiny", out=str(tmp_path / "b" / "x"), log=lines.append, jobs=2)
+    one = run_experiment(_tiny_experiment(), "tiny", out=str(tmp_path / "a" / "x"), log=lambda s: None, jobs=1)
+    two = run_experiment(_tiny_experiment(), "tiny", out=str(tmp_path / "b" / "x"), log=lines.append, jobs=2)
     r1, r2 = (json.loads((d / "results.json").read_text()) for d in (one, two))
     assert [r["status"] for r in r1["runs"]] == ["completed"] * 4
     assert _strip(r1) == _strip(r2)  # every metric of every row, the claims, the verdicts
@@ -56,7 +60,7 @@ def test_two_jobs_give_every_number_of_one_job(tmp_path):
     assert len(starts) == 4 and any(" epoch 1/1" in line for line in lines)  # progress lines come back from workers
     # the same experiment again: every run is reused, and the line says so (no "running", no seconds)
     again = []
-    run_experiment(_tiny_vector_experiment(), "tiny", out=str(tmp_path / "b" / "x"), log=again.append, jobs=2)
+    run_experiment(_tiny_experiment(), "tiny", out=str(tmp_path / "b" / "x"), log=again.append, jobs=2)
     assert len(again) == 4 and all(": reused | completed" in line and not line.endswith("s") for line in again), again
 
 
@@ -78,17 +82,17 @@ def test_a_worker_that_dies_fails_only_its_own_run(tmp_path):
     assert "worker process died (exit code 3)" in runs[1]["message"]
 
 
-def test_sigterm_stops_the_workers_and_the_same_command_continues(tmp_path):
+def test_sigterm_stops_the_workers_and_leaves_runs_to_reuse_or_resume(tmp_path):
     out = tmp_path / "t2"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "siamlab", "reproduce", "zhang-t2", "--scale", "tiny", "--out", str(out), "--jobs", "2",
-           "--set", "optim.epochs=3"]
+           "--set", "optim.epochs=20"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     seen = []
     workers = []
     for line in proc.stdout:
         seen.append(line)
-        if " epoch 1/3: loss" in line:  # a worker is training
+        if " epoch 1/20: loss" in line:  # the run furthest on is at 1 of 20 epochs: none can finish before the stop
             workers = _children(proc.pid)
             proc.send_signal(signal.SIGTERM)
             break
@@ -100,14 +104,13 @@ def test_sigterm_stops_the_workers_and_the_same_command_continues(tmp_path):
     assert len(workers) >= 2
     time.sleep(2)
     assert not [p for p in workers if _alive(p)], workers  # no worker left behind
-    summaries = [json.loads(p.read_text()) for p in (out / "runs").glob("*/summary.json")]
-    assert summaries and {s["status"] for s in summaries} <= {"interrupted", "completed"} and not (out / "results.json").exists()
-    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-    assert again.returncode == 0, again.stderr
-    if any(s["status"] == "interrupted" for s in summaries):
-        assert " resuming " in again.stdout  # an interrupted run resumes from its checkpoint in a worker
-    res = json.loads((out / "results.json").read_text())
-    assert [r["status"] in ("completed", "diverged") for r in res["runs"]] == [True] * 4
+    summaries = {p.parent: json.loads(p.read_text()) for p in (out / "runs").glob("*/summary.json")}
+    assert summaries and {s["status"] for s in summaries.values()} <= {"interrupted", "completed"}
+    assert not (out / "results.json").exists()
+    for run, summ in summaries.items():  # what the same command does next: reuse the finished, resume the interrupted
+        current = yaml.safe_load((run / "config.yaml").read_text())
+        assert (cached(run, current) is not None) == (summ["status"] == "completed")
+        assert resumable(run, current) == (summ["status"] == "interrupted")
 
 
 def _stat(pid) -> list:

@@ -68,7 +68,8 @@ def test_seeds_grow_for_the_arms_of_an_undecidable_claim_until_it_is_decided(tmp
 def test_seeds_stop_at_the_cap_and_never_grow_at_tiny_scale(tmp_path, could_decide):
     out = run_experiment(_toy(decided_at(99)), "smoke", out=str(tmp_path / "cap"), log=lambda s: None)
     res = json.loads((out / "results.json").read_text())
-    assert res["seeds_by_arm"]["A"] == seed_cap("smoke") == res["seed_cap"] and res["claims"][0]["verdict"] == UND
+    assert res["seeds_by_arm"]["A"] == seed_cap(_toy(None), "smoke") == gates.SEED_CAP["smoke"] == res["seed_cap"]
+    assert res["claims"][0]["verdict"] == UND
     out = run_experiment(_toy(decided_at(99)), "smoke", out=str(tmp_path / "few"), log=lambda s: None, max_seeds=3)
     assert json.loads((out / "results.json").read_text())["seeds_by_arm"]["A"] == 3
     out = run_experiment(_toy(decided_at(99)), "tiny", out=str(tmp_path / "tiny"), log=lambda s: None)

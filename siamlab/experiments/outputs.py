@@ -28,8 +28,11 @@ COLLAPSE_COLUMNS = [Column("collapse_margin", "collapse margin (decades above th
 
 
 def columns(exp) -> list:
-    """The experiment's columns, then the collapse columns it does not list itself."""
+    """The experiment's columns, then the collapse columns it does not list itself (none when no arm trains a
+    network: GEN Fig. 2's points, whose runs are functions)."""
     keys = {c.key for c in exp.columns}
+    if all(a.run is not None for a in exp.arms):
+        return list(exp.columns)
     return list(exp.columns) + [c for c in COLLAPSE_COLUMNS if c.key not in keys]
 
 
@@ -146,7 +149,7 @@ def random_init_rows(exp, results: Results) -> list[dict]:
         label = RANDOM_INIT if len(groups) == 1 else f"{RANDOM_INIT} ({group or dataset})"
         cells = {}
         for col in columns(exp):
-            vals = [v for v in (measures.random_init_eval(r, col.key) for r in recs) if v is not None] if col.key in measures.EVAL_KEYS else []
+            vals = [v for v in (measures.random_init_eval(r, col.key) for r in recs) if v is not None]
             m, s = mean_std(vals)
             cells[col.key] = {"mean": m, "std": s, "n": len(vals), "values": vals}
         rows.append({"label": label, "paper": {}, "observed": cells, "verdict": "reference (untrained network)", "random_init": True})
@@ -257,7 +260,7 @@ def write_all(exp, results: Results, scale: str, n_seeds: int, out_dir: Path, se
 
     claims = evaluate_claims(exp, results)
     for c in claims:
-        c["seeds"] = c.get("seeds") or fewest_seeds(results, c["arms"])  # a rule that did not say: its arms' fewest
+        c["seeds"] = c.get("seeds") or fewest_seeds(results, c["arms"])  # a rule that does not say (a (state, why) tuple)
     ok, verdict = overall(claims, results)
     rows = table_rows(exp, results, claims)
     figures = draw_figures(exp, results, out_dir)

@@ -12,7 +12,7 @@ one resumes from its checkpoint (:mod:`.runs`), so an interrupted ``reproduce`` 
 Seeds: the experiment's default seeds (or ``--seeds N``) first; then, while a counted claim is undecidable and its
 rule says more seeds could decide it (``more_seeds_could_decide``), the arms it judges get more seeds — to the
 same count for all of them (the statistics pair arms by seed), in steps n → max(n + 1, ⌈1.5·n⌉) (3 → 5 → 8), so
-the claims are looked at a few times rather than after every seed — up to the scale's cap (``gates.SEED_CAP``),
+the claims are looked at a few times rather than after every seed — up to the scale's cap (``gates.seed_cap``),
 and the claims are judged again. Never at tiny scale (its verdicts mean nothing). results.json records every round.
 
 SIGTERM / SIGINT stop the whole experiment: the current runs checkpoint and stop (workers included), no further run
@@ -40,7 +40,6 @@ from .runs import Done, plan
 from .scales import arm_config, budgeted
 from .spec import Experiment
 
-FALLBACK_SEED_CAP = {"tiny": 1, "smoke": 8, "paper": 5}  # until experiments/gates.py defines SEED_CAP
 THREAD_NOTE = ("Every run trained with one thread (engine.threads = 1) however many ran at once (--jobs): a run's numbers "
                "depend on its thread count, so they are the same for any --jobs.")
 
@@ -57,13 +56,11 @@ def default_out(exp_id: str, scale: str, budget: float = 1.0) -> Path:
     return Path("runs") / "reproduce" / (f"{exp_id}-{scale}" + (f"-b{budget:g}" if budget != 1 else ""))
 
 
-def seed_cap(scale: str) -> int:
-    """The most seeds an arm gets at ``scale`` (none added at tiny scale)."""
+def seed_cap(exp: Experiment, scale: str) -> int:
+    """The most seeds an arm gets at ``scale``: :func:`.gates.seed_cap` (none added at tiny scale)."""
     from . import gates
 
-    if scale == "tiny":
-        return 0
-    return int(getattr(gates, "SEED_CAP", FALLBACK_SEED_CAP).get(scale, 0))
+    return 0 if scale == "tiny" else gates.seed_cap(exp, scale)
 
 
 def next_count(n: int, cap: int) -> int:
@@ -208,7 +205,7 @@ def run_experiment(exp: Experiment, scale: str = "smoke", seeds: Optional[int] =
     exp = budgeted(exp, budget)
     out_dir = Path(out) if out else default_out(exp.id, scale, budget)
     n_seeds = int(seeds or exp.seeds.get(scale, 1))
-    cap = seed_cap(scale) if max_seeds is None else int(max_seeds)
+    cap = seed_cap(exp, scale) if max_seeds is None else int(max_seeds)
     config_mod.apply_overrides(config_mod.RunConfig(), overrides)  # a bad key is a user error: fail before any run
     _check_labels(exp, scale)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,8 @@ import torch
 
 from .. import measures
 from ..spec import Arm, Claim, Column, Experiment, Figure
+from ..stats import Verdict
+from .sphere_points import frame_fit, nn_cv, pairwise_deg, signature, signature_distance
 
 N_POINTS = 12
 DIMS = (2, 3)
@@ -63,77 +65,6 @@ def _loss(p: dict):
     from ...analysis import metrics as M
 
     return M.l_cor if p["loss"] == "cor" else (lambda z: M.uniformity(z, p.get("t", 2.0)))
-
-
-def pairwise_deg(z: np.ndarray) -> np.ndarray:
-    """Angles (degrees) between every two unit vectors, [N, N]."""
-    return np.degrees(np.arccos(np.clip(z @ z.T, -1.0, 1.0)))
-
-
-def axis_deg(z: np.ndarray, frame: np.ndarray) -> float:
-    """Mean angle (degrees) of the points to the nearest ±axis of ``frame`` (rows: orthonormal axes)."""
-    return float(_axis_deg_of(z, frame[None])[0])
-
-
-def _axis_deg_of(z: np.ndarray, frames: np.ndarray) -> np.ndarray:
-    """:func:`axis_deg` of every frame in ``frames`` [K, d, d]."""
-    cos = np.abs(np.einsum("nd,kad->kna", z, frames)).max(axis=2)
-    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))).mean(axis=1)
-
-
-def _frames_through_points(z: np.ndarray) -> np.ndarray:
-    """Frames [K, d, d] with an axis through a point (and, in d = 3, a second in the plane of another): a frame on
-    which the points lie passes through them this way."""
-    if z.shape[1] == 2:
-        return np.stack([z, np.stack([-z[:, 1], z[:, 0]], axis=1)], axis=1)
-    a, b = np.repeat(z, len(z), axis=0), np.tile(z, (len(z), 1))
-    v = b - np.sum(a * b, axis=1, keepdims=True) * a
-    norm = np.linalg.norm(v, axis=1, keepdims=True)
-    keep = norm[:, 0] > 1e-6
-    a, v = a[keep], v[keep] / norm[keep]
-    return np.stack([a, v, np.cross(a, v)], axis=1)
-
-
-def frame_fit(z: np.ndarray) -> tuple:
-    """(mean angle to the nearest ±axis in degrees, frame): the orthonormal frame that fits the points best — the best
-    of the frames through the points, refined by Nelder–Mead over rotations of it (to 1e-4 rad)."""
-    from scipy.optimize import minimize
-    from scipy.spatial.transform import Rotation
-
-    frames = _frames_through_points(z)
-    best = frames[int(np.argmin(_axis_deg_of(z, frames)))]
-    d = z.shape[1]
-
-    def turned(w):
-        if d == 2:
-            c, s = math.cos(w[0]), math.sin(w[0])
-            return best @ np.array([[c, -s], [s, c]])
-        return best @ Rotation.from_rotvec(w).as_matrix().T
-
-    res = minimize(lambda w: axis_deg(z, turned(w)), np.zeros(1 if d == 2 else 3), method="Nelder-Mead",
-                   options={"xatol": 1e-4, "fatol": 1e-4})
-    frame = turned(res.x) if res.fun < axis_deg(z, best) else best
-    return axis_deg(z, frame), frame
-
-
-def nn_cv(z: np.ndarray) -> float:
-    """Coefficient of variation (std / mean) of each point's angle to its nearest neighbour: 0 for an even spread."""
-    a = pairwise_deg(z)
-    np.fill_diagonal(a, np.inf)
-    nn = a.min(axis=1)
-    return float(nn.std() / nn.mean()) if nn.mean() > 0 else float("nan")
-
-
-def signature(z: np.ndarray) -> list:
-    """The sorted pairwise angles (degrees): the same for configurations related by a rotation, reflection or
-    relabelling of the points."""
-    a = pairwise_deg(z)
-    return sorted(float(v) for v in a[np.triu_indices(len(z), 1)])
-
-
-def signature_distance(a: list, b: list) -> float:
-    """Mean absolute difference of two signatures (degrees)."""
-    return float(np.mean(np.abs(np.asarray(a) - np.asarray(b))))
 
 
 def measure(z: torch.Tensor, p: dict) -> tuple:
@@ -198,6 +129,10 @@ def _vals(res, label: str, key: str) -> list:
     return [measures.value(r, key) for r in _runs(res, label)]
 
 
+def _seeds(res, labels: list) -> int:
+    return min(len(_runs(res, lab)) for lab in labels)
+
+
 def _range(vals: list, digits: str = ".3g") -> str:
     return f"{min(vals):{digits}}–{max(vals):{digits}}" if len(vals) > 1 else f"{vals[0]:{digits}}"
 
@@ -213,7 +148,7 @@ def minimized_at_distinct(labels: list) -> callable:
         why = res.missing(labels, "loss_cor")
         if why:
             return None, why
-        ok, parts = True, []
+        ok, parts, worst = True, [], []
         for lab in labels:
             lc = _vals(res, lab, "loss_cor")
             sigs = [r.summary.get("signature") for r in _runs(res, lab)]
@@ -221,9 +156,12 @@ def minimized_at_distinct(labels: list) -> callable:
                 return None, f"'{lab}': distinct configurations need two restarts with their pairwise angles"
             dist = [signature_distance(a, b) for i, a in enumerate(sigs) for b in sigs[i + 1:]]
             ok &= max(lc) < L_COR_ZERO and min(dist) > DISTINCT_DEG
+            worst.append(min(dist))
             parts.append(f"'{lab}': L_cor {_range(lc, '.2g')} over {len(lc)} restarts, restarts differ by "
                          f"{_range(dist, '.2f')}° (sorted pairwise angles)")
-        return ok, "; ".join(parts) + f"; rule: L_cor < {L_COR_ZERO:g} in every restart and every two differ by > {DISTINCT_DEG:g}°"
+        return Verdict(ok, "; ".join(parts) + f"; rule: L_cor < {L_COR_ZERO:g} in every restart and every two differ by > "
+                       f"{DISTINCT_DEG:g}°", value=min(worst), threshold=DISTINCT_DEG, side="above", seeds=_seeds(res, labels),
+                       quantity="smallest difference between two restarts' configurations (°, sorted pairwise angles)")
 
     return rule
 
@@ -239,13 +177,16 @@ def stays_on_frame(labels: list) -> callable:
         why = res.missing(labels, "loss_cor") or res.missing(labels, "axis_deg")
         if why:
             return None, why
-        ok, parts = True, []
+        ok, parts, worst = True, [], []
         for lab in labels:
             lc, ax, ax0 = _vals(res, lab, "loss_cor"), _vals(res, lab, "axis_deg"), _vals(res, lab, "axis_deg_init")
             ok &= max(lc) < L_COR_ZERO and max(ax) < ON_FRAME_DEG
+            worst.append(max(ax))
             parts.append(f"'{lab}': L_cor {_range(lc, '.2g')}, mean angle to the nearest ±axis {_range(ax, '.2f')}° "
                          f"(start {_range([a for a in ax0 if a is not None], '.2f')}°)")
-        return ok, "; ".join(parts) + f"; rule: L_cor < {L_COR_ZERO:g} and angle < {ON_FRAME_DEG:g}° in every restart"
+        return Verdict(ok, "; ".join(parts) + f"; rule: L_cor < {L_COR_ZERO:g} and angle < {ON_FRAME_DEG:g}° in every restart",
+                       value=max(worst), threshold=ON_FRAME_DEG, side="below", seeds=_seeds(res, labels),
+                       quantity="largest mean angle to the nearest ±axis after L_cor (°)")
 
     return rule
 
@@ -262,15 +203,18 @@ def spreads_evenly(labels: list) -> callable:
         why = res.missing(labels, "nn_cv") or res.missing(labels, "axis_deg") or res.missing(labels, "min_angle")
         if why:
             return None, why
-        ok, parts = True, []
+        ok, parts, worst = True, [], []
         for lab in labels:
             cv, ax, low = _vals(res, lab, "nn_cv"), _vals(res, lab, "axis_deg"), _vals(res, lab, "min_angle")
             best = BEST_MIN_ANGLE[res.experiment.arm(lab, res.scale).x]
             ok &= max(cv) < EVEN_CV and min(low) > best - EVEN_TOL_DEG and min(ax) > ON_FRAME_DEG
+            worst.append(max(cv))
             parts.append(f"'{lab}': nearest-neighbour CV {_range(cv, '.2g')}, smallest angle {_range(low, '.2f')}° (best "
                          f"possible {best:.2f}°), angle to the nearest ±axis {_range(ax, '.1f')}°")
-        return ok, "; ".join(parts) + (f"; rule: CV < {EVEN_CV:g}, smallest angle within {EVEN_TOL_DEG:g}° of the best "
-                                       f"possible and angle to the axes > {ON_FRAME_DEG:g}° in every restart")
+        return Verdict(ok, "; ".join(parts) + (f"; rule: CV < {EVEN_CV:g}, smallest angle within {EVEN_TOL_DEG:g}° of the "
+                                               f"best possible and angle to the axes > {ON_FRAME_DEG:g}° in every restart"),
+                       value=max(worst), threshold=EVEN_CV, side="below", seeds=_seeds(res, labels),
+                       quantity="largest nearest-neighbour angle CV after L_uniform")
 
     return rule
 
@@ -286,17 +230,20 @@ def less_separated(pairs: list) -> callable:
         why = res.missing(labels, "min_angle")
         if why:
             return None, why
-        ok, parts = True, []
+        ok, parts, worst = True, [], []
         for cor, uni in pairs:
             a = {r.seed: r for r in _runs(res, cor)}
             b = {r.seed: r for r in _runs(res, uni)}
             seeds = sorted(set(a) & set(b))
             gaps = [measures.value(b[s], "min_angle") - measures.value(a[s], "min_angle") for s in seeds]
             ok &= bool(gaps) and min(gaps) > 0
+            worst.extend(gaps)
             parts.append(f"'{cor}' {_range(_vals(res, cor, 'min_angle'), '.1f')}° vs '{uni}' "
                          f"{_range(_vals(res, uni, 'min_angle'), '.1f')}°, L_uniform's larger by {_range(gaps, '.1f')}° "
                          f"over {len(seeds)} paired restarts")
-        return ok, "; ".join(parts) + "; rule: L_cor's smallest pairwise angle below L_uniform's in every restart"
+        return Verdict(ok, "; ".join(parts) + "; rule: L_cor's smallest pairwise angle below L_uniform's in every restart",
+                       value=min(worst, default=None), threshold=0.0, side="above", seeds=_seeds(res, labels),
+                       quantity="smallest margin of L_uniform's smallest pairwise angle over L_cor's, paired restarts (°)")
 
     return rule
 
@@ -315,7 +262,9 @@ NOTE = (f"No network and no data: {N_POINTS} points on the unit sphere (d = 2 an
         "show the starting points. Random starts are uniform on the sphere; frame starts put the points on the ±axes "
         f"of a random orthonormal frame, {N_POINTS} / d per axis with random signs, moved by Gaussian noise of {NOISE:g} "
         "per coordinate; an L_cor and an L_uniform arm with the same seed start from the same points. L_uniform's "
-        "minimizers are known: the regular 12-gon (nearest neighbours at 30°) and the icosahedron (63.43°).")
+        "minimizers are known: the regular 12-gon (nearest neighbours at 30°) and the icosahedron (63.43°). GEN's caption says "
+        "that points on a frame minimize L_cor, not that minimizing L_cor from anywhere puts them there: whether it does "
+        "shows in the mean angle to the nearest ±axis of the random-start L_cor rows against their 'random init' rows.")
 
 
 def f2() -> Experiment:
