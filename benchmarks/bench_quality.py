@@ -26,11 +26,11 @@ from bench_shared import ROOT, extract, load
 KEYS = ("knn_backbone", "knn_projector", "ncm_backbone")
 
 
-def main_job(root: str, seed: int, sets: list) -> dict:
+def main_job(root: str, seed: int, sets: list, extra_env: dict) -> dict:
     """One ``siamlab train`` run of the code in ``root``: its summary, seconds, CPU seconds, peak RSS (MiB)."""
     out = tempfile.mkdtemp(prefix="siamlab-quality-")
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-    env["PYTHONPATH"] = root
+    env.update(extra_env, PYTHONPATH=root)
     cmd = [sys.executable, "-m", "siamlab", "train", "--set", f"engine.seed={seed}", "--set", f"engine.out={out}",
            "--set", "engine.progress=false"] + [a for s in sets for a in ("--set", s)]
     t0 = time.perf_counter()
@@ -55,20 +55,25 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--base", default="cdd676d", help="the commit to compare with (default: cdd676d, before issue 20)")
     p.add_argument("--set", action="append", default=[], help="config overrides for both (e.g. engine.threads=1)")
+    p.add_argument("--base-env", action="append", default=[], metavar="KEY=VALUE",
+                   help="environment of the base code's runs, e.g. OMP_WAIT_POLICY=PASSIVE: the same digits, but on a "
+                        "loaded machine hours less (its times then no longer show the base's own waiting)")
     args = p.parse_args()
+    base_env = dict(item.split("=", 1) for item in args.base_env)
     codes = {"this code": str(ROOT), args.base: extract(args.base)}
     runs = {name: [] for name in codes}
     loads = [load()]
     for seed in args.seeds:
         order = list(codes.items()) if seed % 2 == 0 else list(codes.items())[::-1]
         for name, root in order:
-            runs[name].append(dict(main_job(root, seed, args.set), seed=seed))
+            runs[name].append(dict(main_job(root, seed, args.set, base_env if name == args.base else {}), seed=seed))
             print(f"seed {seed}, {name}: {runs[name][-1]['seconds']:.0f} s", file=sys.stderr, flush=True)
         loads.append(load())
 
     from siamlab.text import fmt_table
 
-    print(f"the main job (siamlab train, defaults{', ' + ', '.join(args.set) if args.set else ''}), seeds "
+    print(f"the main job (siamlab train, defaults{', ' + ', '.join(args.set) if args.set else ''}"
+          f"{'; base code with ' + ' '.join(args.base_env) if args.base_env else ''}), seeds "
           f"{' '.join(map(str, args.seeds))}, one run at a time; load average (1/5/15 min) before and after each "
           f"seed: {' | '.join(loads)}")
     rows = []

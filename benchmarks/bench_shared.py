@@ -14,13 +14,14 @@ that a drift of the machine's load hits them all alike. Contenders:
 * ``--also LABEL:SETTING,...``: this code with other settings (``engine.*=...`` config overrides, or
   environment variables such as ``OMP_WAIT_POLICY=ACTIVE``), e.g. to show what each default brings.
 
-Phases: ``idle`` (nothing else started) and ``competitor`` (one ``while True: pass`` process runs for the
-whole phase). Prints views/s, views per CPU-second (the contender's own processes), the share of its idle
-speed each keeps beside the competitor, ratios per CPU-second, and the load average around each phase.
+Phases: ``alone`` (the benchmark starts nothing beside the contenders) and ``competitor`` (one
+``while True: pass`` process runs for the whole phase). Prints views/s, views per CPU-second (the
+contender's own processes), the share of its speed alone each keeps beside the competitor, ratios per
+CPU-second, and the load average around each phase.
 
     python benchmarks/bench_shared.py                       # 3 rounds of 1 epoch (39 steps), ~10 min idle
     python benchmarks/bench_shared.py --quick               # 1 round of 6 steps
-    python benchmarks/bench_shared.py --also "spinning:OMP_WAIT_POLICY=ACTIVE" --also "NCHW:engine.channels_last=false"
+    python benchmarks/bench_shared.py --also "1 thread:engine.threads=1" --also "NCHW:engine.channels_last=false"
 """
 from __future__ import annotations
 
@@ -96,7 +97,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--steps", type=int, default=39, help="steps per block (39 = one epoch of the main job)")
     p.add_argument("--workers", type=int, default=2, help="DataLoader workers of the per-sample recipe")
-    p.add_argument("--phases", default="idle,competitor")
+    p.add_argument("--phases", default="alone,competitor", help="alone: no process started beside; competitor: one")
     p.add_argument("--also", action="append", default=[], metavar="LABEL:SETTING,...")
     p.add_argument("--quick", action="store_true", help="1 round of 6 steps")
     args = p.parse_args()
@@ -139,15 +140,15 @@ def report(contenders: list, phases: list, loads: dict, args) -> None:
     head = ["contender", "threads"]
     for phase in phases:
         head += [f"{phase}: views/s", f"{phase}: views/CPU-s"]
-    if "idle" in phases and "competitor" in phases:
+    if "alone" in phases and "competitor" in phases:
         head.append("kept beside competitor")
     rows = []
     for c in contenders:
         row = [c.label, str(c.threads)]
         for phase in phases:
             row += [f"{c.rate(phase, 'wall'):.0f}", f"{c.rate(phase, 'cpu'):.0f}"]
-        if "idle" in phases and "competitor" in phases:
-            row.append(f"{c.rate('competitor', 'wall') / c.rate('idle', 'wall'):.0%}")
+        if "alone" in phases and "competitor" in phases:
+            row.append(f"{c.rate('competitor', 'wall') / c.rate('alone', 'wall'):.0%}")
         rows.append(row)
     print(fmt_table(rows, head))
     new, old, recipe = contenders[:3]
