@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import siamlab  # noqa: E402, F401  (before torch: it sets OpenMP's wait policy, siamlab/openmp.py)
 import torch  # noqa: E402
 
 from siamlab import config  # noqa: E402
@@ -27,17 +28,23 @@ def build_trainer(overrides: list, device: str = "cpu") -> Trainer:
     """A Trainer on the config defaults + ``overrides`` (no progress bar, no random-init evaluation,
     a temporary run directory)."""
     base = ["engine.progress=false", "eval.random_init=false", f"engine.device={device}",
-            f"engine.out={tempfile.mkdtemp(prefix='siamlab-bench-')}"]
+            f"engine.out={tempfile.mkdtemp(prefix='siamlab-bench-')}", f"engine.threads={THREADS}"]
     return Trainer(config.load(None, base + list(overrides)))
 
 
 def add_common_args(parser) -> None:
     parser.add_argument("--threads", type=int, default=0,
-                        help="torch threads (0 = PyTorch's default); 1 is steadier on a busy machine")
+                        help="torch threads (engine.threads; 0 = siamlab's default, siamlab/engine/threads.py)")
     parser.add_argument("--set", action="append", default=[], help="extra KEY=VALUE config overrides")
 
 
+THREADS = 0  # engine.threads of the benchmark's trainers (every Trainer sets its count)
+
+
 def set_threads(n: int) -> None:
+    """Threads for the benchmark: now, and for every trainer it builds (``engine.threads``)."""
+    global THREADS
+    THREADS = n
     if n > 0:
         torch.set_num_threads(n)
 

@@ -8,7 +8,6 @@ user set is kept.
 import os
 import sys
 
-# The policy torch's OpenMP threads run with ("" = libgomp's default, spinning): the user's own when torch was
-# loaded before siamlab, since the setting below then comes too late (child processes still inherit it).
-POLICY = os.environ.get("OMP_WAIT_POLICY", "" if "torch" in sys.modules else "PASSIVE").upper()
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+USER_POLICY = os.environ.get("OMP_WAIT_POLICY")  # the user's own setting (None: unset)
+TORCH_FIRST = "torch" in sys.modules  # torch loaded before siamlab: the setting below comes too late for it
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # (child processes still inherit it)

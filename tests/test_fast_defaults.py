@@ -84,7 +84,8 @@ def test_openmp_waits_passively_unless_the_user_says_otherwise_or_torch_came_fir
     show = "import os; from siamlab.engine.threads import line; print(os.environ['OMP_WAIT_POLICY'], '|', line(2, 'x'))"
     assert run_python("import siamlab, torch; " + show) == "PASSIVE | threads: 2 (x)"
     active = run_python("import siamlab, torch; " + show, OMP_WAIT_POLICY="active")
-    assert active.startswith("active | threads: 2 (x; OMP_WAIT_POLICY=ACTIVE"), active
+    assert active.startswith("active | threads: 2 (x; OMP_WAIT_POLICY=active: waiting threads spin"), active
+    assert run_python("import torch, siamlab; " + show, OMP_WAIT_POLICY="passive") == "passive | threads: 2 (x)"
     late = run_python("import torch, siamlab; " + show)  # too late for torch's runtime; child processes inherit it
     assert late.startswith("PASSIVE | threads: 2 (x; torch was imported before siamlab"), late
     assert "OMP_WAIT_POLICY=PASSIVE before importing torch" in late

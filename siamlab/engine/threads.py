@@ -40,11 +40,13 @@ def choose_threads(configured: int) -> tuple:
 
 
 def wait_note() -> str:
-    """A warning when OpenMP threads may spin: torch loaded before siamlab, or OMP_WAIT_POLICY says so."""
-    policy = openmp.POLICY
-    if policy == "ACTIVE":
-        return "; OMP_WAIT_POLICY=ACTIVE: waiting threads spin, slow on a shared machine"
-    if policy != "PASSIVE":
+    """A warning when torch's OpenMP threads may spin while they wait: the user's OMP_WAIT_POLICY says so, or
+    torch was loaded before siamlab could set it."""
+    if openmp.USER_POLICY is not None:
+        if openmp.USER_POLICY.upper() == "PASSIVE":
+            return ""
+        return f"; OMP_WAIT_POLICY={openmp.USER_POLICY or '(empty)'}: waiting threads spin, slow on a shared machine"
+    if openmp.TORCH_FIRST:
         return ("; torch was imported before siamlab, so waiting threads spin: on a shared machine set "
                 "OMP_WAIT_POLICY=PASSIVE before importing torch")
     return ""
