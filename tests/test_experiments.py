@@ -287,7 +287,7 @@ def test_experiment_runs_at_tiny_scale(exp_id, tiny_root):
 @pytest.mark.slow
 @pytest.mark.parametrize("exp_id", ["center-f4"])  # image experiments at smoke: tests/test_smoke_zhang.py
 def test_smoke_scale_decides_verdicts(exp_id, tmp_path):
-    out = run_experiment(get(exp_id), "smoke", 1, str(tmp_path / exp_id), log=lambda s: None)
+    out = run_experiment(get(exp_id), "smoke", 2, str(tmp_path / exp_id), log=lambda s: None, max_seeds=2)  # two seeds: intervals exist
     res = check_outputs(out, exp_id, "smoke")
     assert all(c["verdict"] != NOT_RUN for c in res["claims"]), res["claims"]
     assert all(r["verdict"] in (REPRODUCED, NOT_REPRODUCED, UNDECIDABLE) for r in res["rows"] if not r["random_init"])

@@ -28,7 +28,7 @@ def reference_gain(out, label="SimSiam") -> tuple:
 @pytest.mark.parametrize("exp_id", ["zhang-f9", "zhang-t6", "zhang-f5a"])
 def test_smoke_reference_arm_beats_random_init(exp_id, root):
     exp = get(exp_id)
-    out = run_experiment(exp, "smoke", 1, str(root / f"{exp_id}-smoke"), log=lambda s: None)
+    out = run_experiment(exp, "smoke", 1, str(root / f"{exp_id}-smoke"), log=lambda s: None, max_seeds=1)  # no seeds added: plumbing, not verdicts
     res = json.loads((out / "results.json").read_text())
     assert res["scale"] == "smoke" and "Fashion-MNIST" in res["notes"]
     label = "Last bias of the MLP" if exp_id == "zhang-t6" else "SimSiam"
