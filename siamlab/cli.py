@@ -25,7 +25,8 @@ examples:
   siamlab reproduce --list
   siamlab reproduce zhang-t2 --scale smoke
   siamlab reproduce gen-f5 --curve 1,3,8 --curve-seeds 2
-  siamlab atlas simsiam --x optim.weight_decay=0,5e-4,5e-3 --y optim.lr=0.1,0.5
+  siamlab atlas simsiam --x optim.weight_decay=0,5e-3 --y optim.lr=0.1,0.5
+  siamlab atlas --list
 """
 
 

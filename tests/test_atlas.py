@@ -14,16 +14,9 @@ from siamlab.experiments.atlas import Atlas, Knob, cells, parse_knob, run_atlas
 from siamlab.experiments.atlases import ATLASES
 from siamlab.report.atlas import VERDICT_COLOURS, write_atlas
 
+from test_jobs import _strip  # timings and places left out
+
 GRID = ["atlas", "simsiam", "--x", "optim.weight_decay=0,5e-3", "--y", "method.predictor=mlp,identity", "--scale", "tiny"]
-VOLATILE = {"seconds", "cpu_seconds", "run_seconds", "finished", "run_dir", "views_per_s"}
-
-
-def _strip(x):
-    if isinstance(x, dict):
-        return {k: _strip(v) for k, v in x.items() if k not in VOLATILE}
-    if isinstance(x, list):
-        return [_strip(v) for v in x]
-    return x
 
 
 def test_knobs_parse_values_as_the_command_line_writes_them():
@@ -103,16 +96,23 @@ def test_bad_input_is_one_sentence(capsys, tmp_path):
     assert not (tmp_path / "bad" / "runs").exists()  # nothing ran
 
 
+def fake_atlas(nx: int = 3, ny: int = 2) -> dict:
+    """An atlas.json payload of nx × ny cells with every verdict, hostile text in its labels and reason."""
+    verdicts = list(VERDICT_COLOURS)
+    return {"name": "x", "title": "<script>alert(1)</script>", "method": "simsiam", "scale": "smoke", "seeds": 2,
+            "x": {"key": "optim.lr", "values": list(range(nx)), "texts": [f"0.{i}" for i in range(nx)]},
+            "y": {"key": "optim.weight_decay", "values": list(range(ny)), "texts": [str(j) for j in range(ny)]},
+            "label_free_shown": ["rankme_projector"], "reason": "r & <b>", "reading": "", "notes": "", "cpu_seconds": 120.0,
+            "base": {}, "scale_overrides": {},
+            "cells": [{"i": i, "j": j, "label": f"<c{i}{j}>", "verdict": verdicts[(nx * j + i) % 6],
+                       "verdicts": {verdicts[(nx * j + i) % 6]: 1, "diverged": 1}, "seeds": 2,
+                       "runs": [{"seed": 0, "status": "completed", "verdict": "x", "run_dir": "runs/" + "long-name-" * 12}],
+                       "mean": {"knn_gain": i - 1.0, "erank": 3.0 * j, "rankme_projector": None if i == 0 else 1.5 * i}}
+                      for j in range(ny) for i in range(nx)]}
+
+
 def test_maps_show_every_verdict_with_a_legend_and_escape_text(tmp_path):
-    verdicts = list(VERDICT_COLOURS)[:6]
-    atlas = {"name": "x", "title": "<script>alert(1)</script>", "method": "simsiam", "scale": "smoke", "seeds": 2,
-             "x": {"key": "optim.lr", "values": [0.1, 0.2, 0.3], "texts": ["0.1", "0.2", "0.3"]},
-             "y": {"key": "optim.weight_decay", "values": [0, 1], "texts": ["0", "1"]}, "label_free_shown": ["rankme_projector"],
-             "reason": "r & <b>", "reading": "", "notes": "", "cpu_seconds": 120.0,
-             "cells": [{"i": i, "j": j, "label": f"<c{i}{j}>", "verdict": verdicts[3 * j + i], "verdicts": {verdicts[3 * j + i]: 1, "diverged": 1},
-                        "seeds": 2, "runs": [], "mean": {"knn_gain": i - 1.0, "erank": 3.0 * j, "rankme_projector": None}}
-                       for j in range(2) for i in range(3)]}
-    page = write_atlas(atlas, tmp_path).read_text()
+    page = write_atlas(fake_atlas(), tmp_path).read_text()
     assert "<script>" not in page and "&lt;script&gt;" in page and "&lt;c00&gt;" in page and "r &amp; &lt;b&gt;" in page
     assert "÷ 2 cores: 1.0 min" in page
     saved = json.loads((tmp_path / "atlas.json").read_text())

@@ -101,42 +101,46 @@ def panels(atlas: dict) -> list:
     return ["verdict", "knn_gain", "erank", *atlas.get("label_free_shown", [])]
 
 
+PANEL_W, MAX_W = 6.5, 13.0  # inches at DPI: two panels side by side fit the report's 1200 px at their own size
+DPI = 90  # with no text below 8 pt, every letter is at least 10 px high (report/plots.py)
+
+
 def _size(atlas: dict) -> tuple:
+    """(width, height) in inches of one map: about 0.6 in per column, 0.45 in per row, within PANEL_W."""
     nx, ny = len(atlas["x"]["values"]), len(atlas["y"]["values"]) if atlas.get("y") else 1
-    return 1.0 + 0.75 * nx, 1.3 + 0.5 * ny
+    return min(PANEL_W, 2.6 + 0.6 * nx), 1.6 + 0.45 * ny
 
 
 def draw(atlas: dict, key: str, path: Path) -> None:
     from .plots import plt
 
     w, h = _size(atlas)
-    fig, ax = plt.subplots(figsize=(w + (3.2 if key == "verdict" else 1.2), h + 0.8))
+    fig, ax = plt.subplots(figsize=(min(MAX_W, w + (3.0 if key == "verdict" else 0.8)), h + 0.6))
     try:
         verdict_panel(ax, atlas) if key == "verdict" else number_panel(fig, ax, atlas, key)
         fig.tight_layout()
-        save_figure(fig, path, dpi=90)
+        save_figure(fig, path, dpi=DPI)
     finally:
         plt.close(fig)
 
 
 def draw_overview(atlas: dict, path: Path) -> None:
-    """Every panel in one figure, three per row, the atlas's title above."""
+    """Every map in one figure, two per row (the verdict's legend beside the first), the atlas's title above."""
     from .plots import plt
 
     keys = panels(atlas)
-    cols = min(3, len(keys))
-    rows = math.ceil(len(keys) / cols)
-    w, h = _size(atlas)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * (w + 1.6), rows * (h + 0.9) + 0.5), squeeze=False)
+    rows = math.ceil(len(keys) / 2)
+    _, h = _size(atlas)
+    fig, axes = plt.subplots(rows, 2, figsize=(MAX_W, rows * (h + 0.7) + 0.6), squeeze=False)
     try:
         for ax, key in zip(axes.flat, keys):
             verdict_panel(ax, atlas) if key == "verdict" else number_panel(fig, ax, atlas, key)
         for ax in list(axes.flat)[len(keys):]:
             ax.axis("off")
         fig.suptitle("\n".join(textwrap.wrap(f"{atlas['title']} ({atlas['method']}, {atlas['scale']} scale, "
-                                             f"{atlas['seeds']} seed(s))", 110)), fontsize=11)
+                                             f"{atlas['seeds']} seed(s))", 100)), fontsize=11)
         fig.tight_layout()
-        save_figure(fig, path, dpi=80)
+        save_figure(fig, path, dpi=DPI)
     finally:
         plt.close(fig)
 
