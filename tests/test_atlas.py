@@ -127,3 +127,19 @@ def test_named_atlases_are_valid_grids_with_their_reasons(name):
     assert a.name == name and a.reason and a.title and len(cells(a)) >= 4
     check(a, "smoke", None)
     check(a, "tiny", None)
+
+
+def test_a_signal_stops_the_atlas_with_the_shell_code_and_one_sentence(tmp_path, monkeypatch, capsys):
+    """The runs machinery (runner.make_runs, tested with reproduce in test_jobs / test_runner) raises on SIGTERM after
+    keeping every finished run; the atlas writes nothing and exits 128 + the signal, saying how to continue."""
+    import signal
+
+    from siamlab.experiments import atlas as atlas_mod
+    from siamlab.experiments.runner import ExperimentInterrupted
+
+    def stopped(*a, **k):
+        raise ExperimentInterrupted("x stopped by SIGTERM after 1/4 runs; run the same command again to continue.", signal.SIGTERM)
+
+    monkeypatch.setattr(atlas_mod, "make_runs", stopped)
+    assert main(GRID + ["--out", str(tmp_path / "a")]) == 128 + signal.SIGTERM
+    assert "run the same command again" in capsys.readouterr().err and not (tmp_path / "a" / "atlas.json").exists()
