@@ -131,3 +131,30 @@ def test_command_writes_tables_json_and_plot(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["labelfree-validate", str(tmp_path / "empty")]) == 2
     assert "no evaluation row with kNN" in capsys.readouterr().err
+
+
+def test_best_unsupervised_changes_no_number_and_finished_runs_stay_reusable(tmp_path):
+    """eval.best_unsupervised only picks which evaluation best_unsupervised.pt holds: the same weights, metrics and
+    summary with another key; so a finished run made with another key is reused, an interrupted one is not resumed."""
+    import torch
+
+    from siamlab.engine.trainer import train
+    from siamlab.experiments.runs import cached, resumable
+
+    from test_jobs import _strip
+    from test_labelfree_engine import tiny_image_cfg
+
+    runs = {key: train(tiny_image_cfg(tmp_path / key, "optim.epochs=3", f"eval.best_unsupervised={key}"))
+            for key in ("rankme_projector", "lidar_backbone")}
+    a, b = (r.run_dir for r in runs.values())
+    rows = [[_strip(json.loads(line)) for line in (d / "metrics.jsonl").read_text().splitlines()] for d in (a, b)]
+    assert rows[0] == rows[1] and len(rows[0]) > 10
+    assert _strip(runs["rankme_projector"].summary) == _strip(runs["lidar_backbone"].summary)
+    wa, wb = (torch.load(d / "checkpoints" / "last.pt", weights_only=True)["method"] for d in (a, b))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    other = tiny_image_cfg(tmp_path / "rankme_projector", "optim.epochs=3", "eval.best_unsupervised=lidar_backbone").to_dict()
+    assert cached(a, other) is not None
+    summary = json.loads((a / "summary.json").read_text())
+    (a / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
+    same = tiny_image_cfg(tmp_path / "rankme_projector", "optim.epochs=3", "eval.best_unsupervised=rankme_projector")
+    assert not resumable(a, other) and resumable(a, same.to_dict())
