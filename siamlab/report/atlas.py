@@ -75,22 +75,24 @@ def verdict_panel(ax, atlas: dict) -> None:
 
 
 def number_panel(fig, ax, atlas: dict, key: str) -> None:
-    """A numeric map of the cells' mean ``key``; the kNN gain on a diverging scale centred at 0."""
+    """A numeric map of the cells' mean ``key``; the kNN gain on a diverging scale centred at 0, each side stretched to
+    its own extreme (a −60 collapse would otherwise wash out gains of a few points)."""
     import numpy as np
+    from matplotlib.colors import Normalize, TwoSlopeNorm
 
     grid = np.array(_grid(atlas, lambda c: c["mean"].get(key)), dtype=float)
     finite = grid[np.isfinite(grid)]
-    if key == "knn_gain":
-        lim = max(1.0, float(np.abs(finite).max())) if finite.size else 1.0
-        im = ax.imshow(grid, cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
-    else:
-        lim = 0.0
-        im = ax.imshow(grid, cmap="viridis", aspect="auto")
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if key == "knn_gain":
+        norm, cmap = TwoSlopeNorm(0.0, min(lo, -1.0), max(hi, 1.0)), "RdBu"
+    else:
+        norm, cmap = Normalize(lo, hi if hi > lo else lo + 1.0), "viridis"
+    im = ax.imshow(grid, cmap=cmap, norm=norm, aspect="auto")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     for (j, i), v in np.ndenumerate(grid):
         if math.isfinite(v):  # dark text on the light part of each scale
-            light = abs(v) < 0.6 * lim if key == "knn_gain" else v > lo + 0.6 * (hi - lo)
+            shade = float(norm(v))
+            light = abs(shade - 0.5) < 0.3 if key == "knn_gain" else shade > 0.6
             ax.text(i, j, f"{v:.3g}", ha="center", va="center", fontsize=8, color="black" if light else "white")
         else:
             ax.text(i, j, "–", ha="center", va="center", fontsize=8)
@@ -139,7 +141,7 @@ def draw_overview(atlas: dict, path: Path) -> None:
             ax.axis("off")
         fig.suptitle("\n".join(textwrap.wrap(f"{atlas['title']} ({atlas['method']}, {atlas['scale']} scale, "
                                              f"{atlas['seeds']} seed(s))", 100)), fontsize=11)
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))  # room for the title
         save_figure(fig, path, dpi=DPI)
     finally:
         plt.close(fig)
