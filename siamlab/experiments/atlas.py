@@ -31,9 +31,10 @@ from . import measures
 from .runner import THREAD_NOTE, check_labels, make_runs, thread_counts
 from .spec import Arm, Experiment, merge
 
-# The label-free measures the atlas draws. The validation over the catalogue (README "Label-free quality") picks the
-# one that tracks kNN best; until it has run on the whole catalogue all three are drawn.
-LABEL_FREE_SHOWN = ("rankme_projector", "lidar_projector", "alpha_req_projector")
+# The label-free measure the atlas draws: the one the validation over the catalogue found to track kNN best
+# (`siamlab labelfree-validate`, README "Label-free quality"), which is also eval.best_unsupervised's default.
+# atlas.json and the page's table carry the others.
+LABEL_FREE_SHOWN = (config_mod.EvalConfig().best_unsupervised,)
 # End-of-run numbers of each run: name -> measure of :mod:`.measures` (final evaluation or the tail of the
 # diagnostics), and the label-free values of the final evaluation.
 RUN_MEASURES = {"knn": "knn", "knn_init": "knn_init", "knn_projector": "knn_proj", "erank": "erank",

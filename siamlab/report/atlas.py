@@ -7,7 +7,8 @@ Heatmaps put the x knob's values along the columns and the y knob's along the ro
   shows the most frequent verdict and writes how many seeds gave it;
 * the kNN gain over the random-init network (backbone, percentage points; a diverging scale centred at 0);
 * the effective rank of clean projector features;
-* each label-free measure of ``label_free_shown`` (projector features at the end of training).
+* the label-free measure(s) of ``label_free_shown`` (:data:`siamlab.experiments.atlas.LABEL_FREE_SHOWN`) at the end
+  of training.
 
 ``overview.png`` holds all of them side by side (the README's figure); ``figures/*.png`` one each.
 """
@@ -163,8 +164,8 @@ def _figures(atlas: dict, folder: Path) -> list:
 
 COLUMNS = [("knn", "kNN", 1), ("knn_gain", "kNN gain", 2), ("erank", "eff. rank", 1), ("collapse_margin", "collapse margin", 2),
            ("std_scaled", "√d·std(z)", 3), ("center", "‖center‖ (m_o)", 3), ("p_std_scaled", "√d·std(P)", 3),
-           ("eta", "η*", 3), ("rankme_projector", "RankMe", 1), ("lidar_projector", "LiDAR", 1),
-           ("alpha_req_projector", "α-ReQ", 2), ("cpu_seconds", "CPU s", 0)]
+           ("eta", "η*", 3), ("rankme_backbone", "RankMe (backbone)", 1), ("rankme_projector", "RankMe (z)", 1),
+           ("lidar_projector", "LiDAR (z)", 1), ("alpha_req_projector", "α-ReQ (z)", 2), ("cpu_seconds", "CPU s", 0)]
 
 
 def _fmt(v, digits: int) -> str:
