@@ -25,6 +25,8 @@ examples:
   siamlab reproduce --list
   siamlab reproduce zhang-t2 --scale smoke
   siamlab reproduce gen-f5 --curve 1,3,8 --curve-seeds 2
+  siamlab atlas simsiam --x optim.weight_decay=0,5e-3 --y optim.lr=0.1,0.5
+  siamlab atlas --list
 """
 
 
@@ -145,6 +147,18 @@ def cmd_reproduce(args) -> int:
     return reproduce(args)
 
 
+def cmd_atlas(args) -> int:
+    from .experiments.cli import atlas
+
+    return atlas(args)
+
+
+def cmd_labelfree_validate(args) -> int:
+    from .experiments.cli import labelfree_validate
+
+    return labelfree_validate(args)
+
+
 def cmd_report(args) -> int:
     from .report.html import build_report
 
@@ -219,6 +233,26 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a field of every run, e.g. data.root=/data/cifar-100-python (repeatable)")
     r.set_defaults(func=cmd_reproduce)
+
+    at = sub.add_parser("atlas", help="collapse atlas: train a grid over one or two knobs, map where a method collapses")
+    at.add_argument("name", nargs="?", help="a named atlas (--list) or a method (then --x, optionally --y)")
+    at.add_argument("--list", action="store_true", help="list the named atlases")
+    at.add_argument("--x", metavar="KEY=V1,V2,...", help="the knob along the columns, e.g. optim.weight_decay=0,5e-4,5e-3")
+    at.add_argument("--y", metavar="KEY=V1,V2,...", help="the knob along the rows, e.g. method.momentum=0,0.9,0.99")
+    at.add_argument("--scale", default="smoke", choices=["tiny", "smoke", "paper"])
+    at.add_argument("--seeds", type=int, default=None, help="seeds per cell (default: the atlas's, 1)")
+    at.add_argument("--out", default=None, help="folder (default runs/atlas/<name>-<scale>)")
+    at.add_argument("--jobs", type=int, default=None,
+                    help="runs made at once (as reproduce: default at smoke the usable cores, at most 8); numbers do not depend on it")
+    at.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field of every cell (repeatable)")
+    at.set_defaults(func=cmd_atlas)
+
+    lv = sub.add_parser("labelfree-validate", help="RankMe / LiDAR / α-ReQ against kNN and the collapse verdict over "
+                        "every evaluation of the runs in the given folders")
+    lv.add_argument("dirs", nargs="+", metavar="DIR", help="catalogue, experiment, atlas or run folders")
+    lv.add_argument("--out", default=None, help="output folder (default runs/labelfree-validation)")
+    lv.add_argument("--bootstrap", type=int, default=None, help="bootstrap resamples of runs for the intervals (default 1000)")
+    lv.set_defaults(func=cmd_labelfree_validate)
 
     rp = sub.add_parser("report", help="rebuild the HTML report of an experiment folder")
     rp.add_argument("dir")

@@ -100,8 +100,9 @@ class EvalConfig:
     lidar_images: int = 200
     lidar_views: int = 5
     # the label-free metric that picks checkpoints/best_unsupervised.pt (README "Label-free quality"): one of
-    # LABEL_FREE_METRICS; RankMe and LiDAR keep their highest value, alpha-ReQ the alpha closest to 1
-    best_unsupervised: str = "rankme_projector"
+    # LABEL_FREE_METRICS; RankMe and LiDAR keep their highest value, alpha-ReQ the alpha closest to 1. RankMe of the
+    # backbone: the one that tracked kNN best over the catalogue's runs (`siamlab labelfree-validate`)
+    best_unsupervised: str = "rankme_backbone"
 
 
 @dataclass

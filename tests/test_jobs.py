@@ -18,7 +18,7 @@ from siamlab.experiments.runs import cached, resumable
 from siamlab.experiments.spec import Arm, Claim, Column, Experiment
 
 ROOT = Path(__file__).resolve().parents[1]
-VOLATILE = {"seconds", "run_seconds", "finished", "run_dir", "time", "wall", "elapsed", "samples_per_s", "views_per_s",
+VOLATILE = {"seconds", "cpu_seconds", "run_seconds", "finished", "run_dir", "time", "wall", "elapsed", "samples_per_s", "views_per_s",
             "steps_per_s", "throughput", "eta_s"}
 
 

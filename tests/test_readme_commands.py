@@ -5,7 +5,9 @@ file. What is changed to make them tiny (and nothing else):
 
 * ``siamlab train``: overrides that shrink the data, network and epochs (:data:`TINY_TRAIN`) are added
   after the command's own; ``--resume`` only gets ``engine.progress=false`` (a resumed run refuses others);
-* ``siamlab reproduce ID``: ``--scale tiny`` (replacing ``--scale smoke|paper``) and a temporary ``--out``;
+* ``siamlab reproduce ID`` and ``siamlab atlas NAME``: ``--scale tiny`` (replacing ``--scale smoke|paper``) and a
+  temporary ``--out`` (an atlas with ``--jobs 1``); ``siamlab labelfree-validate DIR``: the tiny run ``RUN``'s folder
+  instead of DIR, a temporary ``--out`` and 100 bootstrap resamples;
 * ``siamlab eval``: ``--linear-epochs 5``; ``siamlab diagnose``: small data subsets;
 * ``RUN`` (the placeholder for a run directory) becomes the run README command (1)'s ``siamlab train`` makes
   — the defaults of siamlab/config.py (SimCLR, a ConvNet, Fashion-MNIST) — at tiny size, so the export and
@@ -75,6 +77,12 @@ def _tiny(argv: list, run: Path, out: Path) -> list:
         if "--scale" in argv:
             del argv[argv.index("--scale"):argv.index("--scale") + 2]
         argv += ["--scale", "tiny", "--out", str(out / f"reproduce-{argv[1]}")]
+    elif cmd == "atlas" and len(argv) > 1 and not argv[1].startswith("-"):
+        if "--scale" in argv:
+            del argv[argv.index("--scale"):argv.index("--scale") + 2]
+        argv += ["--scale", "tiny", "--jobs", "1", "--out", str(out / f"atlas-{len(argv)}-{argv[1]}")]
+    elif cmd == "labelfree-validate":  # the folders it reads become the tiny run RUN's
+        argv = [cmd, str(run.parent), "--out", str(out / "labelfree-validation"), "--bootstrap", "100"]
     elif cmd == "eval" and "--linear" in argv:
         argv += ["--linear-epochs", "5"]
     elif cmd == "diagnose":

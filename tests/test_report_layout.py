@@ -1,4 +1,5 @@
-"""Reports read on a phone and on a laptop: report.html (experiments) and diagnosis.html (siamlab diagnose).
+"""Reports read on a phone and on a laptop: report.html (experiments), diagnosis.html (siamlab diagnose) and
+atlas.html (siamlab atlas).
 
 The page never scrolls sideways (tables scroll inside their own box, long words wrap); figures are drawn so that
 their text is at least 10 px high at their own size and are shown at that size at 1280 px; a click opens a figure
@@ -22,6 +23,7 @@ from siamlab.report import plots
 from siamlab.report.html import CSS, build_report
 from siamlab.text import slug
 
+from test_atlas import fake_atlas
 from test_report import _chromium, fake_results
 
 MIN_TEXT_PX = 10
@@ -44,6 +46,16 @@ def wide_report(folder: Path) -> Path:
     return build_report(folder)
 
 
+def report_page(which: str, tmp_path: Path) -> Path:
+    if which == "report":
+        return wide_report(tmp_path / "r")
+    if which == "atlas":
+        from siamlab.report.atlas import write_atlas
+
+        return write_atlas(fake_atlas(7, 5), tmp_path / "a")
+    return page.write_page(fake_diagnosis(), tmp_path)
+
+
 def fake_diagnosis() -> dict:
     rng = np.random.default_rng(0)
     metrics = {f"{m}_{f}": float(rng.uniform(0, 1)) for f in ("backbone", "projector") for m in page.FEATURE_METRICS}
@@ -61,9 +73,9 @@ def _rules(selector: str) -> str:
     return m.group(1)
 
 
-@pytest.mark.parametrize("which", ["report", "diagnosis"])
+@pytest.mark.parametrize("which", ["report", "diagnosis", "atlas"])
 def test_tables_scroll_in_their_own_box_and_figures_open_full_size(tmp_path, which):
-    path = wide_report(tmp_path / "r") if which == "report" else page.write_page(fake_diagnosis(), tmp_path)
+    path = report_page(which, tmp_path)
     text = path.read_text()
     assert 'name="viewport" content="width=device-width, initial-scale=1"' in text
     tables = re.findall(r"(.{0,30})<table", text)
@@ -133,7 +145,13 @@ def test_every_figure_fits_1280_px_with_text_of_at_least_10_px(tmp_path, monkeyp
     result = fake_diagnosis()
     seen += _figures_drawn(monkeypatch, page, lambda: page.bars_plot(result, tmp_path / "m.png"))
     seen += _figures_drawn(monkeypatch, page, lambda: page.spectrum_plot(result, tmp_path / "sp.png"))
-    assert len(seen) == 8
+    from siamlab.report import atlas
+
+    wide = fake_atlas(8, 6)  # the largest shipped grid is 7 × 3, 6 × 4
+    for key in ("overview", "verdict", "knn_gain", "rankme_projector"):
+        seen += _figures_drawn(monkeypatch, atlas, lambda: atlas.draw_overview(wide, tmp_path / "o.png") if key == "overview"
+                               else atlas.draw(wide, key, tmp_path / f"{key}.png"))
+    assert len(seen) == 12
     for width, text_px in seen:
         assert width <= CONTENT_PX - 20 and text_px >= MIN_TEXT_PX, (width, text_px)
 
@@ -168,9 +186,9 @@ def layout(page_html: Path, width: int, tmp_path: Path) -> dict:
 
 
 @pytest.mark.skipif(_chromium() is None, reason="chromium not found (scripts/install.sh --test installs it)")
-@pytest.mark.parametrize("which", ["report", "diagnosis"])
+@pytest.mark.parametrize("which", ["report", "diagnosis", "atlas"])
 def test_phone_and_laptop_widths_in_headless_chromium(tmp_path, which):
-    path = wide_report(tmp_path / "r") if which == "report" else page.write_page(fake_diagnosis(), tmp_path)
+    path = report_page(which, tmp_path)
     phone = layout(path, 420, tmp_path)
     view = phone["view"]  # 420 px less a vertical scroll bar
     assert 400 <= view <= 420 and phone["page"] <= view  # the page does not scroll sideways ...

@@ -49,6 +49,7 @@ class RunResult:
 def fit(tr) -> RunResult:
     """Train ``tr`` to the end (or until it stops) and write the summary; see :meth:`Trainer.fit`."""
     t_start = time.time()
+    tr.cpu_start = time.process_time()
 
     def record_failure(line: str) -> None:
         if collectives.is_main():
@@ -196,7 +197,11 @@ def end_of_epoch(tr) -> bool:
 
 
 def finish(tr, status: str, message: str, seconds: float) -> dict:
-    """Close the metrics log and write ``summary.json`` (rank 0): status, final evaluation, verdicts."""
+    """Close the metrics log and write ``summary.json`` (rank 0): status, final evaluation, verdicts. ``seconds`` is
+    this session's wall time (from :func:`fit`'s start: the random-init evaluation, training and evaluations),
+    ``cpu_seconds`` the CPU time of this process over the same span (every thread of it; DataLoader workers of a
+    streamed set are other processes, not counted): what a run costs on a shared machine, where wall time also
+    counts the other jobs."""
     from ..analysis.verdict import verdicts
     from .runlog import read_metrics, write_json
 
@@ -213,6 +218,7 @@ def finish(tr, status: str, message: str, seconds: float) -> dict:
         "steps": tr.step,
         "total_steps": tr.total_steps,
         "seconds": round(seconds, 1),
+        "cpu_seconds": round(time.process_time() - tr.cpu_start, 1),
         "final": final,
         "random_init": tr.random_init,
         "verdict": verdicts(history, status),

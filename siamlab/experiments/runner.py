@@ -106,7 +106,8 @@ def _line(rec: RunRecord, how: str = "") -> str:
     return " | ".join(parts)
 
 
-def _check_labels(exp: Experiment, scale: str) -> None:
+def check_labels(exp: Experiment, scale: str) -> None:
+    """One sentence when two arms' labels would share a run folder (:func:`siamlab.text.slug`)."""
     seen: dict = {}
     for arm in exp.arms_for(scale):
         other = seen.setdefault(slug(arm.label), arm.label)
@@ -160,7 +161,7 @@ class _Round:
         return made
 
 
-def _threads(exp: Experiment, scale: str, overrides: Optional[list]) -> set:
+def thread_counts(exp: Experiment, scale: str, overrides: Optional[list]) -> set:
     """The thread counts the arms' runs train with (``--set`` overrides included)."""
     out = set()
     for arm in exp.arms_for(scale):
@@ -185,6 +186,20 @@ def _signal_of(rec: RunRecord) -> Optional[int]:
     return int(getattr(signal.Signals, m.group(1), signal.SIGTERM)) if m else int(signal.SIGTERM)
 
 
+def make_runs(exp: Experiment, scale: str, out_dir: Path, wanted: list, overrides: Optional[list] = None, jobs: int = 1,
+              log: Callable[[str], None] = print) -> dict:
+    """Plan and make the runs ``wanted`` ([(arm, seed)]) of ``exp`` in ``out_dir`` (reused, resumed, copied or trained:
+    :mod:`.runs`; ``jobs`` at once: :mod:`.pool`), printing a line per run; returns {(label, seed): RunRecord}. What
+    ``reproduce`` and ``siamlab atlas`` share. Raises :class:`ExperimentInterrupted` when a signal stopped it."""
+    from ..engine.signals import StopFlag
+    from ..methods import available as available_methods
+
+    records: dict = {}
+    with StopFlag() as stop:
+        _Round(exp, scale, Path(out_dir), set(available_methods()), overrides, jobs, log, stop, records).run(wanted)
+    return records
+
+
 def run_experiment(exp: Experiment, scale: str = "smoke", seeds: Optional[int] = None, out: Optional[str] = None,
                    log: Callable[[str], None] = print, overrides: Optional[list] = None, jobs: int = 1,
                    budget: float = 1.0, max_seeds: Optional[int] = None) -> Path:
@@ -207,7 +222,7 @@ def run_experiment(exp: Experiment, scale: str = "smoke", seeds: Optional[int] =
     n_seeds = int(seeds or exp.seeds.get(scale, 1))
     cap = seed_cap(exp, scale) if max_seeds is None else int(max_seeds)
     config_mod.apply_overrides(config_mod.RunConfig(), overrides)  # a bad key is a user error: fail before any run
-    _check_labels(exp, scale)
+    check_labels(exp, scale)
     out_dir.mkdir(parents=True, exist_ok=True)
     arms = exp.arms_for(scale)
     t0, records, rounds = time.time(), {}, []
@@ -233,7 +248,7 @@ def run_experiment(exp: Experiment, scale: str = "smoke", seeds: Optional[int] =
                 + ", ".join(f"{lab} {have[lab]} → {n} seeds" for lab, n in want.items()))
             wanted.update(want)
     extra = {"budget": budget, "seed_cap": cap, "seeds_by_arm": dict(wanted), "seed_rounds": rounds}
-    if _threads(exp, scale, overrides) == {1}:
+    if thread_counts(exp, scale, overrides) == {1}:
         extra["notes"] = f"{exp.notes.get(scale, '')} {THREAD_NOTE}".strip()
     outputs.write_all(exp, results, scale, n_seeds, out_dir, time.time() - t0, extra)
     return out_dir

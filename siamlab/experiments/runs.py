@@ -31,7 +31,7 @@ from .. import config as config_mod
 from ..errors import SiamlabError
 from ..report.files import write_result
 from ..text import slug
-from .cache import load_config, matches
+from .cache import CHECKPOINT_ONLY, load_config, matches
 from .measures import RunRecord
 from .scales import arm_config, methods_needed
 
@@ -80,7 +80,7 @@ def read_summary(run_dir: Path) -> Optional[dict]:
 def _same(run_dir: Path, cfg: dict, function: bool) -> bool:
     if function:  # a function arm's params: plain values, compared as they are
         return load_config(run_dir / "config.yaml") == cfg
-    return matches(run_dir, cfg)
+    return matches(run_dir, cfg, CHECKPOINT_ONLY)
 
 
 def cached(run_dir: Path, cfg: dict, function: bool = False) -> Optional[dict]:
