@@ -230,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run several budgets (e.g. 1,3,8) and plot each claim's quantity against the budget")
     r.add_argument("--curve-seeds", type=int, default=None,
                    help="seeds at the largest budget of --curve (fewer to save time; none added there)")
+    r.add_argument("--max-seeds", type=int, default=None,
+                   help="the most seeds an arm gets when seeds are added (default: the scale's cap, 8 at smoke); in a "
+                        "--curve every budget but x1, whose run is the scale's ordinary one")
     r.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a field of every run, e.g. data.root=/data/cifar-100-python (repeatable)")
     r.set_defaults(func=cmd_reproduce)

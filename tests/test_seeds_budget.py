@@ -76,6 +76,19 @@ def test_seeds_stop_at_the_cap_and_never_grow_at_tiny_scale(tmp_path, could_deci
     assert json.loads((out / "results.json").read_text())["seeds_by_arm"] == {"A": 2, "B": 2, "C": 2}
 
 
+def test_a_curve_caps_added_seeds_at_every_budget_but_one(tmp_path, could_decide):
+    """--max-seeds in a curve: the ×1 point is the scale's ordinary run (up to the scale's cap, as a plain reproduce
+    into the same folder gives it), ×2 stops at the cap given, the largest budget runs --curve-seeds."""
+    from siamlab.experiments.curves import run_curve
+
+    folder = run_curve(_toy(decided_at(99)), "smoke", [1, 2, 4], tmp_path, curve_seeds=2, max_seeds=3, log=lambda s: None)
+    seeds = {name: json.loads((tmp_path / name / "results.json").read_text())["seeds_by_arm"]["A"]
+             for name in ("toy-smoke", "toy-smoke-b2", "toy-smoke-b4")}
+    assert seeds == {"toy-smoke": gates.SEED_CAP["smoke"], "toy-smoke-b2": 3, "toy-smoke-b4": 2}
+    notes = json.loads((folder / "curve.json").read_text())["notes"]
+    assert "up to 3 per arm at the budgets between ×1 and the largest (--max-seeds)" in notes
+
+
 def test_seeds_wanted_reads_the_contract_keys_and_tolerates_their_absence():
     arms = [Arm("A", group="g"), Arm("B", group="g"), Arm("C")]
     undecided = {"kind": "claim", "verdict": UND, "more_seeds_could_decide": True, "text": "t"}
@@ -133,7 +146,8 @@ def test_a_budget_run_has_its_own_folder_and_the_catalogue_reads_only_budget_one
 
 @pytest.mark.parametrize("opts, field", [({"budget": 0.0}, "--budget"), ({"jobs": 0}, "--jobs"), ({"curve": "1"}, "--curve"),
                                          ({"curve": "1,x"}, "--curve"), ({"curve_seeds": 2}, "--curve-seeds"),
-                                         ({"curve": "1,2", "budget": 2.0}, "--budget and --curve")])
+                                         ({"curve": "1,2", "budget": 2.0}, "--budget and --curve"),
+                                         ({"max_seeds": 0}, "--max-seeds")])
 def test_bad_options_are_one_sentence_before_any_run(opts, field, tmp_path):
     args = SimpleNamespace(id="gen-f2", list=False, scale="tiny", seeds=None, out=str(tmp_path / "o"), **opts)
     with pytest.raises(ConfigError) as err:

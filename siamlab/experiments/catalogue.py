@@ -113,15 +113,17 @@ def totals_line(results_root) -> str:
 
 
 def readings_markdown(results_root) -> str:
-    """A bullet per smoke result that is not reproduced or undecidable: its verdict and the reading of its runs
-    (:mod:`.findings`), as report.html shows it."""
+    """A bullet per smoke result that is not reproduced or undecidable: its verdict and the reading of its runs as
+    :mod:`.papers.findings` holds it now (a results.json written before a reading was revised keeps the old text;
+    the table must show the current one)."""
+    from .papers.findings import SCALE, reading
     from .registry import all_experiments
 
     found = _smoke_results(Path(results_root))
     lines = []
     for e in all_experiments():
         res = found.get(e.id)
-        if res and res.get("reading"):
-            text = res["reading"].split(": ", 1)[-1]
-            lines.append(f"- **{e.id}** ({res.get('state', res['verdict'])}): {text}")
+        text = reading(e.id, SCALE) if res and not res.get("reproduced") else ""
+        if text:
+            lines.append(f"- **{e.id}** ({res.get('state', res['verdict'])}): {text.split(': ', 1)[-1]}")
     return "\n".join(lines) + "\n"

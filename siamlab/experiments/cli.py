@@ -32,6 +32,9 @@ def _check(args) -> None:
     if curve_seeds is not None and (not curve or curve_seeds < 1):
         raise ConfigError(f"--curve-seeds={curve_seeds!r} is not valid: it sets the seeds at the largest budget of --curve, "
                           "so it needs --curve and an integer >= 1.")
+    max_seeds = getattr(args, "max_seeds", None)
+    if max_seeds is not None and max_seeds < 1:
+        raise ConfigError(f"--max-seeds={max_seeds!r} is not valid: expected an integer >= 1 (the most seeds an arm gets).")
 
 
 def _claim_lines(res: dict) -> list:
@@ -44,7 +47,8 @@ def _claim_lines(res: dict) -> list:
 
 def reproduce(args) -> int:
     """Entry point of the CLI subcommand (args: id, list, scale, seeds, out; and when the parser provides them ``set``
-    — ``key=value`` overrides for every run —, ``jobs``, ``budget``, ``curve``, ``curve_seeds``). Returns the exit code."""
+    — ``key=value`` overrides for every run —, ``jobs``, ``budget``, ``curve``, ``curve_seeds``, ``max_seeds``). Returns the
+    exit code."""
     import json
     import sys
     from pathlib import Path
@@ -61,14 +65,14 @@ def reproduce(args) -> int:
     budgets = parse_budgets(args.curve) if getattr(args, "curve", None) else None
     exp = get(args.id)
     jobs = getattr(args, "jobs", None) or default_jobs(args.scale)
-    overrides = getattr(args, "set", None)
+    overrides, max_seeds = getattr(args, "set", None), getattr(args, "max_seeds", None)
     try:
         if budgets:
             folder = run_curve(exp, args.scale, budgets, args.out or Path("runs") / "reproduce", args.seeds,
-                               getattr(args, "curve_seeds", None), jobs, overrides)
+                               getattr(args, "curve_seeds", None), jobs, overrides, max_seeds=max_seeds)
         else:
             out = run_experiment(exp, args.scale, args.seeds, args.out, overrides=overrides, jobs=jobs,
-                                 budget=getattr(args, "budget", None) or 1.0)
+                                 budget=getattr(args, "budget", None) or 1.0, max_seeds=max_seeds)
     except ExperimentInterrupted as stop:
         print(f"siamlab: {stop}", file=sys.stderr)
         return 128 + stop.signum

@@ -2,7 +2,9 @@
 
 Each budget is an ordinary run of the experiment at that budget (:func:`.runner.run_experiment`: its own folder
 ``<id>-<scale>-b<B>/``, the plain ``<id>-<scale>/`` at budget 1, cached runs reused, seeds added where they decide);
-``curve_seeds`` runs the largest budget with that many seeds and adds none there (said in every output). The
+``curve_seeds`` runs the largest budget with that many seeds and adds none there (said in every output);
+``max_seeds`` caps the seeds added at every other budget but ×1 (said too): the ×1 point is the scale's ordinary run,
+whose folder a plain ``reproduce`` shares, so a curve never judges it on fewer seeds than that run has. The
 curve folder ``<id>-<scale>-curve/`` holds:
     curve.json               per counted claim: its quantity, the paper's value, the rule's threshold, and per budget
                              the value, its 95 % interval over seeds, the seeds and the verdict; the trend, and the
@@ -119,7 +121,8 @@ def curve_dir(root: Path, exp_id: str, scale: str) -> Path:
 
 
 def run_curve(exp, scale: str, budgets: list, root, seeds: Optional[int] = None, curve_seeds: Optional[int] = None,
-              jobs: int = 1, overrides: Optional[list] = None, log: Callable[[str], None] = print) -> Path:
+              jobs: int = 1, overrides: Optional[list] = None, log: Callable[[str], None] = print,
+              max_seeds: Optional[int] = None) -> Path:
     """Run ``exp`` at every budget (module docstring), then write the curve folder; returns it."""
     from ..report.curves import write_curve
     from .runner import default_out, run_experiment
@@ -130,13 +133,15 @@ def run_curve(exp, scale: str, budgets: list, root, seeds: Optional[int] = None,
         top = b == budgets[-1] and curve_seeds is not None
         out = root / default_out(exp.id, scale, b).name
         log(f"[{exp.id}] budget ×{b:g}" + (f" ({curve_seeds} seed(s), none added)" if top else ""))
-        run_experiment(exp, scale, curve_seeds if top else seeds, str(out), log, overrides, jobs, b,
-                       max_seeds=curve_seeds if top else None)
+        cap = curve_seeds if top else (max_seeds if b != 1 else None)
+        run_experiment(exp, scale, curve_seeds if top else seeds, str(out), log, overrides, jobs, b, max_seeds=cap)
         results.append((b, json.loads((out / "results.json").read_text())))
         folders.append(out)
     notes = (f"Budgets ×{', ×'.join(f'{b:g}' for b in budgets)} of the {scale} scale's training steps (epochs, warm-up, "
              "phase starts; evaluation and diagnostic intervals grow with them)."
-             + (f" The largest budget ran {curve_seeds} seed(s) per arm, with no seeds added (--curve-seeds)." if curve_seeds else ""))
+             + (f" The largest budget ran {curve_seeds} seed(s) per arm, with no seeds added (--curve-seeds)." if curve_seeds else "")
+             + (f" Seeds were added up to {max_seeds} per arm at the budgets "
+                f"{'between ×1 and the largest' if curve_seeds else 'above ×1'} (--max-seeds)." if max_seeds else ""))
     folder = curve_dir(root, exp.id, scale)
     write_curve(curve_payload(exp, scale, results, folders, notes), folder)
     return folder
