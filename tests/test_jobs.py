@@ -86,13 +86,15 @@ def test_sigterm_stops_the_workers_and_leaves_runs_to_reuse_or_resume(tmp_path):
     out = tmp_path / "t2"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "siamlab", "reproduce", "zhang-t2", "--scale", "tiny", "--out", str(out), "--jobs", "2",
-           "--set", "optim.epochs=20"]
+           "--set", "optim.epochs=200"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     seen = []
     workers = []
     for line in proc.stdout:
         seen.append(line)
-        if " epoch 1/20: loss" in line:  # the run furthest on is at 1 of 20 epochs: none can finish before the stop
+        # the first run to print an epoch: progress lines come in bursts, but 200 epochs (~20 s at tiny) leave no run
+        # time to finish before the stop, so a third run handed out would be one started after the signal
+        if " epoch 1/200: loss" in line:
             workers = _children(proc.pid)
             proc.send_signal(signal.SIGTERM)
             break

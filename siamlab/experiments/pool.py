@@ -13,7 +13,9 @@ runs take about a second, less than a worker takes to start (it imports torch), 
 a GPU and take their thread count from the config (``engine.threads``).
 
 Signals: SIGTERM / SIGINT to the parent stop the handing out of tasks and are passed on to every busy worker, whose
-run checkpoints and stops (the engine's handler) and comes back "interrupted"; a run that comes back interrupted
+run checkpoints and stops (the engine's handler) and comes back "interrupted" — passed on again every
+:data:`RESIGNAL_S` until the worker answers, since a worker still loading its run (before the engine's handler is in
+place) would otherwise lose it and train to the end; a run that comes back interrupted
 (its worker was signalled alone) stops the experiment too. A worker that dies (killed, out of memory) fails only
 its own run — recorded as an error naming the exit code — and a new worker takes its place. Workers leave when the
 parent is gone (SIGKILL), after the run they are making.
@@ -27,6 +29,7 @@ import multiprocessing
 import os
 import queue
 import signal
+import time
 from collections import deque
 from typing import Callable, Optional
 
@@ -35,6 +38,7 @@ from .runs import Task, execute
 
 MAX_JOBS = 8  # each worker holds its own copy of the data and of torch (a few hundred MB at smoke)
 POLL_S = 0.2
+RESIGNAL_S = 1.0  # a stopping pool signals its busy workers again this often
 
 
 def usable_cores() -> int:
@@ -111,12 +115,14 @@ class _Pool:
                 os.kill(proc.pid, signum)
 
     def run(self, tasks: list, started, finished, stop) -> dict:
-        pending, done, stopping = deque(tasks), {}, None
+        pending, done, stopping, signalled = deque(tasks), {}, None, 0.0
         try:
             while pending or self._busy():
                 if stopping is None and stop.signal is not None:
                     stopping = stop.signal
+                if stopping is not None and time.monotonic() - signalled >= RESIGNAL_S:
                     self._signal_busy(stopping)
+                    signalled = time.monotonic()
                 if stopping is None:
                     for w in self.workers.values():
                         if w[2] is None and pending:
@@ -133,7 +139,6 @@ class _Pool:
                 finished(task, rec)
                 if rec.status == "interrupted" and stopping is None:
                     stopping = int(signal.SIGTERM)
-                    self._signal_busy(stopping)
             return done
         finally:
             self._close()
