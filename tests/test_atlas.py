@@ -3,8 +3,11 @@ reuses every cell, --jobs 2 gives every number --jobs 1 gives), atlas.json, the 
 sentence for every bad input."""
 from __future__ import annotations
 
+import importlib.util
+
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +18,8 @@ from siamlab.experiments.atlases import ATLASES
 from siamlab.report.atlas import VERDICT_COLOURS, write_atlas
 
 from test_jobs import _strip  # timings and places left out
+
+ROOT = Path(__file__).resolve().parents[1]
 
 GRID = ["atlas", "simsiam", "--x", "optim.weight_decay=0,5e-3", "--y", "method.predictor=mlp,identity", "--scale", "tiny"]
 
@@ -69,6 +74,17 @@ def test_tiny_atlas_runs_reuses_every_cell_and_writes_its_page(tmp_path, capsys)
     third = capsys.readouterr().out
     assert third.count(" running ") == 1 and third.count(": reused | completed") == 3
     assert _strip(json.loads((out / "atlas.json").read_text())["cells"]) == _strip(res["cells"])
+    # the README's atlas section is generated from atlas.json: one row per y value, one cell per x value
+    spec = importlib.util.spec_from_file_location("readme_tables", ROOT / "scripts" / "readme_tables.py")
+    tables = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tables)
+    section = tables.atlas_section(out, docs=tmp_path / "docs")
+    rows = [line for line in section.splitlines() if line.startswith("| ")]
+    assert rows[0] == f"| {res['y']['key']} \\ {res['x']['key']} | " + " | ".join(res["x"]["texts"]) + " |"
+    for c in res["cells"]:
+        cell = rows[1 + c["j"]].strip("| ").split(" | ")[1 + c["i"]]
+        assert cell == f"{tables.SHORT[c['verdict']]} {c['mean']['knn_gain']:+.1f}", (cell, c)
+    assert (tmp_path / "docs" / f"{res['name']}.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_two_jobs_give_every_number_of_one_job(tmp_path):

@@ -32,6 +32,19 @@ def test_trend_rule(first, last, ref, word):
         assert f"{first['value']:.4g}" in text and f"×{last['budget']:g}" in text
 
 
+@pytest.mark.parametrize("side, first, last, word", [
+    ("below", -0.70, -0.87, "toward"),  # a collapse margin going further below 0: the collapse claim holds more clearly
+    ("below", 0.81, 0.78, "toward"),
+    ("below", -0.70, -0.40, "away"),
+    ("above", 1.3, 3.6, "toward"),
+    ("above", 3.6, 1.3, "away"),
+])
+def test_a_one_sided_threshold_counts_the_claims_direction(side, first, last, word):
+    got, text = trend(_p(1, first, first - 0.01, first + 0.01), _p(2, last, last - 0.01, last + 0.01), 0.0,
+                      "the rule's threshold", side)
+    assert got == word and f"holds {side}" in text, text
+
+
 def test_claim_points_take_the_paper_value_else_the_threshold_and_tolerate_missing_keys():
     def res(value, lo, hi, verdict):
         return {"claims": [{"text": "a", "kind": "claim", "value": value, "interval": [lo, hi], "threshold": 0.5, "paper": None,

@@ -19,7 +19,8 @@ Trend (:func:`trend`): the quantity moved when its 95 % intervals at the smalles
 overlap — two disjoint 95 % intervals differ at well under the 5 % level, so seed noise alone is not a trend. It moved
 *toward* the paper's value when its distance to it shrank, *away* when it grew; *none* when the intervals overlap;
 *unknown* when either end has no value or no interval (one seed). Without a paper value the rule's threshold is the
-reference.
+reference, and for a one-sided rule *toward* is the direction in which the claim holds (a collapse margin falling
+further below 0 moves toward "collapses").
 """
 from __future__ import annotations
 
@@ -58,9 +59,12 @@ def _fmt(p: dict) -> str:
     return f"{p['value']:.4g}" + (f" [{iv[0]:.4g}, {iv[1]:.4g}]" if iv else "") + f" at ×{p['budget']:g}"
 
 
-def trend(first: dict, last: dict, ref: Optional[float], ref_name: str = "the paper's value") -> tuple:
+def trend(first: dict, last: dict, ref: Optional[float], ref_name: str = "the paper's value",
+          side: Optional[str] = None) -> tuple:
     """(word, sentence with the numbers) for a quantity from ``first`` to ``last`` ({budget, value, interval}); the
-    rule is in the module docstring."""
+    rule is in the module docstring. With a one-sided rule's threshold as ``ref`` (``side`` "above" / "below") the
+    direction that makes the claim hold is *toward* — a collapse margin falling further below 0 moves toward
+    "collapses", not away from it."""
     if first.get("value") is None or last.get("value") is None:
         return "unknown", "no value at the smallest or the largest budget"
     head = f"{_fmt(first)} → {_fmt(last)}"
@@ -71,6 +75,10 @@ def trend(first: dict, last: dict, ref: Optional[float], ref_name: str = "the pa
         return "none", f"{head}: the 95 % intervals overlap, no move beyond seed noise"
     if ref is None:
         return "unknown", f"{head}: it moved, but there is no paper value or threshold to move toward"
+    if side in ("above", "below"):
+        up = last["value"] > first["value"]
+        word = "toward" if up == (side == "above") else "away"
+        return word, f"{head}: {word} the claim (it holds {side} {ref_name} {ref:.4g})"
     d0, d1 = abs(first["value"] - ref), abs(last["value"] - ref)
     word = "toward" if d1 < d0 else "away"
     return word, f"{head}: {word} {ref_name} {ref:.4g} (distance {d0:.4g} → {d1:.4g})"
@@ -85,7 +93,7 @@ def claim_points(results: list) -> list:
         for i, c in enumerate(counted):
             if i == len(out):
                 out.append({"text": c.get("text", ""), "quantity": c.get("quantity") or "", "paper": None,
-                            "threshold": None, "points": []})
+                            "threshold": None, "side": c.get("side"), "points": []})
             entry = out[i]
             for key in ("paper", "threshold"):
                 if entry[key] is None:
@@ -95,8 +103,11 @@ def claim_points(results: list) -> list:
                                     "seeds": c.get("seeds"), "verdict": c.get("verdict", "")})
     for entry in out:
         pts = entry["points"]
-        ref, name = (entry["paper"], "the paper's value") if entry["paper"] is not None else (entry["threshold"], "the rule's threshold")
-        entry["trend"], entry["trend_text"] = trend(pts[0], pts[-1], ref, name)
+        if entry["paper"] is not None:
+            entry["trend"], entry["trend_text"] = trend(pts[0], pts[-1], entry["paper"])
+        else:
+            entry["trend"], entry["trend_text"] = trend(pts[0], pts[-1], entry["threshold"], "the rule's threshold",
+                                                        entry.get("side"))
         entry["verdict_at_largest"] = pts[-1]["verdict"]
     return out
 

@@ -18,6 +18,15 @@ SCALE = "smoke"
 DATE = "2026-12-03"
 
 SMOKE = {
+    "gen-f5": "'Λ close to identity' fails: the mean |off-diagonal| of the trained features' correlation matrix is "
+              "0.342 (95 % interval [0.330, 0.353], 3 seeds; rule: below 0.1), though it is below the random-init "
+              "network's (−0.261 [−0.285, −0.238]). The scale curve (×1, ×2, ×4: 20, 40, 80 epochs; 3, 3 and 2 "
+              "seeds) shows no move toward the identity: 0.342 → 0.295 [0.288, 0.301] → 0.327 [0.076, 0.577] (the "
+              "two ×4 seeds disagree), 'none' by the trend rule and undecidable at ×4. Longer training concentrates "
+              "the output instead of spreading it: the effective rank of clean z falls 40.6 → 35.4 → 18.0 (means over "
+              "seeds) while kNN rises and levels off (76.2 → 78.3 → 78.3). GEN App. E.3 (Fig. 5) shows its near-"
+              "identity Λ for SimSiam with 2048 output dimensions after 600 epochs; up to 80 epochs of this d = 256 "
+              "network, Λ does not move toward it.",
     "zhang-t1": "'The moving-average target trains' fails on its kNN gain over random init: −5.31 points (95 % interval "
                 "[−8.40, −2.22], 5 seeds; rule: above +1): training lowers kNN from 72.2 to 66.9; its collapse margin "
                 "−0.047 [−0.120, +0.026] sits on the complete-collapse threshold (√d·std 0.091; 4 of 5 runs' verdicts "
@@ -27,6 +36,17 @@ SMOKE = {
                 "cannot lift it. The setting differs from ZHANG's: the smoke projector has no final BN (the deviation "
                 "that lets the same-batch arms collapse within 10 epochs), while ZHANG A.3 trains SimSiam without "
                 "predictor, whose projector ends with the affine-free BN that de-centers z (ZHANG App. B).",
+    "zhang-t2": "'Symmetric Predictor collapses' fails: its collapse margin stays far above 0 (+0.809 decades, 95 % "
+                "interval [0.789, 0.830], 3 seeds; rule: below 0): √d·std of clean z is 0.71–0.73 after 10 epochs and "
+                "its kNN rises over its random-init network (73.7–75.8 against 71.2–73.8). The scale curve (×1, ×2: "
+                "10 and 20 epochs, 3 seeds each) moves it toward collapse, but by directions, not to a point: the margin "
+                "falls only to +0.777 [0.772, 0.782] (√d·std 0.67–0.70) while the effective rank of clean z falls 8.1 → "
+                "5.4 (mean of 3 seeds) and every ×2 run ends dimensionally collapsed with kNN 75.0–77.8; at 0.03 decades "
+                "per doubling no CPU budget reaches ZHANG's constant output (1000 epochs, A.1). 'SimSiam trains' is "
+                "undecidable at ×1 — its gain over random init is +1.32 [−1.05, +3.69] (rule: above +1; 8 seeds would "
+                "not decide it) — and grows with training, +3.63 [−0.10, +7.36] at ×2, where it is still undecidable "
+                "(the seeds' random-init networks differ by 2.6 points). Mirror and Naive Siamese collapse at both "
+                "budgets, further at ×2 (margins −0.63 → −0.87 and −0.70 → −0.87).",
     "zhang-t3": "'Baseline (o_e and r_e) trains' fails on its kNN gain over random init: −1.01 points (95 % interval "
                 "[−2.48, +0.46], 8 seeds; rule: above +1), with no complete collapse (margin 0.948 [0.945, 0.952]); "
                 "'Removing r_e trains' is undecidable (gain +0.57 [−4.28, +5.41], 3 seeds, and with that spread 8 seeds "
@@ -43,6 +63,15 @@ SMOKE = {
                 "r_e only train (gains +4.33 and +4.08), neither collapses on P (margin −0.96). ZHANG too finds o_e "
                 "alone far weaker (48.08 % against 66.62 %); here its kNN rises 72.2 → 73.3 over the 20 epochs, against "
                 "76.5 for both.",
+    "zhang-f9": "Both claims are undecidable. 'BN + MSE trains without collapse' reads the effective rank of clean z "
+                "(its affine-free final BN holds √d·std at 0.98–0.99 by construction): 2.09 (95 % interval [1.59, 2.59], "
+                "3 seeds; rule: above 2, ZHANG Conjecture 2's single dimension) — 2.19, 1.85, 2.22 by seed, against "
+                "39–43 for SimSiam — and its kNN gain over random init is +1.75 [−2.29, +5.79] (rule: above +1); with "
+                "that spread 8 seeds would decide neither. The paired comparison 'below SimSiam' (SimSiam − BN + MSE "
+                "+2.17 [−0.83, +5.16]) waits on BN + MSE's gain (the random-init gate). ZHANG (App. B, Fig. 9) puts BN + "
+                "MSE's lower accuracy down to its lacking SimSiam's de-correlation; here that shows as an output spread "
+                "over about two directions, one more than the single dimension ZHANG's Conjecture 2 calls collapsed "
+                "('equivalent to having a single dimension').",
 }
 
 
