@@ -54,7 +54,7 @@ def atlas_section(folder: Path, docs: Path = Path("docs/atlas")) -> str:
     cpu = a.get("cpu_seconds")
     lines = [f"#### {a['title']} — `siamlab atlas {a['name']}`", "",
              f"{len(a['cells'])} cells, {a['seeds']} seed each, {a['scale']} scale; the runs' CPU time "
-             f"{cpu / 60:.0f} min ({cpu / 120:.0f} min on 2 cores), finished {a['finished']}. Each cell: the verdict "
+             f"{cpu / 60:.0f} min ({cpu / 120:.0f} min on 2 cores), atlas.json written {a['finished']}. Each cell: the verdict "
              "(*ok*, *dim* dimensional collapse, *P* collapse of the predictor output, *coll* complete collapse) and the "
              "backbone's kNN gain over its random-init network, in points:", "", *rows, "",
              f"![{a['title']}]({image.as_posix()})", ""]
