@@ -96,8 +96,8 @@ SMOKE = {
                 "r_e only train (gains +4.33 and +4.08), neither collapses on P (margin −0.96). ZHANG too finds o_e "
                 "alone far weaker (48.08 % against 66.62 %); here its kNN rises 72.2 → 73.3 over the 20 epochs, against "
                 "76.5 for both.",
-    "zhang-f5a": "Mirror SimSiam's η_z* fails: +0.059 (95 % interval [+0.040, +0.078], 5 seeds) against the band "
-                 "[0.1, 0.4] written from ZHANG's ≈ +0.2 — ZHANG's sign, a third of its size. Mirror collapses within the "
+    "zhang-f5a": "Mirror SimSiam's η_z* fails: +0.059 (95 % interval [+0.040, +0.078], 5 seeds) against the rule's "
+                 "band [0.1, 0.4], written from ZHANG's ≈ +0.2 — ZHANG's sign, a third of its size. Mirror collapses within the "
                  "budget onto 1.3–1.6 directions (√d·std 0.13–0.42, kNN 44.5–69.5 % against 71–74 % at random init; "
                  "zhang-t2's curve shows it collapsing further with more steps), and on an output that has lost its "
                  "directions the scan of o_e against o_z has little left to measure; ZHANG does not say at which point "
