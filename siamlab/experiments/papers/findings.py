@@ -105,6 +105,16 @@ SMOKE = {
                  "about half its ≈ −0.5; the interval straddles the band's edge at −0.25, so the claim is undecidable, "
                  "and with that spread 8 seeds would not decide it. This reading names no training length as the "
                  "cause, and no scale curve was run.",
+    "zhang-f5b": "The premise holds and the claim fails. The collapsing phase (ZHANG eq. 1) drives m_r from 0.965 to "
+                 "0.014 (ratio 0.015, 95 % interval [0.012, 0.018], 3 seeds); the de-correlation loss of ZHANG A.6 "
+                 "(Algorithm 6: squared off-diagonal covariance of the mean-centred output) then regains 0.00026 "
+                 "[0.00014, 0.00037] of the drop within 195 steps (rule: above 0.5), and m_r is still 0.011–0.014 at the "
+                 "end of the run. That loss's gradient is the covariance times the centred output, cubic in the "
+                 "residuals, so on residuals shrunk about 70-fold it is some 70³ ≈ 3 × 10⁵ times weaker than on a healthy "
+                 "output: nothing in a longer phase would lift it, and no scale curve was run. The smoke projector has no "
+                 "final BN (the deviation that lets the collapsing phase collapse within the budget); ZHANG's encoder "
+                 "keeps it, which holds every dimension's batch variance up and so keeps residuals for the de-"
+                 "correlation loss to act on.",
     "zhang-f9": "Both claims are undecidable. 'BN + MSE trains without collapse' reads the effective rank of clean z "
                 "(its affine-free final BN holds √d·std at 0.98–0.99 by construction): 2.09 (95 % interval [1.59, 2.59], "
                 "3 seeds; rule: above 2, ZHANG Conjecture 2's single dimension) — 2.19, 1.85, 2.22 by seed, against "
