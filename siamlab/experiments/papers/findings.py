@@ -51,6 +51,15 @@ SMOKE = {
                  "collapse, center near zero (the counted claim holds), kNN 76.8–77.5 over 5 seeds. Caron et al., whom "
                  "CENTER §3.4 cites, find fixed prototypes 'comparable to learnable' ones; the difference CENTER reads "
                  "into Fig. 6 is within the seed spread here.",
+    "gen-f4": "Both trajectory claims are undecidable. In both arms GEN's bound falls over training (change after "
+              "burn-in −0.097 [−0.126, −0.068] for Barlow Twins, −0.14 [−0.18, −0.10] for the linear SimSiam; rule: "
+              "below 0), as GEN Fig. 4 shows; what stays open is the accuracy side. kNN on the output f gains +3.43 "
+              "(95 % interval [−0.27, +7.13], 5 seeds; rule: above +1) for Barlow Twins — +1.5, +3.5, +1.4, +8.6, +2.2 "
+              "by seed, against random-init networks whose kNN on f ranges 61.4–67.3 — and −0.83 [−4.48, +2.81] for "
+              "the linear SimSiam, so the correlation is not judged; it would be undecidable anyway (Barlow Twins r = "
+              "−0.65 [−1.20, −0.11], linear SimSiam −0.60 [−1.80, +0.59]; rule: below −0.5; 8 seeds would not "
+              "decide either). GEN trains 600–800 epochs; a scale curve (≈ 27 CPU-minutes at ×2) was not run for "
+              "lack of time.",
     "gen-f5": "'Λ close to identity' fails: the mean |off-diagonal| of the trained features' correlation matrix is "
               "0.342 (95 % interval [0.330, 0.353], 3 seeds; rule: below 0.1), though it is below the random-init "
               "network's (−0.261 [−0.285, −0.238]). The scale curve (×1, ×2, ×4: 20, 40, 80 epochs; 3, 3 and 2 "
