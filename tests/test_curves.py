@@ -59,6 +59,28 @@ def test_claim_points_take_the_paper_value_else_the_threshold_and_tolerate_missi
     assert old["trend"] == "unknown" and [p["value"] for p in old["points"]] == [None, None]
 
 
+def test_a_compound_claim_is_followed_on_one_quantity_across_budgets():
+    """At ×1 the kNN gain decides the claim, at ×2 the collapse margin does: the curve keeps following the gain."""
+    def part(q, value, lo, hi, thr):
+        return {"quantity": q, "value": value, "interval": [lo, hi], "threshold": thr, "side": "above", "paper": None,
+                "upper": None, "seeds": 3}
+
+    def res(margin, gain, decided_by):
+        parts = [part("margin", *margin, 0.0), part("gain", *gain, 1.0)]
+        lead = parts[decided_by]
+        return {"claims": [{"text": "trains", "kind": "claim", **lead, "verdict": "x", "parts": parts}]}
+    pts = claim_points([(1, res((0.9, 0.8, 1.0), (0.5, -0.5, 1.5), 1)), (2, res((-0.2, -0.3, -0.1), (4.0, 3.0, 5.0), 0))])
+    (c,) = pts
+    assert c["quantity"] == "gain" and [p["value"] for p in c["points"]] == [0.5, 4.0] and c["trend"] == "toward"
+    # the claim entries written by outputs.claim_entry carry those parts
+    from siamlab.experiments.stats import Verdict, all_of
+    v = all_of([Verdict(True, "m", value=0.9, threshold=0.0, interval=(0.8, 1.0), quantity="margin", seeds=3, side="above"),
+                Verdict(gates.UNDECIDABLE, "g", value=0.5, threshold=1.0, interval=(-0.5, 1.5), quantity="gain", seeds=3,
+                        side="above")])
+    entry = outputs.claim_entry(Claim("trains", ["a"], lambda r: v), v)
+    assert [p["quantity"] for p in entry["parts"]] == ["margin", "gain"] and entry["quantity"] == "gain"
+
+
 def test_parse_budgets():
     assert parse_budgets("8,1, 3") == [1.0, 3.0, 8.0]
     for bad in ("1", "0,2", "a,b", "", "2,2"):

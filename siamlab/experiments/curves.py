@@ -84,6 +84,16 @@ def trend(first: dict, last: dict, ref: Optional[float], ref_name: str = "the pa
     return word, f"{head}: {word} {ref_name} {ref:.4g} (distance {d0:.4g} → {d1:.4g})"
 
 
+def _same_quantity(claim: dict, quantity: str) -> dict:
+    """The claim's numbers for ``quantity`` (the one the curve follows, from its smallest budget): a compound claim
+    reports the test that decided it, which can change with the budget (its collapse margin at one budget, its kNN gain
+    at another), so the curve takes the part that measures the same quantity when the claim lists its parts."""
+    if not quantity or claim.get("quantity") == quantity:
+        return claim
+    same = [p for p in claim.get("parts") or [] if p.get("quantity") == quantity]
+    return same[0] if same else claim
+
+
 def claim_points(results: list) -> list:
     """Per counted claim (in the experiment's order) its text, quantity, paper value, threshold and one point per
     budget, from [(budget, results.json dict)]."""
@@ -95,12 +105,14 @@ def claim_points(results: list) -> list:
                 out.append({"text": c.get("text", ""), "quantity": c.get("quantity") or "", "paper": None,
                             "threshold": None, "side": c.get("side"), "points": []})
             entry = out[i]
+            verdict = c.get("verdict", "")
+            c = _same_quantity(c, entry["quantity"])
             for key in ("paper", "threshold"):
                 if entry[key] is None:
                     entry[key] = _num(c.get(key))
             entry["quantity"] = entry["quantity"] or c.get("quantity") or ""
             entry["points"].append({"budget": budget, "value": _num(c.get("value")), "interval": _interval(c.get("interval")),
-                                    "seeds": c.get("seeds"), "verdict": c.get("verdict", "")})
+                                    "seeds": c.get("seeds"), "verdict": verdict})
     for entry in out:
         pts = entry["points"]
         if entry["paper"] is not None:

@@ -54,7 +54,8 @@ def claim_entry(c, v: Verdict) -> dict:
     "below" / "inside"), ``interval`` ([lo, hi], its 95 % Student-t interval over seeds, null below two seeds),
     ``distance`` (value's signed distance to its threshold, positive on the claimed side), ``paper`` (the paper's
     value of the quantity, or null), ``quantity`` (what the value is), ``seeds`` (seeds it was decided with) and
-    ``more_seeds_could_decide``."""
+    ``more_seeds_could_decide``; ``parts``, for a claim made of several tests, the same numbers for each test (a
+    scale curve follows one quantity across budgets even when another test decides the claim at another budget)."""
     kind = getattr(c, "kind", "claim")
     ok = v.state
     return {"text": c.text, "arms": list(c.arms), "kind": kind, "reproduced": ok if isinstance(ok, bool) else None,
@@ -62,7 +63,23 @@ def claim_entry(c, v: Verdict) -> dict:
             "upper": _number(v.upper), "side": v.side or None,
             "interval": None if v.interval is None else [_number(v.interval[0]), _number(v.interval[1])],
             "distance": _number(v.distance), "paper": _number(v.paper), "quantity": v.quantity, "seeds": int(v.seeds),
-            "more_seeds_could_decide": bool(v.more_seeds_could_decide)}
+            "more_seeds_could_decide": bool(v.more_seeds_could_decide), "parts": [_part(p) for p in _leaves(v)]}
+
+
+def _leaves(v: Verdict) -> list:
+    """The single tests under a compound verdict (none for a single test)."""
+    if not v.parts:
+        return []
+    out = []
+    for p in v.parts:
+        out += _leaves(p) or [p]
+    return out
+
+
+def _part(v: Verdict) -> dict:
+    return {"quantity": v.quantity, "value": _number(v.value), "threshold": _number(v.threshold),
+            "upper": _number(v.upper), "side": v.side or None, "paper": _number(v.paper), "seeds": int(v.seeds),
+            "interval": None if v.interval is None else [_number(v.interval[0]), _number(v.interval[1])]}
 
 
 def evaluate_claims(exp, results: Results) -> list[dict]:
