@@ -104,7 +104,11 @@ SMOKE = {
                 "[−0.63, +1.13]; rule: above −1 — both would hold). The other three arms are as ZHANG reports: both and "
                 "r_e only train (gains +4.33 and +4.08), neither collapses on P (margin −0.96). ZHANG too finds o_e "
                 "alone far weaker (48.08 % against 66.62 %); here its kNN rises 72.2 → 73.3 over the 20 epochs, against "
-                "76.5 for both.",
+                "76.5 for both. The scale curve (×1, ×2: 20 and 40 epochs; 5 and 3 seeds) lifts the o_e-only gain to "
+                "+2.87 [+0.78, +4.95] — rising, but the intervals overlap ('none'), and at ×2 the claim is still "
+                "undecidable, now for want of seeds (3; none are added at a curve's largest budget). At ×2 every arm "
+                "keeps its ×1 behaviour: r_e only trains, neither collapses further (margin −0.96 → −1.52), and 'both "
+                "is best' is +3.13 [−0.28, +6.55] over 3 seeds.",
     "zhang-f5a": "Mirror SimSiam's η_z* fails: +0.059 (95 % interval [+0.040, +0.078], 5 seeds) against the rule's "
                  "band [0.1, 0.4], written from ZHANG's ≈ +0.2 — ZHANG's sign, a third of its size. Mirror collapses within the "
                  "budget onto 1.3–1.6 directions (√d·std 0.13–0.42, kNN 44.5–69.5 % against 71–74 % at random init; "
