@@ -30,6 +30,15 @@ SMOKE = {
                  "its run (docs/curves.md: BYOL's own projector ÷ 8, 512-32, an output no wider than the features) does "
                  "not show the mechanism sooner: diagonal share 0.322 [0.275, 0.369] at d = 32 with effective rank "
                  "≈ 10, again r/d, and asymmetry 0.805 [0.804, 0.806].",
+    "center-f7": "'Lower EMA momentum lets the center grow more' fails, in the opposite order: the center does not "
+                 "grow at any ε but falls from 0.594 at the first log to 0.368 (ε = 0.5), 0.412 (0.8), 0.419 (0.95) "
+                 "and 0.423 (0.99; means of 5 seeds), lower momentum shrinking it most, so the per-seed Spearman ρ(ε, "
+                 "growth) is +0.76 (95 % interval [+0.49, +1.03]; rule: below −0.6). kNN is 75.5–76.0 at every ε and no "
+                 "run is unstable: ρ(ε, kNN) +0.26 [−0.28, +0.80] is undecidable (rule: above +0.6; 8 seeds would not "
+                 "decide it). These BYOL arms keep their MLP predictor; the byol-ema-lr atlas, BYOL without predictor, "
+                 "shows CENTER's order — the center grows the more the lower ε, and ε ≤ 0.95 collapses — so with the "
+                 "predictor BYOL removes the center at every momentum within 20 epochs. CENTER §3.5 reads its Fig. 7 "
+                 "over long training; a scale curve (about 40 CPU-minutes at ×2) was not run for lack of time.",
     "center-f5": "'Without the off-diagonal term (BN kept), Barlow Twins trains without collapse' fails on dimensions: "
                  "the effective rank of clean z is 1.51 (95 % interval [1.42, 1.60], 8 seeds; rule: above 2, a single "
                  "direction being collapse) while the affine-free BN holds √d·std at 0.97–0.99 by construction, and its "
@@ -137,6 +146,15 @@ SMOKE = {
                 "×2), the MLP's last bias 0.203 → 0.118 [−0.052, +0.287] (not reproduced at ×2). The single-bias arm's "
                 "output loses directions as it trains (effective rank 5.9 → 4.3) while its kNN stays 0.4–4.7 points above "
                 "random init. ZHANG reads both cosines after 1000 epochs with weight decay.",
+    "zhang-f6": "Three claims hold — SimSiam and InfoNCE lower the covariance after their first epochs, and InfoNCE "
+                "without r_e ends higher (paired +0.00187, 95 % interval [+0.00173, +0.00202], 3 seeds) — and 'without "
+                "r_e, InfoNCE loses accuracy' is undecidable through the random-init gate: the arm's kNN gain over its "
+                "random-init network is −0.23 [−8.79, +8.32] (+0.9, +2.6, −4.1 by seed; rule: above +1), so the paired "
+                "comparison, InfoNCE − InfoNCE without r_e = +5.9 [+0.83, +11.0], which would hold, is not judged; with "
+                "that spread 8 seeds would not open the gate. Without r_e the output keeps about three directions "
+                "(effective rank 3.2–3.3 against 46–47 for InfoNCE): the loss of de-correlation ZHANG §3.5 ascribes to "
+                "removing r_e shows as dimensional collapse, and the accuracy it costs as a network no better than its "
+                "random init. This reading names no training length; no scale curve was run.",
     "zhang-f9": "Both claims are undecidable. 'BN + MSE trains without collapse' reads the effective rank of clean z "
                 "(its affine-free final BN holds √d·std at 0.98–0.99 by construction): 2.09 (95 % interval [1.59, 2.59], "
                 "3 seeds; rule: above 2, ZHANG Conjecture 2's single dimension) — 2.19, 1.85, 2.22 by seed, against "
