@@ -235,6 +235,28 @@ def test_infonce_large_tau_oe_is_minus_center():
     assert float(s["cos_oe_o"]) == pytest.approx(-1.0, abs=1e-6)
 
 
+def test_infonce_re_follows_the_decorrelation_gradient_more_as_tau_grows():
+    """Why zhang-f5c's peak at τ 0.1–0.2 (ZHANG Fig. 5c) cannot be expected of the measurement itself: to first order
+    in 1/τ, λ_i ∝ 1 + Z_a·r_i/τ, so r_e ≈ −C·Z_a/τ with C the batch covariance — the covariance-times-sample form of
+    A.6's gradient C_off·r_a. On a fixed batch with correlated dimensions and no training, cos(r_e, −∇L_decor) rises
+    with τ and approaches 1."""
+    g = torch.Generator().manual_seed(31)
+    mix = torch.eye(12, dtype=torch.float64) + 0.4 * torch.randn(12, 12, generator=g, dtype=torch.float64)
+    za = torch.randn(64, 12, generator=g, dtype=torch.float64) @ mix + 0.5
+    zb = za + 0.1 * torch.randn(64, 12, generator=g, dtype=torch.float64)
+
+    def cos_re_decor(tau):
+        def loss(o):
+            logits = l2n(o.z[0]) @ l2n(o.z[1].detach()).T / tau
+            return F.cross_entropy(logits, torch.arange(logits.shape[0]))
+        meth = _TwoView(loss, lambda o: GradFrame(("z", 0), ("z", 1), tau * o.z[0].shape[0]))
+        return float(G.summarize(G.gradient_parts(meth, Forward(z=[za, zb])))["cos_re_decor"])
+
+    cos = [cos_re_decor(t) for t in (0.05, 0.1, 0.2, 0.5, 1.0, 100.0)]
+    assert all(b > a for a, b in zip(cos, cos[1:])), cos
+    assert cos[-1] > 0.9 and cos[-1] - cos[0] > 0.1, cos
+
+
 def test_gradient_on_sphere_matches_finite_differences():
     """For a tangent direction v at Z_i, G_i·v equals −scale × the directional derivative of the ordinary loss."""
     za, zb = _views(m=8, d=5, seed=28)
