@@ -209,15 +209,18 @@ SMOKE = {
                  "τ = 0.05 … 1 (tests/test_analysis.py, test_infonce_re_follows_the_decorrelation_gradient_more_as_tau_"
                  "grows). No training length changes that, and no scale curve was run.",
     "zhang-f7": "The entropy of λ rises with τ (sanity check, ρ = 1 on every seed). 'The covariance rises with τ' fails: "
-                "it is U-shaped, lowest at τ = 0.2 — 7.7, 3.4, 2.0, 3.6, 5.8 (× 10⁻⁴) at τ = 0.05, 0.1, 0.2, 0.5, 1 — so "
+                "it is U-shaped, lowest at τ = 0.2 — 7.7, 3.4, 2.1, 3.6, 5.8 (× 10⁻⁴) at τ = 0.05, 0.1, 0.2, 0.5, 1 — so "
                 "the per-seed Spearman ρ is −0.17 (95 % interval [−0.45, +0.12], 3 seeds; rule: above +0.6), though from "
                 "τ = 0.2 up it rises as ZHANG says. The effective rank of clean z mirrors it (14.8, 38.8, 46.5, 27.8, "
                 "20.7): the smallest τ concentrates the output as much as the largest. 'Accuracy falls at high τ' is "
                 "undecidable: kNN peaks at τ = 0.2 (78.0) and τ = 1 is 1.15 points below it, 95 % interval [+0.03, "
-                "+2.27] against the rule's 1 point, and with that spread 8 seeds would not decide it. Within the runs the "
-                "order does not change with training: every arm's covariance falls, τ = 0.05 and τ = 1 by the same share "
-                "(11.7 → 7.7 and 9.1 → 5.8 from the first to the last fifth of training), and τ = 0.2 stays lowest "
-                "throughout. ZHANG trains 200 epochs (solo-learn's SimCLR settings, A.7).",
+                "+2.27] against the rule's 1 point, and with that spread 8 seeds would not decide it. ZHANG trains 200 epochs "
+                "(solo-learn's SimCLR settings, A.7). The scale curve (×1, ×2: 20 and 40 epochs, 3 seeds each) keeps "
+                "the U: every arm's covariance falls (7.75 → 6.19, 3.44 → 2.27, 2.08 → 1.61, 3.60 → 3.05, 5.80 → 5.06 × "
+                "10⁻⁴) and τ = 0.2 stays lowest, so ρ is −0.10 on every seed at ×2 (trend 'none'; not reproduced at "
+                "×2); kNN rises about 2 points at every τ (to 78.2–79.9) and 'accuracy falls at high τ' stays "
+                "undecidable, +0.92 [−1.26, +3.10]. Within the runs, too, the order holds from the first fifth of training "
+                "to the last.",
     "zhang-f9": "Both claims are undecidable. 'BN + MSE trains without collapse' reads the effective rank of clean z "
                 "(its affine-free final BN holds √d·std at 0.98–0.99 by construction): 2.09 (95 % interval [1.59, 2.59], "
                 "3 seeds; rule: above 2, ZHANG Conjecture 2's single dimension) — 2.19, 1.85, 2.22 by seed, against "
