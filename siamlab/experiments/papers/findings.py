@@ -43,6 +43,18 @@ SMOKE = {
                  "spreads it, and at this scale the spread pays in kNN. BRIDGE reads Table 1 after 100 ImageNet epochs "
                  "(ResNet-50, batch 2048); a scale curve (×2 with 3 seeds: 21 runs, about 37 CPU-minutes) was not run "
                  "for lack of time.",
+    "bridge-t2": "All three claims are undecidable: at smoke the projector's size does not show in kNN. At k = 1, 1/1 "
+                 "the 2048-2048-2048 projector (÷ 8 at smoke: 256-256-256) and the 4096-256 one (512-32) give 76.5 and "
+                 "76.6 — paired difference −0.02 (95 % interval [−2.01, +1.97], 3 seeds; rule: above 0), which 8 seeds "
+                 "would not decide. The other two comparisons are not judged: the k = 32 arms' gains over random init "
+                 "are undecided (2048-2048-2048 at 10/1 +1.72 [−3.16, +6.59], 4096-256 at 10/1 +0.77 [−7.89, +9.43], "
+                 "2048-2048-2048 at 25/1 +1.43 [−3.86, +6.73]; rule: above +1), and their paired differences, +0.95 "
+                 "[−2.88, +4.78] and, for 8192-8192-8192 (1024-wide at smoke) against 2048-2048-2048, +0.83 [−4.25, "
+                 "+5.92], would not be decided by 8 seeds either. What orders the arms is bridge-t1's finding: many "
+                 "partitions and a heavy invariance weight train worse (k = 32: 73.1–74.0; k = 1: 76.5–76.6) and put "
+                 "the output on fewer directions (effective rank 3.9–8.2 against 21.0 for 2048-2048-2048 at k = 1). "
+                 "BRIDGE reads Table 2 after 100 ImageNet epochs; a scale curve (×2 with 3 seeds: about 60 CPU-minutes, "
+                 "the 1024-wide arm taking 6 minutes a run at ×1) was not run for lack of time.",
     "bridge-t3": "Seven of the eleven claims hold: Cov=0 and Cov=0 + I-PRED collapse (margins −0.99 and −1.00), "
                  "Cov=1 + STD, Cov=1 + I-PRED, Cov=1 + STD + I-PRED and Cov=0 + STD + StopGrad train, and the correlation "
                  "term instead of StopGrad is better (+1.47 kNN, 95 % interval [+0.35, +2.59], 5 seeds). Three fail. "
