@@ -59,10 +59,7 @@ def claim_entry(c, v: Verdict) -> dict:
     kind = getattr(c, "kind", "claim")
     ok = v.state
     return {"text": c.text, "arms": list(c.arms), "kind": kind, "reproduced": ok if isinstance(ok, bool) else None,
-            "verdict": word(ok, kind), "explanation": v.why, "value": _number(v.value), "threshold": _number(v.threshold),
-            "upper": _number(v.upper), "side": v.side or None,
-            "interval": None if v.interval is None else [_number(v.interval[0]), _number(v.interval[1])],
-            "distance": _number(v.distance), "paper": _number(v.paper), "quantity": v.quantity, "seeds": int(v.seeds),
+            "verdict": word(ok, kind), "explanation": v.why, **_part(v), "distance": _number(v.distance),
             "more_seeds_could_decide": bool(v.more_seeds_could_decide), "parts": [_part(p) for p in _leaves(v)]}
 
 
@@ -77,6 +74,7 @@ def _leaves(v: Verdict) -> list:
 
 
 def _part(v: Verdict) -> dict:
+    """One test's numbers: value, threshold (and upper bound), side, paper value, seeds, 95 % interval."""
     return {"quantity": v.quantity, "value": _number(v.value), "threshold": _number(v.threshold),
             "upper": _number(v.upper), "side": v.side or None, "paper": _number(v.paper), "seeds": int(v.seeds),
             "interval": None if v.interval is None else [_number(v.interval[0]), _number(v.interval[1])]}
