@@ -57,8 +57,13 @@ SMOKE = {
                  "+5.92], would not be decided by 8 seeds either. What orders the arms is bridge-t1's finding: many "
                  "partitions and a heavy invariance weight train worse (k = 32: 73.1–74.0; k = 1: 76.5–76.6) and put "
                  "the output on fewer directions (effective rank 3.9–8.2 against 21.0 for 2048-2048-2048 at k = 1). "
-                 "BRIDGE reads Table 2 after 100 ImageNet epochs; a scale curve (×2 with 3 seeds: about 60 CPU-minutes, "
-                 "the 1024-wide arm taking 6 minutes a run at ×1) was not run for lack of time.",
+                 "BRIDGE reads Table 2 after 100 ImageNet epochs. The scale curve (×1, ×2: 20 and 40 epochs, 3 seeds "
+                 "each) opens every gate — each arm gains +4.0 to +6.7 over its random init at ×2 — and moves the "
+                 "k = 1 comparison toward BRIDGE's order, −0.02 → +1.32 [−0.84, +3.48] (kNN 79.0 against 77.7), the "
+                 "k = 32 one staying at +0.95 [−0.85, +2.75] and the widest projector's +0.83 → +0.40 [−2.53, +3.33]; "
+                 "the intervals overlap (trend 'none'), all three undecidable at ×2, where no seeds are added (the "
+                 "runner says more seeds could decide the first two). The narrow 4096-256 output stays on about six "
+                 "directions (effective rank 5.8) while the 2048-2048-2048 one spreads (22.9).",
     "bridge-t3": "Seven of the eleven claims hold: Cov=0 and Cov=0 + I-PRED collapse (margins −0.99 and −1.00), "
                  "Cov=1 + STD, Cov=1 + I-PRED, Cov=1 + STD + I-PRED and Cov=0 + STD + StopGrad train, and the correlation "
                  "term instead of StopGrad is better (+1.47 kNN, 95 % interval [+0.35, +2.59], 5 seeds). Three fail. "
@@ -83,7 +88,11 @@ SMOKE = {
                  "decide it). These BYOL arms keep their MLP predictor; the byol-ema-lr atlas, BYOL without predictor, "
                  "shows CENTER's order — the center grows the more the lower ε, and ε ≤ 0.95 collapses — so with the "
                  "predictor BYOL removes the center at every momentum within 20 epochs. CENTER §3.5 reads its Fig. 7 "
-                 "over long training; a scale curve (about 40 CPU-minutes at ×2) was not run for lack of time.",
+                 "over long training. The scale curve (×1, ×2: 20 and 40 epochs; 5 and 3 seeds) keeps the opposite order: "
+                 "at ×2 the center still falls at every ε, from 0.605 to 0.370 (ε = 0.5), 0.405 (0.8), 0.416 (0.95) "
+                 "and 0.405 (0.99), the lowest momentum still shrinking it most, and ρ(ε, growth) is +0.60 [+0.10, "
+                 "+1.10] (trend 'none'; not reproduced at ×2); kNN rises about 2 points at every ε (77.7–78.6) and "
+                 "ρ(ε, kNN) −0.11 [−1.20, +0.99] stays undecidable.",
     "center-f5": "'Without the off-diagonal term (BN kept), Barlow Twins trains without collapse' fails on dimensions: "
                  "the effective rank of clean z is 1.51 (95 % interval [1.42, 1.60], 8 seeds; rule: above 2, a single "
                  "direction being collapse) while the affine-free BN holds √d·std at 0.97–0.99 by construction, and its "
@@ -140,8 +149,12 @@ SMOKE = {
               "by seed, against random-init networks whose kNN on f ranges 61.4–67.3 — and −0.83 [−4.48, +2.81] for "
               "the linear SimSiam, so the correlation is not judged; it would be undecidable anyway (Barlow Twins r = "
               "−0.65 [−1.20, −0.11], linear SimSiam −0.60 [−1.80, +0.59]; rule: below −0.5; 8 seeds would not "
-              "decide either). GEN trains 600–800 epochs; a scale curve (≈ 27 CPU-minutes at ×2) was not run for "
-              "lack of time.",
+              "decide either). GEN trains 600–800 epochs. The scale curve (×1, ×2: 20 and 40 epochs; 5 and 3 seeds) "
+              "opens Barlow Twins' gate — its f gains +7.05 over the untrained network (+7.9, +8.0, +5.3 by seed) — "
+              "and the claim holds at ×2: r = −0.92 [−1.03, −0.81], L_bound falling −0.089 [−0.139, −0.039] while "
+              "kNN on f rises +6.2 [+1.8, +10.5] after burn-in (trend 'none': the ×1 and ×2 intervals of r "
+              "overlap). The linear SimSiam's f stays at its random init (+0.45 [−1.6, +2.5], which 8 seeds would "
+              "not decide), so its claim is undecidable at ×2 too (r −0.75 [−1.09, −0.41]).",
     "gen-f5": "'Λ close to identity' fails: the mean |off-diagonal| of the trained features' correlation matrix is "
               "0.342 (95 % interval [0.330, 0.353], 3 seeds; rule: below 0.1), though it is below the random-init "
               "network's (−0.261 [−0.285, −0.238]). The scale curve (×1, ×2, ×4: 20, 40, 80 epochs; 3, 3 and 2 "
@@ -179,7 +192,11 @@ SMOKE = {
                 "triplet arms that ZHANG trains lose dimensions within 5 epochs and stay there (effective rank of clean "
                 "z 4.1 and 5.5 of 256 at the end), and their kNN is flat from epoch 5 to 20 (baseline 71.2 → 71.6, "
                 "removing r_e 71.8 → 72.9, random init 72.5). ZHANG's own triplet baseline is weak too (36.21 % against "
-                "SimSiam's 66.62 %).",
+                "SimSiam's 66.62 %). No scale curve was run: the baseline's kNN (means of 8 seeds) is 71.2, 71.2, 71.7, "
+                "71.6 at epochs 5, 10, 15, 20, about +0.02 points an epoch, so its gain would reach the rule's +1 only "
+                "after some 90 more epochs (×5.5 the budget, about 14 minutes a run, ≈ 110 CPU-minutes for 8 seeds), "
+                "beyond the 30 CPU-minutes an experiment's curve is given; nor does the rank it loses by epoch 5 come "
+                "back (35 at random init, 4.7 at epoch 5, 4.1 at epoch 20).",
     "zhang-t4": "'o_e ✓ r_e ✗ trains' is undecidable: its kNN gain over random init is +1.09 points (95 % interval "
                 "[−0.01, +2.19], 5 seeds; rule: above +1), with no complete collapse (margin 0.960); and so, through the "
                 "random-init gate, is 'keeping both is best' (both − o_e only +3.24 [1.98, 4.50], both − r_e only +0.25 "
