@@ -235,7 +235,12 @@ SMOKE = {
                 "gated on them are not judged; their numbers: MLP − FC+FC+Bias +1.38 [−0.85, +3.62] (rule: inside "
                 "±2), FC+FC+Bias − Tanh(FC) −1.18 [−1.37, −0.99] — ZHANG's order FC+FC+Bias > Tanh(FC) would fail if "
                 "it were judged. The Bias predictor's output keeps about six directions (effective rank 5.9 against "
-                "40 for the MLP), shown in its own column. No scale curve was run.",
+                "40 for the MLP), shown in its own column. The scale curve (×1, ×2: 20 and 40 epochs; 5 or 3 and 3 "
+                "seeds) lifts every gain: FC+FC+Bias now trains (+6.12 [+1.08, +11.2], reproduced at ×2), the Bias "
+                "predictor gains +2.70 [−2.15, +7.55] (still undecidable; its rank falls 5.9 → 4.3), and the reversed "
+                "step of ZHANG's order closes — FC+FC+Bias − Tanh(FC) −1.18 → +0.63 [−3.62, +4.89] — as does MLP − "
+                "FC+FC+Bias, +1.38 → −0.12 [−4.12, +3.88]; the intervals overlap (trend 'none'), and with 3 seeds at ×2, "
+                "where none are added, the comparisons and the MLP's own gain (+6.00 [+0.51, +11.5]) stay undecidable.",
     "zhang-t6": "The MLP's last bias does not align with the center: the cosine of its learned part b − b₀ with the "
                 "center of z is 0.203 (95 % interval [0.099, 0.308], 3 seeds; rule: above 0.7, from ZHANG's 0.89), the "
                 "whole bias 0.50, still holding much of its random initialization (cos(b, b₀) 0.43). The single bias "
@@ -253,7 +258,13 @@ SMOKE = {
                 "that spread 8 seeds would not open the gate. Without r_e the output keeps about three directions "
                 "(effective rank 3.2–3.3 against 46–47 for InfoNCE): the loss of de-correlation ZHANG §3.5 ascribes to "
                 "removing r_e shows as dimensional collapse, and the accuracy it costs as a network no better than its "
-                "random init. This reading names no training length; no scale curve was run.",
+                "random init. The scale curve (×1, ×2: 20 and 40 epochs, 3 seeds each) keeps it there: at ×2 the arm's "
+                "kNN is 72.3, 72.0, 71.2, 72.5, 73.0 at epochs 0, 10, 20, 30, 40 (means of 3 seeds), its gain +0.67 "
+                "[−4.86, +6.19] (+0.65, +2.9, −1.55 by seed; 8 seeds would not decide it) and its rank 2.9, while "
+                "InfoNCE gains +7.6; the paired difference, +6.95 [+5.11, +8.79], would hold but stays ungated "
+                "(trend 'none', undecidable at ×2). No CPU budget opens that gate: the arm has not moved from its "
+                "random init in 40 epochs, and at its ×2 mean and spread a t interval would need about 170 seeds to "
+                "put the gain on either side of +1.",
     "zhang-f5c": "'cos(r_e, −∇decor) exceeds cos(o_e, −∇decor) at every τ' holds (smallest paired margin 0.82, 95 % "
                  "interval [0.81, 0.83], 3 seeds), and r_e does follow the de-correlation gradient closely (0.93–1.00), "
                  "as ZHANG Fig. 5c says. 'It peaks at τ 0.1–0.2' fails: the cosine rises monotonically with τ — 0.928, "
@@ -285,7 +296,13 @@ SMOKE = {
                 "+2.17 [−0.83, +5.16]) waits on BN + MSE's gain (the random-init gate). ZHANG (App. B, Fig. 9) puts BN + "
                 "MSE's lower accuracy down to its lacking SimSiam's de-correlation; here that shows as an output spread "
                 "over about two directions, one more than the single dimension ZHANG's Conjecture 2 calls collapsed "
-                "('equivalent to having a single dimension').",
+                "('equivalent to having a single dimension'). The scale curve (×1, ×2: 20 and 40 epochs, 3 seeds each) "
+                "decides the first claim the other way: at ×2 the rank is 1.86 [1.76, 1.96] — flat within the run "
+                "(1.80, 1.72, 1.82, 1.86 at epochs 10–40) — so 'trains without collapse' fails at ×2 (not reproduced; "
+                "trend 'none', the intervals overlap), while the backbone keeps learning (kNN 76.6, gain +4.28 "
+                "[−0.06, +8.63]). 'Below SimSiam' is +1.72 [+0.03, +3.40] at ×2 and would hold, but stays "
+                "undecidable behind that gain, which more seeds could decide; none are added at a curve's largest "
+                "budget.",
 }
 
 
