@@ -113,7 +113,12 @@ SMOKE = {
                  "that spread 8 seeds would not decide it. Fixed random prototypes train as well as CENTER says: no "
                  "collapse, center near zero (the counted claim holds), kNN 76.8–77.5 over 5 seeds. Caron et al., whom "
                  "CENTER §3.4 cites, find fixed prototypes 'comparable to learnable' ones; the difference CENTER reads "
-                 "into Fig. 6 is within the seed spread here.",
+                 "into Fig. 6 is within the seed spread here. CENTER names no training length for it, so what was measured "
+                 "is seeds, not a curve: the experiment rerun beside the catalogue with 10 seeds per arm (two above the "
+                 "cap; plan in docs/curves.md) opens the gate and leaves the comparison undecidable, +0.57 [−0.06, "
+                 "+1.19] (by seed +1.35, +1.0, −0.35, +0.4, +1.15, −0.65, 0.0, +1.95, +1.15, −0.35). Adding seeds until "
+                 "the interval clears 0 would be optional stopping, so none were; at 10 seeds the difference is "
+                 "half a kNN point against a per-seed spread of 0.9.",
     "gen-t1": "Both claims are undecidable through the random-init gate: kNN on the output f is compared across d "
               "only between arms that beat their random-init network's f, and at d ≥ 16 none is shown to — Barlow "
               "Twins gains +3.97 (95 % interval [+0.12, +7.82]), +1.97 [−4.94, +8.88], +2.15 [−0.76, +5.05] and +3.85 "
@@ -192,11 +197,12 @@ SMOKE = {
                 "triplet arms that ZHANG trains lose dimensions within 5 epochs and stay there (effective rank of clean "
                 "z 4.1 and 5.5 of 256 at the end), and their kNN is flat from epoch 5 to 20 (baseline 71.2 → 71.6, "
                 "removing r_e 71.8 → 72.9, random init 72.5). ZHANG's own triplet baseline is weak too (36.21 % against "
-                "SimSiam's 66.62 %). No scale curve was run: the baseline's kNN (means of 8 seeds) is 71.2, 71.2, 71.7, "
-                "71.6 at epochs 5, 10, 15, 20, about +0.02 points an epoch, so its gain would reach the rule's +1 only "
-                "after some 90 more epochs (×5.5 the budget, about 14 minutes a run, ≈ 110 CPU-minutes for 8 seeds), "
-                "beyond the 30 CPU-minutes an experiment's curve is given; nor does the rank it loses by epoch 5 come "
-                "back (35 at random init, 4.7 at epoch 5, 4.1 at epoch 20).",
+                "SimSiam's 66.62 %). The scale curve (×1, ×2: 20 and 40 epochs; 8 or 3 and 3 seeds) lifts the baseline only within seed noise — "
+                "gain −1.01 → +0.43 [−3.50, +4.37], kNN 71.9, 71.7, 71.8, 72.8 at epochs 10–40 (means of 3 seeds), so "
+                "'trains' is undecidable at ×2 rather than failed — and 'removing r_e trains' +0.57 → +2.23 [−2.82, "
+                "+7.29], 'removing r_e is better' +2.10 → +1.80 [−2.08, +5.68] (trend 'none', undecidable at ×2); "
+                "removing o_e collapses further (margin −0.74 → −1.01, 'toward'). Both triplet arms stay on three to "
+                "four directions (effective rank 3.0 and 4.0 at ×2).",
     "zhang-t4": "'o_e ✓ r_e ✗ trains' is undecidable: its kNN gain over random init is +1.09 points (95 % interval "
                 "[−0.01, +2.19], 5 seeds; rule: above +1), with no complete collapse (margin 0.960); and so, through the "
                 "random-init gate, is 'keeping both is best' (both − o_e only +3.24 [1.98, 4.50], both − r_e only +0.25 "
@@ -215,8 +221,11 @@ SMOKE = {
                  "directions the scan of o_e against o_z has little left to measure; ZHANG does not say at which point "
                  "of training its value was read. SimSiam's η_p* is −0.223 [−0.275, −0.170] (5 seeds): ZHANG's sign and "
                  "about half its ≈ −0.5; the interval straddles the band's edge at −0.25, so the claim is undecidable, "
-                 "and with that spread 8 seeds would not decide it. This reading names no training length as the "
-                 "cause, and no scale curve was run.",
+                 "and with that spread 8 seeds would not decide it. ZHANG does not say when Fig. 5a was read; the scale "
+                 "curve (×1, ×2: 20 and 40 epochs; 5 and 3 seeds) moves neither beyond seed noise: SimSiam's η_p* "
+                 "−0.223 → −0.272 [−0.387, −0.157] (toward ZHANG's −0.5 in its mean, undecidable at ×2), Mirror's η_z* "
+                 "+0.059 → +0.055 [+0.013, +0.097] (not reproduced at ×2), while Mirror's kNN falls further below "
+                 "random init (37–54 %).",
     "zhang-f5b": "The premise holds and the claim fails. The collapsing phase (ZHANG eq. 1) drives m_r from 0.965 to "
                  "0.014 (ratio 0.015, 95 % interval [0.012, 0.018], 3 seeds); the de-correlation loss of ZHANG A.6 "
                  "(Algorithm 6: squared off-diagonal covariance of the mean-centred output) then regains 0.00026 "
