@@ -5,7 +5,7 @@ This is a reading of recorded runs, not a rule: it decides nothing (the verdicts
 before the runs) and it is shown only beside results of the scale it was written for. Every number below was read
 from the smoke catalogue of 2026-12-03 (`siamlab reproduce ID --scale smoke --jobs 2`, the 2-core development CPU,
 one thread per run; each folder's results.json) and from the scale curves measured beside it
-(`siamlab reproduce ID --scale smoke --curve 1,B2,B3 --jobs 1`: each curve's budgets, seeds and CPU time are in
+(`siamlab reproduce ID --scale smoke --curve 1,B2,B3`, one or two runs at a time: each curve's budgets, seeds and CPU time are in
 docs/curves.md, its numbers in curve.json). "Toward / away / none" is the curve's trend rule
 (:func:`siamlab.experiments.curves.trend`: the 95 % intervals at the smallest and the largest budget do not overlap,
 and the distance to the paper's value, else the rule's threshold, shrank / grew). A rerun on another machine can
